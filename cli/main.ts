@@ -1,0 +1,67 @@
+/**
+ * `fxpq`: the headless front end. Parses arguments, calls the services, prints results.
+ * Exit status (contracts.md): 0 success, 1 a failure explained in plain sentences, 2 usage.
+ */
+import { parseArgs } from 'node:util';
+import { isFxpqError } from '../native-workers/engine/errors.js';
+import type { Command } from './command.js';
+import { inspectCommand } from './commands/inspect.js';
+
+const commands: Command[] = [inspectCommand];
+
+function helpText(): string {
+  const width = Math.max(...commands.map((c) => c.usage.length));
+  return [
+    'FxPQ: training-free mixed-precision dynamic fixed-point quantization of CNNs.',
+    '',
+    'Usage:',
+    ...commands.map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    '',
+  ].join('\n');
+}
+
+export interface Streams {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+}
+
+export async function main(argv: string[], streams: Streams = { out: process.stdout, err: process.stderr }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    streams.out.write(helpText());
+    return name ? 0 : 2;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    streams.err.write(`fxpq: unknown command "${name}".\n\n${helpText()}`);
+    return 2;
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
+  } catch (e) {
+    streams.err.write(`fxpq ${name}: ${(e as Error).message}\nUsage: ${command.usage}\n`);
+    return 2;
+  }
+  try {
+    const result = await command.run({
+      positionals: parsed.positionals,
+      values: parsed.values as CommandContext['values'],
+      ...streams,
+    });
+    if (typeof result === 'number') return result;
+    streams.err.write(`fxpq ${name}: ${result.usageError}\nUsage: ${command.usage}\n`);
+    return 2;
+  } catch (e) {
+    if (isFxpqError(e)) {
+      streams.err.write(`fxpq: ${e.message}\n`);
+      return 1;
+    }
+    // A bug, not a user error: still one readable line, with the detail for a bug report.
+    streams.err.write(`fxpq: internal error: ${(e as Error).message ?? String(e)}\n`);
+    if (process.env['FXPQ_DEBUG']) streams.err.write(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+
+type CommandContext = Parameters<Command['run']>[0];

@@ -1,0 +1,43 @@
+/** Static shapes of every tensor, from the graph inputs through each operator module's rule. */
+import { FxpqError } from '../errors.js';
+import { operatorModule } from '../ops/registry.js';
+import type { ShapeContext } from '../ops/operator.js';
+import type { Graph, Node, Shape } from './graph.js';
+
+export type ShapeMap = Map<string, Shape>;
+
+/**
+ * Infer all shapes with symbolic (dynamic) dimensions set to `batch`; a fixed batch
+ * dimension in the model (mnist-8 has 1) is kept as it is.
+ */
+export function inferShapes(graph: Graph, batch = 1): ShapeMap {
+  const shapes: ShapeMap = new Map();
+  for (const v of graph.inputs) shapes.set(v.name, v.shape.map((d) => (d < 0 ? batch : d)));
+  for (const [name, t] of graph.initializers) shapes.set(name, t.dims);
+  for (const node of graph.nodes) {
+    const out = inferNode(graph, node, shapes);
+    node.outputs.forEach((name, i) => {
+      if (name && out[i]) shapes.set(name, out[i]);
+    });
+  }
+  return shapes;
+}
+
+export function shapeContext(graph: Graph, node: Node, shapes: ShapeMap): ShapeContext {
+  return {
+    node,
+    inputs: node.inputs.map((n) => (n ? shapes.get(n) : undefined)),
+    constant: (i) => {
+      const name = node.inputs[i];
+      return name ? graph.initializers.get(name) : undefined;
+    },
+  };
+}
+
+function inferNode(graph: Graph, node: Node, shapes: ShapeMap): Shape[] {
+  const module = operatorModule(node.op);
+  if (!module) {
+    throw new FxpqError(`Node ${node.name}: operator ${node.op} is not supported.`, 'unsupported-op');
+  }
+  return module.inferShapes(shapeContext(graph, node, shapes));
+}

@@ -1,0 +1,19 @@
+/** Import an ONNX model: decode, check, canonicalize. The one entry point the services use. */
+import { readOnnx } from './onnx/onnx-format.js';
+import { canonicalize } from './passes/canonicalize.js';
+import type { Graph } from './ir/graph.js';
+
+export interface ImportedModel {
+  /** Where the bytes came from, used in every message about this model. */
+  source: string;
+  /** The graph as the file holds it. */
+  original: Graph;
+  /** The canonical graph all later stages work on (spec §2). */
+  canonical: Graph;
+}
+
+export function importModel(bytes: Uint8Array, source: string): ImportedModel {
+  const original = readOnnx(bytes, source);
+  const canonical = canonicalize(original, { source });
+  return { source, original, canonical };
+}

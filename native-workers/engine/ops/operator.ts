@@ -1,0 +1,44 @@
+/**
+ * The contract every operator module fulfils. One module per ONNX operator holds
+ * everything FxPQ knows about it: shape rule and cost here; the fixed-point format rule,
+ * fake-quant lowering, integer kernel and C emitter join the same module (later issues),
+ * so adding an operator means adding one file and one line in `registry.ts`.
+ */
+import type { Node, Shape, Tensor } from '../ir/graph.js';
+import { FxpqError } from '../errors.js';
+
+export interface ShapeContext {
+  node: Node;
+  /** Shapes of the inputs, in order; undefined for an omitted optional input. */
+  inputs: (Shape | undefined)[];
+  /** The constant value of an input, when it is an initializer. */
+  constant(index: number): Tensor | undefined;
+}
+
+export interface OperatorModule {
+  readonly op: string;
+  /**
+   * How the op treats fixed-point formats (spec §3): `requantize` ops produce a new
+   * quantized activation (a quantization point), `passthrough` ops keep their input's
+   * format, `terminal` ops may only end the graph (they are dropped for integer inference).
+   */
+  readonly formatRole: 'requantize' | 'passthrough' | 'terminal';
+  /** Whether a following Relu / Clip(0, x) folds into this op's output clamp. */
+  readonly fusesActivation: boolean;
+  /** Output shapes from input shapes (batch dimension included). */
+  inferShapes(ctx: ShapeContext): Shape[];
+  /** Multiply-accumulates for the given shapes (0 for data movement). */
+  macs(ctx: ShapeContext, outputs: Shape[]): number;
+}
+
+export function shapeError(node: Node, problem: string): FxpqError {
+  return new FxpqError(`Node ${node.name} (${node.op}): ${problem}.`, 'invalid-model');
+}
+
+export function requireInput(ctx: ShapeContext, index: number): Shape {
+  const s = ctx.inputs[index];
+  if (!s) throw shapeError(ctx.node, `input ${index} has no known shape`);
+  return s;
+}
+
+export const noMacs = (): number => 0;

@@ -1,0 +1,417 @@
+/**
+ * Import-time rewrites that turn an exported model into FxPQ's canonical graph (spec §2):
+ * constants become initializers, Identity/Dropout vanish, constant weight reshapes are
+ * folded, BatchNormalization folds into the Conv/Gemm before it (or becomes a per-channel
+ * affine depthwise Conv), a constant Add after Conv/Gemm/MatMul becomes its bias, Gemm is
+ * normalised (alpha = beta = 1, transA = 0), and Relu / Clip(0, x) fuse into their
+ * producer. Every pass keeps the float function of the graph unchanged.
+ */
+import { FxpqError } from '../errors.js';
+import {
+  attrFloat,
+  attrInt,
+  cloneGraph,
+  consumersOf,
+  DataType,
+  floatTensor,
+  isFloatType,
+  isGraphOutput,
+  producersOf,
+  toFloat32,
+  type Graph,
+  type Node,
+  type Tensor,
+} from '../ir/graph.js';
+import { inferShapes, type ShapeMap } from '../ir/shape-inference.js';
+import { operatorModule } from '../ops/registry.js';
+import { reshapeTarget } from '../ops/layout.js';
+import { tensorToNumbers, attrInts } from '../ir/graph.js';
+
+/** Operators accepted in an input model because canonicalization removes or rewrites them. */
+export const IMPORT_ONLY_OPS: ReadonlySet<string> = new Set([
+  'BatchNormalization',
+  'Identity',
+  'Dropout',
+  'Constant',
+]);
+
+/** Refuse a model naming every unsupported operator type, with a node name for each. */
+export function checkSupportedOperators(graph: Graph, source: string): void {
+  const unsupported = new Map<string, string[]>();
+  for (const n of graph.nodes) {
+    if (operatorModule(n.op) || IMPORT_ONLY_OPS.has(n.op)) continue;
+    const list = unsupported.get(n.op) ?? [];
+    list.push(n.name);
+    unsupported.set(n.op, list);
+  }
+  if (unsupported.size === 0) return;
+  const parts = [...unsupported].map(([op, names]) => {
+    const shown = names.slice(0, 3).join(', ') + (names.length > 3 ? `, and ${names.length - 3} more` : '');
+    return `${op} (node ${shown})`;
+  });
+  throw new FxpqError(
+    `${source} uses ${unsupported.size === 1 ? 'an operator' : 'operators'} that FxPQ does not support: ${parts.join('; ')}.`,
+    'unsupported-op',
+  );
+}
+
+export interface CanonicalizeOptions {
+  source: string;
+}
+
+export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph {
+  checkSupportedOperators(input, options.source);
+  const graph = cloneGraph(input);
+  constantsToInitializers(graph);
+  removeNoOps(graph);
+  foldConstantLayout(graph);
+  sortTopologically(graph, options.source);
+  let shapes = inferShapes(graph);
+  foldBatchNorm(graph, shapes);
+  normalizeGemm(graph);
+  shapes = inferShapes(graph);
+  foldBiasAdd(graph, shapes);
+  fuseActivations(graph);
+  checkTerminalOps(graph, options.source);
+  removeUnusedInitializers(graph);
+  inferShapes(graph); // validates the final graph
+  return graph;
+}
+
+// ------------------------------------------------------------------ helpers
+
+function replaceUses(graph: Graph, from: string, to: string): void {
+  for (const n of graph.nodes) n.inputs = n.inputs.map((i) => (i === from ? to : i));
+}
+
+/** Delete `node` (one input -> one output) and connect its consumers to its input. */
+function bypassNode(graph: Graph, node: Node): void {
+  const input = node.inputs[0]!;
+  const output = node.outputs[0]!;
+  graph.nodes = graph.nodes.filter((n) => n !== node);
+  if (isGraphOutput(graph, output)) {
+    // Keep the public output name: the producer of `input` now writes `output`.
+    const producer = producersOf(graph).get(input);
+    const otherUses = consumersOf(graph).get(input)?.length ?? 0;
+    if (producer && otherUses === 0 && !isGraphOutput(graph, input)) {
+      producer.outputs = producer.outputs.map((o) => (o === input ? output : o));
+      return;
+    }
+    // Rare: the input is also used elsewhere or is a graph input; keep an Identity then.
+    graph.nodes.push({ ...node });
+    return;
+  }
+  replaceUses(graph, output, input);
+}
+
+function singleConsumer(graph: Graph, tensor: string): Node | undefined {
+  if (isGraphOutput(graph, tensor)) return undefined;
+  const c = consumersOf(graph).get(tensor);
+  return c && c.length === 1 ? c[0] : undefined;
+}
+
+function uniqueName(graph: Graph, base: string): string {
+  let name = base;
+  for (let i = 1; graph.initializers.has(name); i++) name = `${base}_${i}`;
+  return name;
+}
+
+function constantFloat(graph: Graph, name: string | undefined): Float32Array | undefined {
+  if (!name) return undefined;
+  const t = graph.initializers.get(name);
+  return t && isFloatType(t.dataType) ? toFloat32(t) : undefined;
+}
+
+// ------------------------------------------------------------------ passes
+
+function constantsToInitializers(graph: Graph): void {
+  for (const n of [...graph.nodes]) {
+    if (n.op !== 'Constant') continue;
+    const a = n.attrs['value'] ?? n.attrs['value_float'] ?? n.attrs['value_floats'] ?? n.attrs['value_int'] ?? n.attrs['value_ints'];
+    let t: Tensor;
+    const name = n.outputs[0]!;
+    if (a?.kind === 'tensor') t = { ...a.value, name };
+    else if (a?.kind === 'float') t = { name, dataType: DataType.FLOAT, dims: [], data: Float32Array.of(a.value) };
+    else if (a?.kind === 'floats') t = { name, dataType: DataType.FLOAT, dims: [a.value.length], data: Float32Array.from(a.value) };
+    else if (a?.kind === 'int') t = { name, dataType: DataType.INT64, dims: [], data: BigInt64Array.of(BigInt(a.value)) };
+    else if (a?.kind === 'ints') t = { name, dataType: DataType.INT64, dims: [a.value.length], data: BigInt64Array.from(a.value, BigInt) };
+    else throw new FxpqError(`Node ${n.name} (Constant) has no supported value attribute.`, 'unsupported-model');
+    graph.initializers.set(name, t);
+    graph.nodes = graph.nodes.filter((x) => x !== n);
+  }
+}
+
+function removeNoOps(graph: Graph): void {
+  for (const n of [...graph.nodes]) {
+    if (n.op === 'Identity') bypassNode(graph, n);
+    else if (n.op === 'Dropout') {
+      const mask = n.outputs[1];
+      if (mask && (consumersOf(graph).has(mask) || isGraphOutput(graph, mask))) {
+        throw new FxpqError(`Node ${n.name} (Dropout): its mask output is used, which an inference graph should not do.`, 'unsupported-model');
+      }
+      n.outputs = n.outputs.slice(0, 1);
+      bypassNode(graph, n);
+    }
+  }
+}
+
+/** A Reshape/Flatten/Transpose of a constant (mnist-8 reshapes its FC weight) becomes a constant. */
+function foldConstantLayout(graph: Graph): void {
+  for (const n of [...graph.nodes]) {
+    if (!['Reshape', 'Flatten', 'Transpose'].includes(n.op)) continue;
+    const t = graph.initializers.get(n.inputs[0]!);
+    if (!t) continue;
+    let dims: number[];
+    let data = t.data;
+    if (n.op === 'Reshape') {
+      const target = graph.initializers.get(n.inputs[1] ?? '');
+      const requested = target ? tensorToNumbers(target) : attrInts(n, 'shape', []);
+      const r = reshapeTarget(t.dims, requested, attrInt(n, 'allowzero', 0) === 1);
+      if (typeof r === 'string') throw new FxpqError(`Node ${n.name} (Reshape): ${r}.`, 'invalid-model');
+      dims = r;
+    } else if (n.op === 'Flatten') {
+      const axis = attrInt(n, 'axis', 1);
+      const a = axis < 0 ? axis + t.dims.length : axis;
+      dims = [t.dims.slice(0, a).reduce((p, d) => p * d, 1), t.dims.slice(a).reduce((p, d) => p * d, 1)];
+    } else {
+      const perm = attrInts(n, 'perm', t.dims.map((_, i) => t.dims.length - 1 - i));
+      ({ dims, data } = transposeTensor(t, perm));
+    }
+    const name = n.outputs[0]!;
+    graph.initializers.set(name, { name, dataType: t.dataType, dims, data });
+    graph.nodes = graph.nodes.filter((x) => x !== n);
+  }
+}
+
+function transposeTensor(t: Tensor, perm: number[]): { dims: number[]; data: Tensor['data'] } {
+  const dims = perm.map((p) => t.dims[p]!);
+  const rank = dims.length;
+  const inStrides = new Array<number>(rank).fill(1);
+  for (let i = rank - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1]! * t.dims[i + 1]!;
+  const src = t.data as unknown as { length: number; [i: number]: number | bigint };
+  const out = new (t.data.constructor as { new (n: number): Tensor['data'] })(src.length);
+  const idx = new Array<number>(rank).fill(0);
+  const dst = out as unknown as { [i: number]: number | bigint };
+  for (let o = 0; o < src.length; o++) {
+    let s = 0;
+    for (let i = 0; i < rank; i++) s += idx[i]! * inStrides[perm[i]!]!;
+    dst[o] = src[s]!;
+    for (let i = rank - 1; i >= 0; i--) {
+      if (++idx[i]! < dims[i]!) break;
+      idx[i] = 0;
+    }
+  }
+  return { dims, data: out };
+}
+
+function sortTopologically(graph: Graph, source: string): void {
+  const available = new Set<string>([...graph.inputs.map((v) => v.name), ...graph.initializers.keys(), '']);
+  const remaining = [...graph.nodes];
+  const ordered: Node[] = [];
+  while (remaining.length > 0) {
+    const i = remaining.findIndex((n) => n.inputs.every((x) => available.has(x)));
+    if (i < 0) {
+      const n = remaining[0]!;
+      const missing = n.inputs.filter((x) => !available.has(x));
+      throw new FxpqError(`${source}: node ${n.name} reads ${missing.join(', ')}, which no node, input or initializer provides.`, 'invalid-model');
+    }
+    const [n] = remaining.splice(i, 1);
+    ordered.push(n!);
+    for (const o of n!.outputs) available.add(o);
+  }
+  graph.nodes = ordered;
+}
+
+/** Output channel of weight element i: Conv [O, ...] and Gemm with transB; Gemm without transB is [K, N]. */
+function scaleOutputChannels(w: Float32Array, dims: number[], channelAxisLast: boolean, scale: Float32Array): Float32Array {
+  const out = new Float32Array(w.length);
+  const channels = scale.length;
+  const inner = channelAxisLast ? 1 : w.length / channels;
+  for (let i = 0; i < w.length; i++) {
+    const c = channelAxisLast ? i % channels : Math.floor(i / inner);
+    out[i] = w[i]! * scale[c]!;
+  }
+  void dims;
+  return out;
+}
+
+function foldBatchNorm(graph: Graph, shapes: ShapeMap): void {
+  for (const bn of [...graph.nodes]) {
+    if (bn.op !== 'BatchNormalization') continue;
+    if (bn.outputs.length > 1 && bn.outputs.slice(1).some(Boolean)) {
+      throw new FxpqError(`Node ${bn.name} (BatchNormalization) is in training mode (it has running-statistics outputs); export the model in eval mode.`, 'unsupported-model');
+    }
+    const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => constantFloat(graph, bn.inputs[i]));
+    if (!gamma || !beta || !mean || !variance) {
+      throw new FxpqError(`Node ${bn.name} (BatchNormalization) has non-constant parameters.`, 'unsupported-model');
+    }
+    const eps = attrFloat(bn, 'epsilon', 1e-5);
+    const channels = gamma.length;
+    const scale = new Float32Array(channels);
+    const shift = new Float32Array(channels);
+    for (let c = 0; c < channels; c++) {
+      // float64 on purpose: the folded value is rounded to float32 once.
+      const s = gamma[c]! / Math.sqrt(variance[c]! + eps);
+      scale[c] = s;
+      shift[c] = beta[c]! - mean[c]! * s;
+    }
+    const x = bn.inputs[0]!;
+    const producer = producersOf(graph).get(x);
+    const foldable =
+      producer &&
+      (producer.op === 'Conv' || producer.op === 'Gemm') &&
+      !producer.activation &&
+      singleConsumer(graph, x) === bn &&
+      graph.initializers.has(producer.inputs[1]!);
+    if (foldable) {
+      const wName = producer.inputs[1]!;
+      const wT = graph.initializers.get(wName)!;
+      const transB = producer.op === 'Gemm' && attrInt(producer, 'transB', 0) === 1;
+      const channelLast = producer.op === 'Gemm' && !transB;
+      const w = scaleOutputChannels(toFloat32(wT), wT.dims, channelLast, scale);
+      const newW = uniqueName(graph, `${wName}_bnfold`);
+      graph.initializers.set(newW, floatTensor(newW, wT.dims, w));
+      const b = constantFloat(graph, producer.inputs[2]) ?? new Float32Array(channels);
+      const newB = uniqueName(graph, `${producer.name}_bias_bnfold`);
+      const bias = new Float32Array(channels);
+      for (let c = 0; c < channels; c++) bias[c] = Math.fround(b[c]! * scale[c]! + shift[c]!);
+      graph.initializers.set(newB, floatTensor(newB, [channels], bias));
+      producer.inputs = [producer.inputs[0]!, newW, newB];
+      producer.outputs = [bn.outputs[0]!];
+      graph.nodes = graph.nodes.filter((n) => n !== bn);
+      continue;
+    }
+    // No Conv/Gemm to fold into: a per-channel affine layer, as a depthwise 1x1 Conv.
+    const rank = shapes.get(x)?.length ?? 0;
+    if (rank < 3) {
+      throw new FxpqError(`Node ${bn.name} (BatchNormalization) follows no Conv/Gemm and acts on a ${rank}-D tensor; only 3-D and 4-D are supported there.`, 'unsupported-model');
+    }
+    const wName = uniqueName(graph, `${bn.name}_affine_W`);
+    const bName = uniqueName(graph, `${bn.name}_affine_B`);
+    const kernel = new Array<number>(rank - 2).fill(1);
+    graph.initializers.set(wName, floatTensor(wName, [channels, 1, ...kernel], scale));
+    graph.initializers.set(bName, floatTensor(bName, [channels], shift));
+    bn.op = 'Conv';
+    bn.inputs = [x, wName, bName];
+    bn.outputs = [bn.outputs[0]!];
+    bn.attrs = { group: { kind: 'int', value: channels }, kernel_shape: { kind: 'ints', value: kernel } };
+  }
+}
+
+/** Gemm becomes Y = A B' + C with alpha = beta = 1 and a 1-D bias, so every later stage sees one form. */
+function normalizeGemm(graph: Graph): void {
+  for (const n of graph.nodes) {
+    if (n.op !== 'Gemm') continue;
+    if (attrInt(n, 'transA', 0) !== 0) {
+      throw new FxpqError(`Node ${n.name} (Gemm) transposes its activation input (transA=1), which is not supported.`, 'unsupported-model');
+    }
+    const alpha = attrFloat(n, 'alpha', 1);
+    const beta = attrFloat(n, 'beta', 1);
+    const wT = graph.initializers.get(n.inputs[1]!);
+    if (!wT) throw new FxpqError(`Node ${n.name} (Gemm) has non-constant weights; FxPQ quantizes layers with constant weights.`, 'unsupported-model');
+    if (alpha !== 1) {
+      const name = uniqueName(graph, `${wT.name}_alpha`);
+      graph.initializers.set(name, floatTensor(name, wT.dims, toFloat32(wT).map((v) => v * alpha)));
+      n.inputs[1] = name;
+    }
+    const transB = attrInt(n, 'transB', 0) === 1;
+    const outFeatures = transB ? wT.dims[0]! : wT.dims[1]!;
+    const cT = n.inputs[2] ? graph.initializers.get(n.inputs[2]) : undefined;
+    if (n.inputs[2] && !cT) throw new FxpqError(`Node ${n.name} (Gemm) has a non-constant C input.`, 'unsupported-model');
+    if (cT) {
+      const c = toFloat32(cT);
+      if (c.length !== outFeatures && c.length !== 1) {
+        throw new FxpqError(`Node ${n.name} (Gemm): its C input is not a per-output bias.`, 'unsupported-model');
+      }
+      if (beta !== 1 || c.length !== outFeatures || cT.dims.length !== 1) {
+        const name = uniqueName(graph, `${cT.name}_bias`);
+        const bias = new Float32Array(outFeatures).map((_, i) => c[c.length === 1 ? 0 : i]! * beta);
+        graph.initializers.set(name, floatTensor(name, [outFeatures], bias));
+        n.inputs[2] = name;
+      }
+    }
+    const attrs = { ...n.attrs };
+    delete attrs['alpha'];
+    delete attrs['beta'];
+    delete attrs['transA'];
+    n.attrs = attrs;
+  }
+}
+
+/**
+ * Conv/Gemm/MatMul followed by an Add of a per-output-channel constant (mnist-8's CNTK
+ * export) gets that constant as its bias; MatMul on 2-D input becomes a Gemm.
+ */
+function foldBiasAdd(graph: Graph, shapes: ShapeMap): void {
+  for (const add of [...graph.nodes]) {
+    if (add.op !== 'Add') continue;
+    const constIndex = add.inputs.findIndex((i) => graph.initializers.has(i));
+    if (constIndex < 0) continue;
+    const x = add.inputs[1 - constIndex]!;
+    const producer = producersOf(graph).get(x);
+    if (!producer || !['Conv', 'Gemm', 'MatMul'].includes(producer.op) || producer.activation) continue;
+    if (singleConsumer(graph, x) !== add) continue;
+    const cT = graph.initializers.get(add.inputs[constIndex]!)!;
+    const yShape = shapes.get(x)!;
+    const channelAxis = producer.op === 'Conv' ? 1 : yShape.length - 1;
+    const channels = yShape[channelAxis]!;
+    // The constant must vary along the channel axis only, once right-aligned against the output.
+    const aligned = [...new Array<number>(yShape.length - cT.dims.length).fill(1), ...cT.dims];
+    if (aligned.length !== yShape.length || aligned.some((d, i) => d !== 1 && !(i === channelAxis && d === channels))) continue;
+    if (producer.op === 'MatMul' && yShape.length !== 2) continue;
+    const c = toFloat32(cT);
+    const existing = constantFloat(graph, producer.inputs[2]) ?? new Float32Array(channels);
+    const bias = new Float32Array(channels).map((_, i) => existing[i]! + c[c.length === 1 ? 0 : i]!);
+    const bName = uniqueName(graph, `${producer.name}_bias`);
+    graph.initializers.set(bName, floatTensor(bName, [channels], bias));
+    if (producer.op === 'MatMul') {
+      producer.op = 'Gemm';
+      producer.attrs = {};
+    }
+    producer.inputs = [producer.inputs[0]!, producer.inputs[1]!, bName];
+    producer.outputs = [add.outputs[0]!];
+    graph.nodes = graph.nodes.filter((n) => n !== add);
+  }
+}
+
+function clipBounds(graph: Graph, n: Node): { min: number; max: number } | undefined {
+  if (graph.opset < 11) return { min: attrFloat(n, 'min', -Infinity), max: attrFloat(n, 'max', Infinity) };
+  const lo = n.inputs[1] ? constantFloat(graph, n.inputs[1]) : Float32Array.of(-Infinity);
+  const hi = n.inputs[2] ? constantFloat(graph, n.inputs[2]) : Float32Array.of(Infinity);
+  if (!lo || !hi) return undefined;
+  return { min: lo[0]!, max: hi[0]! };
+}
+
+function fuseActivations(graph: Graph): void {
+  for (const act of [...graph.nodes]) {
+    if (act.op !== 'Relu' && act.op !== 'Clip') continue;
+    const x = act.inputs[0]!;
+    const producer = producersOf(graph).get(x);
+    if (!producer || producer.activation || !operatorModule(producer.op)?.fusesActivation) continue;
+    if (singleConsumer(graph, x) !== act) continue;
+    let bounds = { min: 0, max: Infinity };
+    if (act.op === 'Clip') {
+      const b = clipBounds(graph, act);
+      // Only Relu-like clips (lower bound 0) fuse: the unsigned output format relies on it.
+      if (!b || b.min !== 0 || !(b.max > 0)) continue;
+      bounds = b;
+    }
+    producer.activation = { op: act.op, ...bounds };
+    producer.outputs = [act.outputs[0]!];
+    graph.nodes = graph.nodes.filter((n) => n !== act);
+  }
+}
+
+function checkTerminalOps(graph: Graph, source: string): void {
+  for (const n of graph.nodes) {
+    if (operatorModule(n.op)?.formatRole !== 'terminal') continue;
+    if (!n.outputs.every((o) => isGraphOutput(graph, o))) {
+      throw new FxpqError(`${source}: ${n.op} node ${n.name} is inside the network; FxPQ supports ${n.op} only as the final operator.`, 'unsupported-op');
+    }
+  }
+}
+
+function removeUnusedInitializers(graph: Graph): void {
+  const used = new Set(graph.nodes.flatMap((n) => n.inputs));
+  for (const name of [...graph.initializers.keys()]) if (!used.has(name)) graph.initializers.delete(name);
+}
