@@ -6,8 +6,9 @@ import { parseArgs } from 'node:util';
 import { isFxpqError } from '../native-workers/engine/errors.js';
 import type { Command } from './command.js';
 import { inspectCommand } from './commands/inspect.js';
+import { serveCommand } from './commands/serve.js';
 
-const commands: Command[] = [inspectCommand];
+const commands: Command[] = [inspectCommand, serveCommand];
 
 function helpText(): string {
   const width = Math.max(...commands.map((c) => c.usage.length));

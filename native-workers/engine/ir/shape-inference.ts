@@ -10,12 +10,18 @@ export type ShapeMap = Map<string, Shape>;
  * Infer all shapes with symbolic (dynamic) dimensions set to `batch`; a fixed batch
  * dimension in the model (mnist-8 has 1) is kept as it is.
  */
-export function inferShapes(graph: Graph, batch = 1): ShapeMap {
+export function inferShapes(
+  graph: Graph,
+  batch = 1,
+  /** Shape rules for operators that exist only before canonicalization (BatchNormalization). */
+  importOnlyRules: Record<string, (ctx: ShapeContext) => Shape[]> = {},
+): ShapeMap {
   const shapes: ShapeMap = new Map();
   for (const v of graph.inputs) shapes.set(v.name, v.shape.map((d) => (d < 0 ? batch : d)));
   for (const [name, t] of graph.initializers) shapes.set(name, t.dims);
   for (const node of graph.nodes) {
-    const out = inferNode(graph, node, shapes);
+    const rule = importOnlyRules[node.op];
+    const out = rule ? rule(shapeContext(graph, node, shapes)) : inferNode(graph, node, shapes);
     node.outputs.forEach((name, i) => {
       if (name && out[i]) shapes.set(name, out[i]);
     });

@@ -234,13 +234,19 @@ export function decodeTensor(t: TensorProto, source: string): Tensor {
 
 // ---------------------------------------------------------------- writing
 
+function copyBytes(d: TensorData): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(d.byteLength);
+  bytes.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  return bytes;
+}
+
 export function encodeTensor(t: Tensor): TensorProto {
   const d = t.data;
   return create(TensorProtoSchema, {
     name: t.name,
     dataType: t.dataType,
     dims: t.dims.map((x) => BigInt(x)),
-    rawData: new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)),
+    rawData: copyBytes(d),
   });
 }
 

@@ -66,11 +66,9 @@ export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph 
   removeNoOps(graph);
   foldConstantLayout(graph);
   sortTopologically(graph, options.source);
-  let shapes = inferShapes(graph);
-  foldBatchNorm(graph, shapes);
-  normalizeGemm(graph);
-  shapes = inferShapes(graph);
-  foldBiasAdd(graph, shapes);
+  normalizeGemm(graph); // first: the BatchNorm fold assumes alpha = beta = 1
+  foldBatchNorm(graph, inferShapes(graph, 1, { BatchNormalization: (ctx) => [ctx.inputs[0]!] }));
+  foldBiasAdd(graph, inferShapes(graph));
   fuseActivations(graph);
   checkTerminalOps(graph, options.source);
   removeUnusedInitializers(graph);
