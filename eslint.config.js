@@ -5,10 +5,7 @@ import tseslint from 'typescript-eslint';
 const layer = (files, forbidden, message, extra = {}) => ({
   files,
   rules: {
-    'no-restricted-imports': [
-      'error',
-      { patterns: forbidden.map((group) => ({ group: [group], message })) },
-    ],
+    'no-restricted-imports': ['error', { patterns: forbidden.map((group) => ({ group: [group], message })) }],
     ...extra,
   },
 });
@@ -27,9 +24,27 @@ export default tseslint.config(
   },
   layer(
     ['native-workers/engine/**/*.ts'],
-    [...higherThanEngine, '**/native-workers/pool/**', 'electron', 'vue', 'pinia', 'node:fs', 'node:fs/*', 'fs', 'node:process', 'node:child_process', 'sharp', 'piscina'],
+    [
+      ...higherThanEngine,
+      '**/native-workers/pool/**',
+      'electron',
+      'vue',
+      'pinia',
+      'node:fs',
+      'node:fs/*',
+      'fs',
+      'node:process',
+      'node:child_process',
+      'sharp',
+      'piscina',
+    ],
     'The engine is pure TypeScript: no file system, process, Electron, Vue, or higher layer (ARCHITECTURE.md).',
-    { 'no-restricted-globals': ['error', { name: 'process', message: 'The engine takes no process globals: pass values in.' }] },
+    {
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'The engine takes no process globals: pass values in.' },
+      ],
+    },
   ),
   layer(
     ['native-workers/pool/**/*.ts'],
@@ -53,12 +68,32 @@ export default tseslint.config(
   ),
   layer(
     ['renderer/**/*.ts'],
-    ['**/native-workers/**', '**/services/**', '**/cli/**', '**/web/**', '**/electron/**', 'electron', 'node:*', 'onnxruntime-node', 'sharp', 'piscina'],
+    [
+      '**/native-workers/**',
+      '**/services/**',
+      '**/cli/**',
+      '**/web/**',
+      '**/electron/**',
+      'electron',
+      'node:*',
+      'onnxruntime-node',
+      'sharp',
+      'piscina',
+    ],
     'The renderer talks to the typed API contract in api/ only (ARCHITECTURE.md).',
   ),
   layer(
     ['api/**/*.ts'],
-    ['**/native-workers/**', '**/services/**', '**/cli/**', '**/web/**', '**/electron/**', '**/renderer/**', 'node:*', 'electron'],
+    [
+      '**/native-workers/**',
+      '**/services/**',
+      '**/cli/**',
+      '**/web/**',
+      '**/electron/**',
+      '**/renderer/**',
+      'node:*',
+      'electron',
+    ],
     'The API contract is types only and depends on nothing (ARCHITECTURE.md).',
   ),
 );

@@ -13,7 +13,9 @@ if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND
   process.exit(1);
 }
 
-const build = spawnSync(process.execPath, [require.resolve('electron-vite/bin/electron-vite.js'), 'build'], { stdio: 'inherit' });
+const build = spawnSync(process.execPath, [require.resolve('electron-vite/bin/electron-vite.js'), 'build'], {
+  stdio: 'inherit',
+});
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 let electronCli;
@@ -25,6 +27,9 @@ try {
 }
 const child = spawn(process.execPath, [electronCli, '.'], { stdio: 'inherit' });
 child.on('exit', (code) => {
-  if (code !== 0) console.error(`Electron did not start (exit ${code}); its binary downloads on first launch and needs internet once.\n${fallback}`);
+  if (code !== 0)
+    console.error(
+      `Electron did not start (exit ${code}); its binary downloads on first launch and needs internet once.\n${fallback}`,
+    );
   process.exit(code ?? 1);
 });

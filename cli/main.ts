@@ -26,7 +26,10 @@ export interface Streams {
   err: NodeJS.WritableStream;
 }
 
-export async function main(argv: string[], streams: Streams = { out: process.stdout, err: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  streams: Streams = { out: process.stdout, err: process.stderr },
+): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     streams.out.write(helpText());

@@ -8,7 +8,8 @@ export function projectRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const candidate = join(dir, 'package.json');
-    if (existsSync(candidate) && (JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string }).name === 'fxpq') return dir;
+    if (existsSync(candidate) && (JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string }).name === 'fxpq')
+      return dir;
     const parent = dirname(dir);
     if (parent === dir) throw new Error('FxPQ cannot find its own package.json.');
     dir = parent;

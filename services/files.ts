@@ -5,22 +5,24 @@ import { dirname, basename, join } from 'node:path';
 import { FxpqError } from '../native-workers/engine/errors.js';
 
 /** Read a whole file, turning system errors into one sentence that names the file. */
-export async function readUserFile(path: string, what = 'file'): Promise<Uint8Array> {
+/** `what` names the expected kind with its article: "an ONNX model file". */
+export async function readUserFile(path: string, what = 'a file'): Promise<Uint8Array> {
   try {
     const info = await stat(path);
-    if (info.isDirectory()) throw new FxpqError(`${path} is a folder, not a ${what}.`, 'io');
+    if (info.isDirectory()) throw new FxpqError(`${path} is a folder, not ${what}.`, 'io');
     return await readFile(path);
   } catch (e) {
     throw describeFsError(e, path, what);
   }
 }
 
-export function describeFsError(e: unknown, path: string, what = 'file'): Error {
+export function describeFsError(e: unknown, path: string, what = 'a file'): Error {
   if (e instanceof FxpqError) return e;
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return new FxpqError(`${path} does not exist; check the ${what} path.`, 'not-found');
-  if (code === 'EACCES' || code === 'EPERM') return new FxpqError(`${path} cannot be accessed: permission denied.`, 'io');
-  if (code === 'EISDIR') return new FxpqError(`${path} is a folder, not a ${what}.`, 'io');
+  if (code === 'ENOENT') return new FxpqError(`${path} does not exist; check the path.`, 'not-found');
+  if (code === 'EACCES' || code === 'EPERM')
+    return new FxpqError(`${path} cannot be accessed: permission denied.`, 'io');
+  if (code === 'EISDIR') return new FxpqError(`${path} is a folder, not ${what}.`, 'io');
   if (code === 'ENOSPC') return new FxpqError(`${path} cannot be written: the disk is full.`, 'io');
   return new FxpqError(`${path} cannot be read or written (${code ?? String(e)}).`, 'io');
 }

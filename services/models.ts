@@ -5,7 +5,7 @@ import type { InspectReport } from '../api/contract.js';
 import { readUserFile } from './files.js';
 
 export async function loadModelFile(path: string): Promise<ImportedModel> {
-  const bytes = await readUserFile(path, 'ONNX model file');
+  const bytes = await readUserFile(path, 'an ONNX model file');
   return importModel(bytes, path);
 }
 

@@ -64,7 +64,12 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
       if (url.pathname.startsWith('/api/')) {
         const auth = req.headers.authorization ?? '';
         if (req.method !== 'POST' || !sameToken(auth, `Bearer ${token}`)) {
-          send(res, 403, 'application/json', JSON.stringify({ error: { code: 'forbidden', message: 'Missing or wrong access token.' } }));
+          send(
+            res,
+            403,
+            'application/json',
+            JSON.stringify({ error: { code: 'forbidden', message: 'Missing or wrong access token.' } }),
+          );
           return;
         }
         let args: unknown;
@@ -74,7 +79,14 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
           args = undefined;
         }
         if (!Array.isArray(args)) {
-          send(res, 400, 'application/json', JSON.stringify({ error: { code: 'bad-request', message: 'The request body must be a JSON array of arguments.' } }));
+          send(
+            res,
+            400,
+            'application/json',
+            JSON.stringify({
+              error: { code: 'bad-request', message: 'The request body must be a JSON array of arguments.' },
+            }),
+          );
           return;
         }
         const reply = await dispatchApiCall(api, url.pathname.slice('/api/'.length), args);

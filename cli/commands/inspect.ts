@@ -24,7 +24,9 @@ export function renderInspect(r: InspectReport): string {
     ...m.inputs.map((i) => `Input      ${i.name} ${shapeText(i.shape)} ${i.layout.toUpperCase()}`),
     ...m.outputs.map((o) => `Output     ${o.name} ${shapeText(o.shape)}`),
     `Batch      ${m.fixedBatch === null ? 'dynamic' : `fixed at ${m.fixedBatch}`}`,
-    `Operators  ${Object.entries(r.ops).map(([op, n]) => `${op} ${n}`).join(', ')}`,
+    `Operators  ${Object.entries(r.ops)
+      .map(([op, n]) => `${op} ${n}`)
+      .join(', ')}`,
     '',
     'Layers of the canonical graph (BatchNorm folded, Relu/Clip fused), for one image:',
     table(

@@ -10,7 +10,8 @@ export const serveCommand: Command = {
   async run({ positionals, values, out, err }) {
     if (positionals.length > 0) return { usageError: 'serve takes no positional arguments.' };
     const port = values['port'] === undefined ? 0 : Number(values['port']);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) return { usageError: `--port ${values['port']} is not a port number.` };
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      return { usageError: `--port ${values['port']} is not a port number.` };
     const rendererDir = await ensureRendererBuilt((line) => err.write(`${line}\n`));
     const host = await startWebHost({ rendererDir, port });
     out.write(`FxPQ is serving on ${host.url}\nOpen that address in a browser; press Ctrl+C to stop.\n`);

@@ -6,7 +6,10 @@ import type { FxpqApi } from '../../api/contract.js';
 const API_CHANNEL = 'fxpq:api';
 
 async function call<T>(method: keyof FxpqApi, ...args: unknown[]): Promise<T> {
-  const reply = (await ipcRenderer.invoke(API_CHANNEL, method, args)) as { result?: T; error?: { code: string; message: string } };
+  const reply = (await ipcRenderer.invoke(API_CHANNEL, method, args)) as {
+    result?: T;
+    error?: { code: string; message: string };
+  };
   if (reply.error) throw Object.assign(new Error(reply.error.message), { code: reply.error.code });
   return reply.result as T;
 }

@@ -12,17 +12,33 @@ const opts = { source: 'test.onnx' };
 async function expectSameFunction(b: GraphBuilder, shape: number[], tolerance = 1e-5): Promise<void> {
   const original = b.graph();
   const canonical = canonicalize(original, opts);
-  const x = seededFloats(shape.reduce((p, d) => p * d, 1), 99, 2);
+  const x = seededFloats(
+    shape.reduce((p, d) => p * d, 1),
+    99,
+    2,
+  );
   const before = await runOrt(writeOnnx(original), original.inputs[0]!.name, shape, x);
   const after = await runOrt(writeOnnx(canonical), original.inputs[0]!.name, shape, x);
   expect(maxAbsDiff(before, after)).toBeLessThanOrEqual(tolerance * Math.max(1, valueRange(before)));
 }
 
 function bnParams(b: GraphBuilder, c: number, seed: number): string[] {
-  const gamma = b.constant(floatTensor(`gamma${seed}`, [c], seededFloats(c, seed, 1).map((v) => v + 1.5)));
+  const gamma = b.constant(
+    floatTensor(
+      `gamma${seed}`,
+      [c],
+      seededFloats(c, seed, 1).map((v) => v + 1.5),
+    ),
+  );
   const beta = b.constant(floatTensor(`beta${seed}`, [c], seededFloats(c, seed + 1, 0.5)));
   const mean = b.constant(floatTensor(`mean${seed}`, [c], seededFloats(c, seed + 2, 0.3)));
-  const variance = b.constant(floatTensor(`var${seed}`, [c], seededFloats(c, seed + 3, 0.4).map((v) => v + 0.5)));
+  const variance = b.constant(
+    floatTensor(
+      `var${seed}`,
+      [c],
+      seededFloats(c, seed + 3, 0.4).map((v) => v + 0.5),
+    ),
+  );
   return [gamma, beta, mean, variance];
 }
 
@@ -40,7 +56,9 @@ describe('canonicalization', () => {
 
     // By hand: W' = W * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta.
     const orig = b.graph().initializers;
-    const [W, B, gamma, beta, mean, variance] = [w, bias, 'gamma10', 'beta10', 'mean10', 'var10'].map((n) => toFloat32(orig.get(n)!));
+    const [W, B, gamma, beta, mean, variance] = [w, bias, 'gamma10', 'beta10', 'mean10', 'var10'].map((n) =>
+      toFloat32(orig.get(n)!),
+    );
     const folded = g.nodes[0]!;
     const W2 = toFloat32(g.initializers.get(folded.inputs[1]!)!);
     const B2 = toFloat32(g.initializers.get(folded.inputs[2]!)!);
@@ -102,17 +120,21 @@ describe('canonicalization', () => {
       const c2 = b.node('Conv', [r1, b.weight([2, 2, 1, 1], 9, 2)]);
       const clip =
         opset >= 11
-          ? b.node('Clip', [c2, b.constant(floatTensor('lo', [], Float32Array.of(0))), b.constant(floatTensor('hi', [], Float32Array.of(6)))])
+          ? b.node('Clip', [
+              c2,
+              b.constant(floatTensor('lo', [], Float32Array.of(0))),
+              b.constant(floatTensor('hi', [], Float32Array.of(6))),
+            ])
           : b.node('Clip', [c2], { min: float(0), max: float(6) });
       const sum = b.node('Add', [clip, r1]);
       const r2 = b.node('Relu', [sum]);
       b.output(r2, [-1, 2, 6, 6]);
       const g = canonicalize(b.graph(), opts);
-      expect(g.nodes.map((n) => `${n.op}${n.activation ? `+${n.activation.op}(${n.activation.min},${n.activation.max})` : ''}`)).toEqual([
-        'Conv+Relu(0,Infinity)',
-        'Conv+Clip(0,6)',
-        'Add+Relu(0,Infinity)',
-      ]);
+      expect(
+        g.nodes.map(
+          (n) => `${n.op}${n.activation ? `+${n.activation.op}(${n.activation.min},${n.activation.max})` : ''}`,
+        ),
+      ).toEqual(['Conv+Relu(0,Infinity)', 'Conv+Clip(0,6)', 'Add+Relu(0,Infinity)']);
       await expectSameFunction(b, [1, 2, 6, 6]);
     }
   });
@@ -140,7 +162,11 @@ describe('canonicalization', () => {
     const out = b.node('Add', [m, b.weight([1, 4], 14)]);
     b.output(out, [1, 4]);
     const g = canonicalize(b.graph(), opts);
-    expect(g.nodes.map((n) => n.op + (n.activation ? '+' + n.activation.op : ''))).toEqual(['Conv+Relu', 'Reshape', 'Gemm']);
+    expect(g.nodes.map((n) => n.op + (n.activation ? '+' + n.activation.op : ''))).toEqual([
+      'Conv+Relu',
+      'Reshape',
+      'Gemm',
+    ]);
     expect(g.nodes[2]!.outputs[0]).toBe(out);
     await expectSameFunction(b, [1, 1, 6, 6]);
   });
@@ -172,7 +198,13 @@ describe('canonicalization', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [-1, 3]);
     const g0 = b.graph();
-    g0.nodes.push({ name: 'k', op: 'Constant', inputs: [], outputs: ['kw'], attrs: { value: { kind: 'tensor', value: floatTensor('', [3, 2], seededFloats(6, 4)) } } });
+    g0.nodes.push({
+      name: 'k',
+      op: 'Constant',
+      inputs: [],
+      outputs: ['kw'],
+      attrs: { value: { kind: 'tensor', value: floatTensor('', [3, 2], seededFloats(6, 4)) } },
+    });
     b.output(b.node('MatMul', [x, 'kw']), [-1, 2]);
     const g = canonicalize(g0, opts);
     expect(g.initializers.get('kw')?.dataType).toBe(DataType.FLOAT);

@@ -15,9 +15,16 @@ describe('MACs and parameters by hand on tiny graphs', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [-1, 3, 10, 10]);
     // 3x3 stride 2 pads 1: out 5x5; 8 out channels; MACs = 5*5*8 * 3*3*3 = 5400.
-    const c1 = b.node('Conv', [x, b.weight([8, 3, 3, 3], 1), b.weight([8], 2)], { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) });
+    const c1 = b.node('Conv', [x, b.weight([8, 3, 3, 3], 1), b.weight([8], 2)], {
+      strides: ints([2, 2]),
+      pads: ints([1, 1, 1, 1]),
+    });
     // Depthwise 3x3, TF-style asymmetric pads [0,0,1,1], stride 2: out floor((5+1-3)/2)+1 = 2; MACs = 2*2*8 * 1*3*3 = 288.
-    const c2 = b.node('Conv', [c1, b.weight([8, 1, 3, 3], 3)], { group: int(8), strides: ints([2, 2]), pads: ints([0, 0, 1, 1]) });
+    const c2 = b.node('Conv', [c1, b.weight([8, 1, 3, 3], 3)], {
+      group: int(8),
+      strides: ints([2, 2]),
+      pads: ints([0, 0, 1, 1]),
+    });
     const f = b.node('Flatten', [c2]);
     // Gemm 32 -> 4: MACs 128.
     const g = b.node('Gemm', [f, b.weight([4, 32], 4), b.weight([4], 5)], { transB: int(1) });
@@ -41,7 +48,10 @@ describe('MACs and parameters by hand on tiny graphs', () => {
   it('gives pools and Add no MACs and follows auto_pad SAME_UPPER', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [1, 2, 7, 7]);
-    const c = b.node('Conv', [x, b.weight([2, 2, 3, 3], 1)], { auto_pad: { kind: 'string', value: 'SAME_UPPER' }, strides: ints([2, 2]) });
+    const c = b.node('Conv', [x, b.weight([2, 2, 3, 3], 1)], {
+      auto_pad: { kind: 'string', value: 'SAME_UPPER' },
+      strides: ints([2, 2]),
+    });
     const p = b.node('MaxPool', [c], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) });
     const a = b.node('AveragePool', [p], { kernel_shape: ints([2, 2]) });
     const s = b.node('Add', [a, a]);
@@ -61,9 +71,24 @@ describe('MACs and parameters by hand on tiny graphs', () => {
 
 /** Measured once by hand-checked formulas (Conv: out volume x Cin/group x kernel; Gemm: K x N). */
 const EXPECTED: Record<string, { params: number; macs: number; layers: number; ops: Record<string, number> }> = {
-  'mnist-8': { params: 5994, macs: 786560, layers: 6, ops: { Reshape: 2, Conv: 2, Add: 3, Relu: 2, MaxPool: 2, MatMul: 1 } },
-  fmnist_resnet20: { params: 271402, macs: 31021952, layers: 33, ops: { Conv: 21, Relu: 19, Add: 9, GlobalAveragePool: 1, Flatten: 1, Gemm: 1 } },
-  fmnist_vgg_small: { params: 584170, macs: 29424640, layers: 12, ops: { Conv: 6, Relu: 7, MaxPool: 3, Flatten: 1, Gemm: 2 } },
+  'mnist-8': {
+    params: 5994,
+    macs: 786560,
+    layers: 6,
+    ops: { Reshape: 2, Conv: 2, Add: 3, Relu: 2, MaxPool: 2, MatMul: 1 },
+  },
+  fmnist_resnet20: {
+    params: 271402,
+    macs: 31021952,
+    layers: 33,
+    ops: { Conv: 21, Relu: 19, Add: 9, GlobalAveragePool: 1, Flatten: 1, Gemm: 1 },
+  },
+  fmnist_vgg_small: {
+    params: 584170,
+    macs: 29424640,
+    layers: 12,
+    ops: { Conv: 6, Relu: 7, MaxPool: 3, Flatten: 1, Gemm: 2 },
+  },
   resnet8_mlperf_tiny_cifar10: {
     params: 77706,
     macs: 12501632,
@@ -71,7 +96,12 @@ const EXPECTED: Record<string, { params: number; macs: number; layers: number; o
     ops: { Conv: 9, Relu: 7, Add: 3, AveragePool: 1, Flatten: 1, Gemm: 1, Softmax: 1, Identity: 1 },
   },
   // 54 of the parameters are the 27 Clip min/max scalars: float initializers, as contracts.md counts them.
-  'mobilenet_v1_0.25_224': { params: 467390, macs: 41030272, layers: 30, ops: { Conv: 28, Clip: 27, GlobalAveragePool: 1, Flatten: 1, Identity: 1 } },
+  'mobilenet_v1_0.25_224': {
+    params: 467390,
+    macs: 41030272,
+    layers: 30,
+    ops: { Conv: 28, Clip: 27, GlobalAveragePool: 1, Flatten: 1, Identity: 1 },
+  },
 };
 
 describe.each(ALL_MODELS)('inspect %s', (name) => {
@@ -80,7 +110,8 @@ describe.each(ALL_MODELS)('inspect %s', (name) => {
     const model = importModel(readFileSync(path!), path!);
     const r = inspectModel(model);
     let floatElements = 0;
-    for (const t of model.original.initializers.values()) if (isFloatType(t.dataType)) floatElements += elementCount(t.dims);
+    for (const t of model.original.initializers.values())
+      if (isFloatType(t.dataType)) floatElements += elementCount(t.dims);
     expect(r.totals.params).toBe(floatElements);
     const e = EXPECTED[name]!;
     expect(r.totals.params).toBe(e.params);
@@ -91,7 +122,10 @@ describe.each(ALL_MODELS)('inspect %s', (name) => {
     for (const l of r.layers) {
       const node = model.canonical.nodes.find((n) => n.name === l.name)!;
       const w = model.canonical.initializers.get(node.inputs[1] ?? '');
-      if (l.op === 'Conv') expect(l.macs).toBe(l.outputShape.slice(1).reduce((a, b) => a * b, 1) * w!.dims.slice(1).reduce((a, b) => a * b, 1));
+      if (l.op === 'Conv')
+        expect(l.macs).toBe(
+          l.outputShape.slice(1).reduce((a, b) => a * b, 1) * w!.dims.slice(1).reduce((a, b) => a * b, 1),
+        );
       else if (l.op === 'Gemm' || l.op === 'MatMul') expect(l.macs).toBe(w!.dims[0]! * w!.dims[1]!);
       else expect(l.macs).toBe(0);
     }

@@ -32,17 +32,33 @@ function modelWith(tensor: ReturnType<typeof create<typeof TensorProtoSchema>>, 
 
 describe('ONNX reading', () => {
   it('reads typed fields (float_data, int64_data, int32_data)', () => {
-    const f = readOnnx(modelWith(create(TensorProtoSchema, { name: 'f', dataType: DataType.FLOAT, dims: [2n, 2n], floatData: [1, -2, 3.5, 0] })), 'typed.onnx');
+    const f = readOnnx(
+      modelWith(
+        create(TensorProtoSchema, { name: 'f', dataType: DataType.FLOAT, dims: [2n, 2n], floatData: [1, -2, 3.5, 0] }),
+      ),
+      'typed.onnx',
+    );
     expect(Array.from(f.initializers.get('f')!.data as Float32Array)).toEqual([1, -2, 3.5, 0]);
-    const i = readOnnx(modelWith(create(TensorProtoSchema, { name: 'i', dataType: DataType.INT64, dims: [3n], int64Data: [1n, -1n, 7n] })), 'typed.onnx');
+    const i = readOnnx(
+      modelWith(
+        create(TensorProtoSchema, { name: 'i', dataType: DataType.INT64, dims: [3n], int64Data: [1n, -1n, 7n] }),
+      ),
+      'typed.onnx',
+    );
     expect(tensorToNumbers(i.initializers.get('i')!)).toEqual([1, -1, 7]);
-    const b = readOnnx(modelWith(create(TensorProtoSchema, { name: 'b', dataType: DataType.INT8, dims: [2n], int32Data: [-128, 127] })), 'typed.onnx');
+    const b = readOnnx(
+      modelWith(create(TensorProtoSchema, { name: 'b', dataType: DataType.INT8, dims: [2n], int32Data: [-128, 127] })),
+      'typed.onnx',
+    );
     expect(Array.from(b.initializers.get('b')!.data as Int8Array)).toEqual([-128, 127]);
   });
 
   it('reads raw_data little-endian into aligned typed arrays', () => {
     const raw = new Uint8Array(new Float32Array([0.5, -1.25, 8]).buffer);
-    const g = readOnnx(modelWith(create(TensorProtoSchema, { name: 'r', dataType: DataType.FLOAT, dims: [3n], rawData: raw })), 'raw.onnx');
+    const g = readOnnx(
+      modelWith(create(TensorProtoSchema, { name: 'r', dataType: DataType.FLOAT, dims: [3n], rawData: raw })),
+      'raw.onnx',
+    );
     expect(Array.from(g.initializers.get('r')!.data as Float32Array)).toEqual([0.5, -1.25, 8]);
   });
 
@@ -59,7 +75,9 @@ describe('ONNX reading', () => {
 
   it('refuses opsets outside 7..21 and names them', () => {
     const t = create(TensorProtoSchema, { name: 'f', dataType: DataType.FLOAT, dims: [1n], floatData: [1] });
-    expect(() => readOnnx(modelWith(t, 6), 'old.onnx')).toThrowError(/old\.onnx uses ONNX opset 6; FxPQ reads opsets 7 to 21/);
+    expect(() => readOnnx(modelWith(t, 6), 'old.onnx')).toThrowError(
+      /old\.onnx uses ONNX opset 6; FxPQ reads opsets 7 to 21/,
+    );
     expect(() => readOnnx(modelWith(t, 22), 'new.onnx')).toThrowError(/opset 22/);
   });
 
@@ -76,7 +94,9 @@ describe('ONNX reading', () => {
     const again = readOnnx(writeOnnx(g), 'rewritten');
     expect(again.nodes.map((n) => n.op)).toEqual(g.nodes.map((n) => n.op));
     for (const [name, t] of g.initializers) {
-      expect(Array.from(again.initializers.get(name)!.data as ArrayLike<number>)).toEqual(Array.from(t.data as ArrayLike<number>));
+      expect(Array.from(again.initializers.get(name)!.data as ArrayLike<number>)).toEqual(
+        Array.from(t.data as ArrayLike<number>),
+      );
     }
   });
 

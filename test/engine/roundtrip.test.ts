@@ -17,12 +17,18 @@ describe.each(ALL_MODELS)('canonical round trip of %s', (name) => {
     const input = model.original.inputs[0]!;
     const shape = input.shape.map((d) => (d < 0 ? 2 : d));
     const scale = INPUT_SCALE[name] ?? 2;
-    const x = seededFloats(shape.reduce((a, b) => a * b, 1), 7, scale).map((v) => (scale > 100 ? Math.abs(v) : v));
+    const x = seededFloats(
+      shape.reduce((a, b) => a * b, 1),
+      7,
+      scale,
+    ).map((v) => (scale > 100 ? Math.abs(v) : v));
     const before = await runOrt(bytes, input.name, shape, x);
     const after = await runOrt(writeOnnx(model.canonical), input.name, shape, x);
     expect(after.length).toBe(before.length);
     expect(maxAbsDiff(before, after)).toBeLessThanOrEqual(1e-4 * valueRange(before));
     // The canonical graph has no BatchNorm, Identity, Dropout, and no standalone Relu/Clip here.
-    expect(model.canonical.nodes.some((n) => ['BatchNormalization', 'Identity', 'Dropout', 'Relu', 'Clip'].includes(n.op))).toBe(false);
+    expect(
+      model.canonical.nodes.some((n) => ['BatchNormalization', 'Identity', 'Dropout', 'Relu', 'Clip'].includes(n.op)),
+    ).toBe(false);
   });
 });

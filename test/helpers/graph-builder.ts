@@ -1,5 +1,12 @@
 /** Tiny ONNX graphs built in tests, through the same IR and writer the engine uses. */
-import { DataType, floatTensor, type AttrValue, type Graph, type Node, type Tensor } from '../../native-workers/engine/ir/graph.js';
+import {
+  DataType,
+  floatTensor,
+  type AttrValue,
+  type Graph,
+  type Node,
+  type Tensor,
+} from '../../native-workers/engine/ir/graph.js';
 import { writeOnnx } from '../../native-workers/engine/onnx/onnx-format.js';
 
 export function ints(value: number[]): AttrValue {
@@ -44,7 +51,12 @@ export class GraphBuilder {
   }
 
   input(name: string, shape: number[]): string {
-    this.g.inputs.push({ name, dataType: DataType.FLOAT, shape, dimParams: shape.map((d) => (d < 0 ? 'N' : undefined)) });
+    this.g.inputs.push({
+      name,
+      dataType: DataType.FLOAT,
+      shape,
+      dimParams: shape.map((d) => (d < 0 ? 'N' : undefined)),
+    });
     return name;
   }
 
@@ -68,7 +80,12 @@ export class GraphBuilder {
   }
 
   output(name: string, shape: number[]): void {
-    this.g.outputs.push({ name, dataType: DataType.FLOAT, shape, dimParams: shape.map((d) => (d < 0 ? 'N' : undefined)) });
+    this.g.outputs.push({
+      name,
+      dataType: DataType.FLOAT,
+      shape,
+      dimParams: shape.map((d) => (d < 0 ? 'N' : undefined)),
+    });
   }
 
   graph(): Graph {

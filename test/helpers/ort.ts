@@ -1,7 +1,12 @@
 import * as ort from 'onnxruntime-node';
 
 /** Run a model's first output on one float input with onnxruntime-node. */
-export async function runOrt(model: Uint8Array, inputName: string, shape: number[], data: Float32Array): Promise<Float32Array> {
+export async function runOrt(
+  model: Uint8Array,
+  inputName: string,
+  shape: number[],
+  data: Float32Array,
+): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(model);
   try {
     const result = await session.run({ [inputName]: new ort.Tensor('float32', data, shape) });

@@ -19,14 +19,7 @@ export const DataType = {
 export type DataType = (typeof DataType)[keyof typeof DataType];
 
 export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Int32Array
-  | BigInt64Array;
+  Float32Array | Float64Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Int32Array | BigInt64Array;
 
 export interface Tensor {
   name: string;

@@ -17,7 +17,11 @@ export function inferShapes(
   importOnlyRules: Record<string, (ctx: ShapeContext) => Shape[]> = {},
 ): ShapeMap {
   const shapes: ShapeMap = new Map();
-  for (const v of graph.inputs) shapes.set(v.name, v.shape.map((d) => (d < 0 ? batch : d)));
+  for (const v of graph.inputs)
+    shapes.set(
+      v.name,
+      v.shape.map((d) => (d < 0 ? batch : d)),
+    );
   for (const [name, t] of graph.initializers) shapes.set(name, t.dims);
   for (const node of graph.nodes) {
     const rule = importOnlyRules[node.op];

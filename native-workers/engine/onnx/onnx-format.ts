@@ -39,8 +39,19 @@ export const MIN_OPSET = 7;
 export const MAX_OPSET = 21;
 
 const DATA_TYPE_NAMES: Record<number, string> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64',
-  8: 'string', 9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  8: 'string',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
   16: 'bfloat16',
 };
 
@@ -80,9 +91,7 @@ export function readOnnx(bytes: Uint8Array, source: string): Graph {
       'unsupported-model',
     );
   }
-  const foreignDomains = new Set(
-    g.node.filter((n) => n.domain !== '' && n.domain !== 'ai.onnx').map((n) => n.domain),
-  );
+  const foreignDomains = new Set(g.node.filter((n) => n.domain !== '' && n.domain !== 'ai.onnx').map((n) => n.domain));
   if (foreignDomains.size > 0) {
     const names = g.node
       .filter((n) => n.domain !== '' && n.domain !== 'ai.onnx')
@@ -118,7 +127,10 @@ export function readOnnx(bytes: Uint8Array, source: string): Graph {
 function decodeValueInfo(v: ValueInfoProto, source: string): ValueInfo {
   const t = v.type?.value;
   if (v.type?.value.case !== 'tensorType' || !t) {
-    throw new FxpqError(`${source}: graph value ${v.name} is not a tensor; FxPQ supports tensor inputs and outputs only.`, 'unsupported-model');
+    throw new FxpqError(
+      `${source}: graph value ${v.name} is not a tensor; FxPQ supports tensor inputs and outputs only.`,
+      'unsupported-model',
+    );
   }
   const tensorType = v.type.value.value;
   const dims = tensorType.shape?.dim ?? [];
@@ -135,7 +147,10 @@ function decodeValueInfo(v: ValueInfoProto, source: string): ValueInfo {
   }
   const dataType = tensorType.elemType;
   if (!SUPPORTED_TYPES.has(dataType)) {
-    throw new FxpqError(`${source}: graph value ${v.name} has element type ${typeName(dataType)}, which FxPQ does not support.`, 'unsupported-model');
+    throw new FxpqError(
+      `${source}: graph value ${v.name} has element type ${typeName(dataType)}, which FxPQ does not support.`,
+      'unsupported-model',
+    );
   }
   return { name: v.name, dataType: dataType as DataType, shape, dimParams };
 }
@@ -188,7 +203,10 @@ export function decodeTensor(t: TensorProto, source: string): Tensor {
     );
   }
   if (!SUPPORTED_TYPES.has(t.dataType)) {
-    throw new FxpqError(`${source}: tensor ${t.name} has element type ${typeName(t.dataType)}, which FxPQ does not support.`, 'unsupported-model');
+    throw new FxpqError(
+      `${source}: tensor ${t.name} has element type ${typeName(t.dataType)}, which FxPQ does not support.`,
+      'unsupported-model',
+    );
   }
   const dims = t.dims.map(Number);
   const count = dims.reduce((a, b) => a * b, 1);
@@ -291,7 +309,13 @@ function encodeAttribute(name: string, a: AttrValue): AttributeProto {
   }
 }
 
-function encodeNode(n: { name: string; op: string; inputs: string[]; outputs: string[]; attrs: Record<string, AttrValue> }): NodeProto {
+function encodeNode(n: {
+  name: string;
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, AttrValue>;
+}): NodeProto {
   return create(NodeProtoSchema, {
     name: n.name,
     opType: n.op,

@@ -55,7 +55,11 @@ export const transpose: OperatorModule = {
   fusesActivation: false,
   inferShapes(ctx) {
     const x = requireInput(ctx, 0);
-    const perm = attrInts(ctx.node, 'perm', x.map((_, i) => x.length - 1 - i));
+    const perm = attrInts(
+      ctx.node,
+      'perm',
+      x.map((_, i) => x.length - 1 - i),
+    );
     return [perm.map((p) => x[p]!)];
   },
   macs: noMacs,

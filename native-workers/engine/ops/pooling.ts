@@ -8,7 +8,8 @@ export const maxPool: OperatorModule = {
   formatRole: 'passthrough',
   fusesActivation: false,
   inferShapes(ctx) {
-    if (ctx.node.outputs.length > 1 && ctx.node.outputs[1]) throw shapeError(ctx.node, 'the Indices output is not supported');
+    if (ctx.node.outputs.length > 1 && ctx.node.outputs[1])
+      throw shapeError(ctx.node, 'the Indices output is not supported');
     const x = requireInput(ctx, 0);
     return [[x[0]!, x[1]!, ...windowOutputSize(x, poolWindow(ctx.node, x))]];
   },

@@ -10,8 +10,20 @@ import { flatten, reshape, transpose } from './layout.js';
 import { clip, relu, softmax } from './activation.js';
 
 const modules: OperatorModule[] = [
-  conv, gemm, matmul, add, concat, maxPool, averagePool, globalAveragePool,
-  flatten, reshape, transpose, relu, clip, softmax,
+  conv,
+  gemm,
+  matmul,
+  add,
+  concat,
+  maxPool,
+  averagePool,
+  globalAveragePool,
+  flatten,
+  reshape,
+  transpose,
+  relu,
+  clip,
+  softmax,
 ];
 
 export const operatorRegistry: ReadonlyMap<string, OperatorModule> = new Map(modules.map((m) => [m.op, m]));

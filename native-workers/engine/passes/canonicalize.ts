@@ -28,12 +28,7 @@ import { reshapeTarget } from '../ops/layout.js';
 import { tensorToNumbers, attrInts } from '../ir/graph.js';
 
 /** Operators accepted in an input model because canonicalization removes or rewrites them. */
-export const IMPORT_ONLY_OPS: ReadonlySet<string> = new Set([
-  'BatchNormalization',
-  'Identity',
-  'Dropout',
-  'Constant',
-]);
+export const IMPORT_ONLY_OPS: ReadonlySet<string> = new Set(['BatchNormalization', 'Identity', 'Dropout', 'Constant']);
 
 /** Refuse a model naming every unsupported operator type, with a node name for each. */
 export function checkSupportedOperators(graph: Graph, source: string): void {
@@ -125,14 +120,22 @@ function constantFloat(graph: Graph, name: string | undefined): Float32Array | u
 function constantsToInitializers(graph: Graph): void {
   for (const n of [...graph.nodes]) {
     if (n.op !== 'Constant') continue;
-    const a = n.attrs['value'] ?? n.attrs['value_float'] ?? n.attrs['value_floats'] ?? n.attrs['value_int'] ?? n.attrs['value_ints'];
+    const a =
+      n.attrs['value'] ??
+      n.attrs['value_float'] ??
+      n.attrs['value_floats'] ??
+      n.attrs['value_int'] ??
+      n.attrs['value_ints'];
     let t: Tensor;
     const name = n.outputs[0]!;
     if (a?.kind === 'tensor') t = { ...a.value, name };
     else if (a?.kind === 'float') t = { name, dataType: DataType.FLOAT, dims: [], data: Float32Array.of(a.value) };
-    else if (a?.kind === 'floats') t = { name, dataType: DataType.FLOAT, dims: [a.value.length], data: Float32Array.from(a.value) };
-    else if (a?.kind === 'int') t = { name, dataType: DataType.INT64, dims: [], data: BigInt64Array.of(BigInt(a.value)) };
-    else if (a?.kind === 'ints') t = { name, dataType: DataType.INT64, dims: [a.value.length], data: BigInt64Array.from(a.value, BigInt) };
+    else if (a?.kind === 'floats')
+      t = { name, dataType: DataType.FLOAT, dims: [a.value.length], data: Float32Array.from(a.value) };
+    else if (a?.kind === 'int')
+      t = { name, dataType: DataType.INT64, dims: [], data: BigInt64Array.of(BigInt(a.value)) };
+    else if (a?.kind === 'ints')
+      t = { name, dataType: DataType.INT64, dims: [a.value.length], data: BigInt64Array.from(a.value, BigInt) };
     else throw new FxpqError(`Node ${n.name} (Constant) has no supported value attribute.`, 'unsupported-model');
     graph.initializers.set(name, t);
     graph.nodes = graph.nodes.filter((x) => x !== n);
@@ -145,7 +148,10 @@ function removeNoOps(graph: Graph): void {
     else if (n.op === 'Dropout') {
       const mask = n.outputs[1];
       if (mask && (consumersOf(graph).has(mask) || isGraphOutput(graph, mask))) {
-        throw new FxpqError(`Node ${n.name} (Dropout): its mask output is used, which an inference graph should not do.`, 'unsupported-model');
+        throw new FxpqError(
+          `Node ${n.name} (Dropout): its mask output is used, which an inference graph should not do.`,
+          'unsupported-model',
+        );
       }
       n.outputs = n.outputs.slice(0, 1);
       bypassNode(graph, n);
@@ -172,7 +178,11 @@ function foldConstantLayout(graph: Graph): void {
       const a = axis < 0 ? axis + t.dims.length : axis;
       dims = [t.dims.slice(0, a).reduce((p, d) => p * d, 1), t.dims.slice(a).reduce((p, d) => p * d, 1)];
     } else {
-      const perm = attrInts(n, 'perm', t.dims.map((_, i) => t.dims.length - 1 - i));
+      const perm = attrInts(
+        n,
+        'perm',
+        t.dims.map((_, i) => t.dims.length - 1 - i),
+      );
       ({ dims, data } = transposeTensor(t, perm));
     }
     const name = n.outputs[0]!;
@@ -211,7 +221,10 @@ function sortTopologically(graph: Graph, source: string): void {
     if (i < 0) {
       const n = remaining[0]!;
       const missing = n.inputs.filter((x) => !available.has(x));
-      throw new FxpqError(`${source}: node ${n.name} reads ${missing.join(', ')}, which no node, input or initializer provides.`, 'invalid-model');
+      throw new FxpqError(
+        `${source}: node ${n.name} reads ${missing.join(', ')}, which no node, input or initializer provides.`,
+        'invalid-model',
+      );
     }
     const [n] = remaining.splice(i, 1);
     ordered.push(n!);
@@ -221,7 +234,12 @@ function sortTopologically(graph: Graph, source: string): void {
 }
 
 /** Output channel of weight element i: Conv [O, ...] and Gemm with transB; Gemm without transB is [K, N]. */
-function scaleOutputChannels(w: Float32Array, dims: number[], channelAxisLast: boolean, scale: Float32Array): Float32Array {
+function scaleOutputChannels(
+  w: Float32Array,
+  dims: number[],
+  channelAxisLast: boolean,
+  scale: Float32Array,
+): Float32Array {
   const out = new Float32Array(w.length);
   const channels = scale.length;
   const inner = channelAxisLast ? 1 : w.length / channels;
@@ -237,7 +255,10 @@ function foldBatchNorm(graph: Graph, shapes: ShapeMap): void {
   for (const bn of [...graph.nodes]) {
     if (bn.op !== 'BatchNormalization') continue;
     if (bn.outputs.length > 1 && bn.outputs.slice(1).some(Boolean)) {
-      throw new FxpqError(`Node ${bn.name} (BatchNormalization) is in training mode (it has running-statistics outputs); export the model in eval mode.`, 'unsupported-model');
+      throw new FxpqError(
+        `Node ${bn.name} (BatchNormalization) is in training mode (it has running-statistics outputs); export the model in eval mode.`,
+        'unsupported-model',
+      );
     }
     const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => constantFloat(graph, bn.inputs[i]));
     if (!gamma || !beta || !mean || !variance) {
@@ -282,7 +303,10 @@ function foldBatchNorm(graph: Graph, shapes: ShapeMap): void {
     // No Conv/Gemm to fold into: a per-channel affine layer, as a depthwise 1x1 Conv.
     const rank = shapes.get(x)?.length ?? 0;
     if (rank < 3) {
-      throw new FxpqError(`Node ${bn.name} (BatchNormalization) follows no Conv/Gemm and acts on a ${rank}-D tensor; only 3-D and 4-D are supported there.`, 'unsupported-model');
+      throw new FxpqError(
+        `Node ${bn.name} (BatchNormalization) follows no Conv/Gemm and acts on a ${rank}-D tensor; only 3-D and 4-D are supported there.`,
+        'unsupported-model',
+      );
     }
     const wName = uniqueName(graph, `${bn.name}_affine_W`);
     const bName = uniqueName(graph, `${bn.name}_affine_B`);
@@ -301,21 +325,36 @@ function normalizeGemm(graph: Graph): void {
   for (const n of graph.nodes) {
     if (n.op !== 'Gemm') continue;
     if (attrInt(n, 'transA', 0) !== 0) {
-      throw new FxpqError(`Node ${n.name} (Gemm) transposes its activation input (transA=1), which is not supported.`, 'unsupported-model');
+      throw new FxpqError(
+        `Node ${n.name} (Gemm) transposes its activation input (transA=1), which is not supported.`,
+        'unsupported-model',
+      );
     }
     const alpha = attrFloat(n, 'alpha', 1);
     const beta = attrFloat(n, 'beta', 1);
     const wT = graph.initializers.get(n.inputs[1]!);
-    if (!wT) throw new FxpqError(`Node ${n.name} (Gemm) has non-constant weights; FxPQ quantizes layers with constant weights.`, 'unsupported-model');
+    if (!wT)
+      throw new FxpqError(
+        `Node ${n.name} (Gemm) has non-constant weights; FxPQ quantizes layers with constant weights.`,
+        'unsupported-model',
+      );
     if (alpha !== 1) {
       const name = uniqueName(graph, `${wT.name}_alpha`);
-      graph.initializers.set(name, floatTensor(name, wT.dims, toFloat32(wT).map((v) => v * alpha)));
+      graph.initializers.set(
+        name,
+        floatTensor(
+          name,
+          wT.dims,
+          toFloat32(wT).map((v) => v * alpha),
+        ),
+      );
       n.inputs[1] = name;
     }
     const transB = attrInt(n, 'transB', 0) === 1;
     const outFeatures = transB ? wT.dims[0]! : wT.dims[1]!;
     const cT = n.inputs[2] ? graph.initializers.get(n.inputs[2]) : undefined;
-    if (n.inputs[2] && !cT) throw new FxpqError(`Node ${n.name} (Gemm) has a non-constant C input.`, 'unsupported-model');
+    if (n.inputs[2] && !cT)
+      throw new FxpqError(`Node ${n.name} (Gemm) has a non-constant C input.`, 'unsupported-model');
     if (cT) {
       const c = toFloat32(cT);
       if (c.length !== outFeatures && c.length !== 1) {
@@ -355,7 +394,8 @@ function foldBiasAdd(graph: Graph, shapes: ShapeMap): void {
     const channels = yShape[channelAxis]!;
     // The constant must vary along the channel axis only, once right-aligned against the output.
     const aligned = [...new Array<number>(yShape.length - cT.dims.length).fill(1), ...cT.dims];
-    if (aligned.length !== yShape.length || aligned.some((d, i) => d !== 1 && !(i === channelAxis && d === channels))) continue;
+    if (aligned.length !== yShape.length || aligned.some((d, i) => d !== 1 && !(i === channelAxis && d === channels)))
+      continue;
     if (producer.op === 'MatMul' && yShape.length !== 2) continue;
     const c = toFloat32(cT);
     const existing = constantFloat(graph, producer.inputs[2]) ?? new Float32Array(channels);
@@ -404,7 +444,10 @@ function checkTerminalOps(graph: Graph, source: string): void {
   for (const n of graph.nodes) {
     if (operatorModule(n.op)?.formatRole !== 'terminal') continue;
     if (!n.outputs.every((o) => isGraphOutput(graph, o))) {
-      throw new FxpqError(`${source}: ${n.op} node ${n.name} is inside the network; FxPQ supports ${n.op} only as the final operator.`, 'unsupported-op');
+      throw new FxpqError(
+        `${source}: ${n.op} node ${n.name} is inside the network; FxPQ supports ${n.op} only as the final operator.`,
+        'unsupported-op',
+      );
     }
   }
 }
