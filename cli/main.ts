@@ -7,8 +7,11 @@ import { isFxpqError } from '../native-workers/engine/errors.js';
 import type { Command } from './command.js';
 import { inspectCommand } from './commands/inspect.js';
 import { serveCommand } from './commands/serve.js';
+import { datasetCommand } from './commands/dataset.js';
+import { evaluateCommand } from './commands/evaluate.js';
+import { closePools } from '../services/pool.js';
 
-const commands: Command[] = [inspectCommand, serveCommand];
+const commands: Command[] = [inspectCommand, datasetCommand, evaluateCommand, serveCommand];
 
 function helpText(): string {
   const width = Math.max(...commands.map((c) => c.usage.length));
@@ -65,6 +68,8 @@ export async function main(
     streams.err.write(`fxpq: internal error: ${(e as Error).message ?? String(e)}\n`);
     if (process.env['FXPQ_DEBUG']) streams.err.write(`${(e as Error).stack}\n`);
     return 1;
+  } finally {
+    await closePools();
   }
 }
 

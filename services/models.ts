@@ -1,14 +1,61 @@
-/** Model files: load, canonicalize and inspect, for every front end. */
+/** Model files: load, canonicalize and inspect, and find the preprocessing and class list a model carries. */
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { inspectModel as inspectImported } from '../native-workers/engine/analysis/inspect.js';
 import { importModel, type ImportedModel } from '../native-workers/engine/model.js';
+import type { ClassList } from '../native-workers/engine/data/classes.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
 import type { InspectReport } from '../api/contract.js';
+import { classesFromValue } from './classes.js';
 import { readUserFile } from './files.js';
 
-export async function loadModelFile(path: string): Promise<ImportedModel> {
+export interface LoadedModel extends ImportedModel {
+  bytes: Uint8Array;
+}
+
+export async function loadModelFile(path: string): Promise<LoadedModel> {
   const bytes = await readUserFile(path, 'an ONNX model file');
-  return importModel(bytes, path);
+  return { ...importModel(bytes, path), bytes };
 }
 
 export async function inspectModelFile(path: string): Promise<InspectReport> {
   return inspectImported(await loadModelFile(path));
+}
+
+/** What a model says about its own inputs: from ONNX metadata, else a sidecar `<model>.json`. */
+export interface ModelHints {
+  preprocess?: string;
+  classes?: ClassList;
+}
+
+export function sidecarPath(modelPath: string): string {
+  return modelPath.replace(/\.onnx$/i, '') + '.json';
+}
+
+export async function modelHints(model: LoadedModel): Promise<ModelHints> {
+  const meta = model.original.metadata;
+  const hints: ModelHints = {};
+  const metaPre = meta['fxpq.preprocess'] ?? meta['preprocess'];
+  if (metaPre) hints.preprocess = metaPre;
+  const metaClasses = meta['fxpq.classes'] ?? meta['classes'];
+  if (metaClasses) {
+    const parsed = metaClasses.trim().startsWith('[') ? (JSON.parse(metaClasses) as unknown) : metaClasses.split(/\r?\n/).filter(Boolean);
+    hints.classes = await classesFromValue(parsed, dirname(model.source), `model metadata of ${model.source}`);
+  }
+  const sidecar = sidecarPath(model.source);
+  let text: string | undefined;
+  try {
+    text = await readFile(sidecar, 'utf8');
+  } catch {
+    return hints;
+  }
+  let json: { preprocess?: unknown; classes?: unknown };
+  try {
+    json = JSON.parse(text) as typeof json;
+  } catch {
+    throw new FxpqError(`${sidecar} (the model's sidecar) is not valid JSON.`, 'io');
+  }
+  if (!hints.preprocess && typeof json.preprocess === 'string') hints.preprocess = json.preprocess;
+  if (!hints.classes && json.classes !== undefined) hints.classes = await classesFromValue(json.classes, dirname(sidecar), `sidecar ${sidecar}`);
+  return hints;
 }

@@ -1,0 +1,41 @@
+/** Progress on stderr: a bar with counts and ETA on a terminal, plain lines otherwise (contracts.md). */
+
+export interface Progress {
+  update(done: number, total: number): void;
+  finish(): void;
+}
+
+function eta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--';
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
+}
+
+export function progress(label: string, stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }): Progress {
+  const start = Date.now();
+  let lastLine = 0;
+  let lastPercent = -1;
+  let shown = false;
+  return {
+    update(done, total) {
+      const elapsed = (Date.now() - start) / 1000;
+      const remaining = done > 0 ? (elapsed / done) * (total - done) : Infinity;
+      const percent = total > 0 ? Math.floor((100 * done) / total) : 100;
+      if (stream.isTTY) {
+        const width = 30;
+        const filled = Math.round((width * percent) / 100);
+        stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${percent}% ETA ${eta(remaining)} `);
+        shown = true;
+      } else if (done === total || (percent >= lastPercent + 10 && Date.now() - lastLine > 1000)) {
+        // Plain lines for logs: at most one a second, every 10 %, and the last one.
+        stream.write(`${label}: ${done}/${total} (${percent}%), ETA ${eta(remaining)}\n`);
+        lastLine = Date.now();
+        lastPercent = percent;
+      }
+    },
+    finish() {
+      if (stream.isTTY && shown) stream.write('\n');
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/** Class lists: the model's output order, as ids (folder names or WordNet ids) with readable names. */
+import { FxpqError } from '../errors.js';
+
+export interface ClassList {
+  ids: string[];
+  names: string[];
+  /** Where the order came from, stated in every report (sorted folder names are often wrong). */
+  source: string;
+}
+
+/**
+ * Parse a class list file: one id per line, optionally `id<TAB>name`, or
+ * `index<TAB>id<TAB>name` lines as in imagenet_classes.tsv.
+ */
+export function parseClassList(text: string, source: string): ClassList {
+  const lines = text.split(/\r?\n/).map((l) => l.trimEnd()).filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  if (lines.length === 0) throw new FxpqError(`${source} holds no class names.`, 'invalid-model');
+  const ids: string[] = [];
+  const names: string[] = [];
+  lines.forEach((line, i) => {
+    const cols = line.split('\t');
+    if (cols.length >= 3) {
+      if (Number(cols[0]) !== i) throw new FxpqError(`${source}, line ${i + 1}: the index is ${cols[0]}, expected ${i}; lines must be in output order.`, 'invalid-model');
+      ids.push(cols[1]!.trim());
+      names.push(cols.slice(2).join('\t').trim());
+    } else {
+      ids.push(cols[0]!.trim());
+      names.push((cols[1] ?? cols[0]!).trim());
+    }
+  });
+  const seen = new Set<string>();
+  for (const id of ids) {
+    if (seen.has(id)) throw new FxpqError(`${source} lists class ${id} twice.`, 'invalid-model');
+    seen.add(id);
+  }
+  return { ids, names, source };
+}
+
+export function classIndex(list: ClassList): Map<string, number> {
+  return new Map(list.ids.map((id, i) => [id, i]));
+}

@@ -1,0 +1,27 @@
+/** Piscina worker: read, decode and prepare one image (channels, resize, crop) off the main thread. */
+import { readFile } from 'node:fs/promises';
+import { preparePixels, type PreprocessSpec } from '../engine/data/preprocess.js';
+import { decodeRgb, ImageDecodeError } from './image-decode.js';
+
+export interface PrepareTask {
+  path: string;
+  spec: PreprocessSpec;
+}
+
+export type PrepareResult =
+  | { ok: true; width: number; height: number; channels: number; data: Uint8Array }
+  | { ok: false; reason: string };
+
+export default async function prepare(task: PrepareTask): Promise<PrepareResult> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(task.path);
+  } catch (e) {
+    return { ok: false, reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
+  }
+  try {
+    return { ok: true, ...preparePixels(await decodeRgb(bytes), task.spec) };
+  } catch (e) {
+    return { ok: false, reason: e instanceof ImageDecodeError ? e.reason : (e as Error).message };
+  }
+}

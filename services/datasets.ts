@@ -1,0 +1,337 @@
+/**
+ * Datasets: import (validate and index) ImageFolder, ImageNet-val and CSV layouts into
+ * DIR/dataset.json, read them back, and describe them. Images stay in place unless copied.
+ */
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
+import { FxpqError } from '../native-workers/engine/errors.js';
+import { classIndex, type ClassList } from '../native-workers/engine/data/classes.js';
+import { stratifiedSplit, type Split } from '../native-workers/engine/data/split.js';
+import { decodeRgb } from '../native-workers/pool/image-decode.js';
+import { loadClassOption, sortedFolderClasses } from './classes.js';
+import { describeFsError, readUserFile, writeFileAtomic } from './files.js';
+
+export type DatasetLayout = 'imagefolder' | 'imagenet-val' | 'csv';
+
+export interface DatasetImage {
+  /** Relative to the dataset's `root`. */
+  path: string;
+  /** The class id (folder name, WordNet id, or CSV label). */
+  classId: string;
+  /** Its index in the import-time class list (--classes), when one was given. */
+  label?: number;
+  bytes: number;
+  sha256: string;
+  /** Known when the import decoded the image. */
+  width?: number;
+  height?: number;
+}
+
+export interface Dataset {
+  format: 'fxpq-dataset';
+  version: 1;
+  /** Absolute folder the image paths are relative to. */
+  root: string;
+  layout: DatasetLayout;
+  /** The class list given at import (--classes), or null: the model's list or sorted folder names decide later. */
+  classes: ClassList | null;
+  images: DatasetImage[];
+  skipped: { path: string; reason: string }[];
+  /** [kept, dropped] pairs of byte-identical files; the dropped one is not in `images`. */
+  duplicates: [string, string][];
+  /** The default calibration / evaluation split, recorded so runs can name their images. */
+  split: Split | null;
+}
+
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
+const DATASET_FILE = 'dataset.json';
+
+export interface ImportOptions {
+  layout?: DatasetLayout | 'auto';
+  labels?: string;
+  classes?: string;
+  /** The devkit's synset order, needed with ILSVRC2012_validation_ground_truth.txt. */
+  synsets?: string;
+  copy?: boolean;
+  /** Decode every image (import) or only hash it (a raw folder used directly). */
+  verify?: boolean;
+  calib?: number;
+  eval?: number;
+  seed?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+interface Candidate {
+  abs: string;
+  classId: string;
+}
+
+async function listDir(dir: string): Promise<import('node:fs').Dirent[]> {
+  try {
+    return (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  } catch (e) {
+    throw describeFsError(e, dir, 'a folder');
+  }
+}
+
+async function detectLayout(src: string, labels: string | undefined): Promise<DatasetLayout> {
+  const info = await stat(src).catch((e: unknown) => {
+    throw describeFsError(e, src, 'a dataset folder');
+  });
+  if (info.isFile()) {
+    if (extname(src).toLowerCase() === '.csv') return 'csv';
+    throw new FxpqError(`${src} is a file; give a dataset folder (class sub-folders, ImageNet val) or a CSV of path,label.`, 'io');
+  }
+  const entries = await listDir(src);
+  const names = new Set(entries.map((e) => e.name));
+  if (labels && /LOC_val_solution\.csv$|validation_ground_truth\.txt$/.test(labels)) return 'imagenet-val';
+  if (names.has('LOC_val_solution.csv') || entries.some((e) => e.isFile() && /^ILSVRC2012_val_\d+\.JPEG$/i.test(e.name))) return 'imagenet-val';
+  if (labels && extname(labels).toLowerCase() === '.csv') return 'csv';
+  if (entries.some((e) => e.isDirectory() && !e.name.startsWith('.'))) return 'imagefolder';
+  if (names.has('labels.csv')) return 'csv';
+  throw new FxpqError(`${src} has no class sub-folders, no ImageNet validation files and no labels.csv, so its layout is unknown; pass --layout and --labels.`, 'io');
+}
+
+async function scanImageFolder(src: string, skipped: Dataset['skipped']): Promise<Candidate[]> {
+  const out: Candidate[] = [];
+  for (const entry of await listDir(src)) {
+    if (entry.name.startsWith('.')) continue;
+    if (!entry.isDirectory()) {
+      skipped.push({ path: entry.name, reason: 'a file outside any class folder' });
+      continue;
+    }
+    const walk = async (dir: string): Promise<void> => {
+      for (const f of await listDir(dir)) {
+        if (f.name.startsWith('.')) continue;
+        const abs = join(dir, f.name);
+        if (f.isDirectory()) await walk(abs);
+        else out.push({ abs, classId: entry.name });
+      }
+    };
+    await walk(join(src, entry.name));
+  }
+  return out;
+}
+
+/** Parse a CSV line with optional double quotes. */
+function csvFields(line: string): string[] {
+  const fields: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') fields.push(cur), (cur = '');
+    else cur += ch;
+  }
+  fields.push(cur);
+  return fields.map((f) => f.trim());
+}
+
+async function readText(path: string, what: string): Promise<string[]> {
+  return new TextDecoder().decode(await readUserFile(path, what)).split(/\r?\n/).filter((l) => l.trim() !== '');
+}
+
+async function scanCsv(csvPath: string, root: string): Promise<Candidate[]> {
+  const lines = await readText(csvPath, 'a CSV labels file');
+  const out: Candidate[] = [];
+  lines.forEach((line, i) => {
+    const f = csvFields(line);
+    if (i === 0 && /^(path|file|filename|image)$/i.test(f[0] ?? '')) return;
+    if (f.length < 2 || !f[0] || !f[1]) {
+      throw new FxpqError(`${csvPath}, line ${i + 1}: expected "path,label" but found "${line}".`, 'io');
+    }
+    out.push({ abs: isAbsolute(f[0]) ? f[0] : join(root, f[0]), classId: f[1] });
+  });
+  return out;
+}
+
+async function scanImagenetVal(src: string, labels: string | undefined, synsets: string | undefined, skipped: Dataset['skipped']): Promise<Candidate[]> {
+  const files = (await listDir(src)).filter((e) => e.isFile() && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())).map((e) => e.name);
+  const labelPath = labels ?? join(src, 'LOC_val_solution.csv');
+  const byId = new Map<string, string>();
+  if (/\.txt$/i.test(labelPath)) {
+    // The ground-truth file holds 1-based ILSVRC2012_IDs in the devkit's synset order, not the sorted-wnid order.
+    if (!synsets) {
+      throw new FxpqError(`${labelPath} holds devkit class ids, which need the devkit's synset order; pass --synsets FILE (the 1000 WordNet ids in ILSVRC2012_ID order), or use LOC_val_solution.csv.`, 'io');
+    }
+    const order = (await readText(synsets, 'a synset list')).map((l) => l.trim().split(/[\s,]+/)[0]!);
+    const ids = await readText(labelPath, 'a ground-truth file');
+    ids.forEach((id, i) => {
+      const wnid = order[Number(id) - 1];
+      if (!wnid) throw new FxpqError(`${labelPath}, line ${i + 1}: class id ${id} is outside the ${order.length} synsets of ${synsets}.`, 'io');
+      byId.set(`ILSVRC2012_val_${String(i + 1).padStart(8, '0')}`, wnid);
+    });
+  } else {
+    const lines = await readText(labelPath, 'LOC_val_solution.csv');
+    lines.forEach((line, i) => {
+      const [imageId, prediction] = csvFields(line);
+      if (i === 0 && imageId === 'ImageId') return;
+      const wnid = prediction?.split(/\s+/)[0];
+      if (!imageId || !wnid) throw new FxpqError(`${labelPath}, line ${i + 1}: expected "ImageId,PredictionString".`, 'io');
+      byId.set(imageId, wnid);
+    });
+  }
+  const out: Candidate[] = [];
+  for (const f of files) {
+    const wnid = byId.get(basename(f, extname(f)));
+    if (wnid) out.push({ abs: join(src, f), classId: wnid });
+    else skipped.push({ path: f, reason: `no label in ${basename(labelPath)}` });
+  }
+  return out;
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return results;
+}
+
+/** Build a dataset index from a source folder or CSV (nothing written; see `importDataset`). */
+export async function scanDataset(srcArg: string, options: ImportOptions = {}): Promise<Dataset> {
+  const src = resolve(srcArg);
+  const layout = !options.layout || options.layout === 'auto' ? await detectLayout(src, options.labels) : options.layout;
+  const skipped: Dataset['skipped'] = [];
+  let root = src;
+  let candidates: Candidate[];
+  if (layout === 'imagefolder') candidates = await scanImageFolder(src, skipped);
+  else if (layout === 'imagenet-val') candidates = await scanImagenetVal(src, options.labels, options.synsets, skipped);
+  else {
+    const csvPath = options.labels ?? ((await stat(src)).isFile() ? src : join(src, 'labels.csv'));
+    root = (await stat(src)).isFile() ? dirname(src) : src;
+    candidates = await scanCsv(csvPath, root);
+  }
+
+  const classes = options.classes ? await loadClassOption(options.classes) : null;
+  const known = classes ? classIndex(classes) : null;
+
+  const checked = await mapLimit(candidates, Math.max(2, availableParallelism() * 2), async (c, i) => {
+    const rel = relative(root, c.abs);
+    options.onProgress?.(i, candidates.length);
+    if (!IMAGE_EXTENSIONS.has(extname(c.abs).toLowerCase())) return { rel, reason: `not an image file (extension "${extname(c.abs) || 'none'}")` };
+    if (known && !known.has(c.classId)) return { rel, reason: `class ${c.classId} is not in the class list (${classes!.source})` };
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(c.abs);
+    } catch (e) {
+      return { rel, reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
+    }
+    if (bytes.length === 0) return { rel, reason: 'empty file (0 bytes)' };
+    const image: DatasetImage = { path: rel, classId: c.classId, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    if (known) image.label = known.get(c.classId)!;
+    if (options.verify !== false) {
+      try {
+        const rgb = await decodeRgb(bytes);
+        image.width = rgb.width;
+        image.height = rgb.height;
+      } catch (e) {
+        return { rel, reason: (e as Error).message };
+      }
+    }
+    return { rel, image };
+  });
+
+  const images: DatasetImage[] = [];
+  const duplicates: [string, string][] = [];
+  const byHash = new Map<string, string>();
+  for (const r of checked) {
+    if (!('image' in r) || !r.image) {
+      skipped.push({ path: r.rel, reason: (r as { reason: string }).reason });
+      continue;
+    }
+    const first = byHash.get(r.image.sha256);
+    if (first !== undefined) {
+      duplicates.push([first, r.image.path]);
+      continue;
+    }
+    byHash.set(r.image.sha256, r.image.path);
+    images.push(r.image);
+  }
+  if (images.length === 0) {
+    throw new FxpqError(`${src} holds no readable images${skipped.length ? ` (${skipped.length} files skipped, e.g. ${skipped[0]!.path}: ${skipped[0]!.reason})` : ''}.`, 'io');
+  }
+  const dataset: Dataset = { format: 'fxpq-dataset', version: 1, root, layout, classes, images, skipped, duplicates, split: null };
+  dataset.split = makeSplit(dataset, options.calib, options.eval, options.seed ?? 0);
+  return dataset;
+}
+
+/** Per-image class ids -> label indices under the default class order (for the recorded split). */
+function defaultLabels(dataset: Dataset): number[] {
+  const list = dataset.classes ?? sortedFolderClasses(dataset.images.map((i) => i.classId));
+  const index = classIndex(list);
+  return dataset.images.map((i) => index.get(i.classId) ?? -1);
+}
+
+export function makeSplit(dataset: Dataset, calib: number | undefined, evalCount: number | undefined, seed: number): Split {
+  const n = dataset.images.length;
+  return stratifiedSplit(defaultLabels(dataset), calib ?? Math.min(1000, Math.floor(n / 2)), evalCount ?? null, seed);
+}
+
+/** `fxpq dataset import`: validate, index, optionally copy, and write DIR/dataset.json atomically. */
+export async function importDataset(src: string, outDir: string, options: ImportOptions = {}): Promise<Dataset> {
+  const dataset = await scanDataset(src, { ...options, verify: true });
+  const out = resolve(outDir);
+  if (options.copy) {
+    const imagesDir = join(out, 'images');
+    for (const image of dataset.images) {
+      const dest = join(imagesDir, image.path);
+      await mkdir(dirname(dest), { recursive: true });
+      await copyFile(join(dataset.root, image.path), dest).catch((e: unknown) => {
+        throw describeFsError(e, dest);
+      });
+    }
+    dataset.root = imagesDir;
+  }
+  await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(dataset, null, 1));
+  return dataset;
+}
+
+/** Read DIR/dataset.json; `--data` may also be a raw folder, indexed on the fly (hashes, no decode). */
+export async function openDataset(path: string, options: ImportOptions = {}): Promise<Dataset> {
+  const file = join(path, DATASET_FILE);
+  let text: string | undefined;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined) return scanDataset(path, { ...options, verify: false });
+  let dataset: Dataset;
+  try {
+    dataset = JSON.parse(text) as Dataset;
+  } catch {
+    throw new FxpqError(`${file} is not valid JSON; import the dataset again with fxpq dataset import.`, 'io');
+  }
+  if (dataset.format !== 'fxpq-dataset' || !Array.isArray(dataset.images)) {
+    throw new FxpqError(`${file} is not an FxPQ dataset index; import the dataset again with fxpq dataset import.`, 'io');
+  }
+  return dataset;
+}
+
+export interface DatasetInfo {
+  images: number;
+  classes: number;
+  perClass: Record<string, number>;
+  skipped: { path: string; reason: string }[];
+  duplicates: [string, string][];
+}
+
+export function datasetInfo(dataset: Dataset): DatasetInfo {
+  const perClass: Record<string, number> = {};
+  for (const image of dataset.images) perClass[image.classId] = (perClass[image.classId] ?? 0) + 1;
+  return { images: dataset.images.length, classes: Object.keys(perClass).length, perClass, skipped: dataset.skipped, duplicates: dataset.duplicates };
+}

@@ -1,0 +1,72 @@
+/**
+ * On-disk cache of prepared images (uint8 after channels, resize and crop), keyed by the
+ * image's content hash and the preprocessing geometry; normalization is applied on the fly.
+ * Entries are written atomically and carry a CRC: a torn or corrupt entry is rebuilt.
+ */
+import { crc32 } from 'node:zlib';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
+import type { PixelImage } from '../native-workers/engine/data/preprocess.js';
+import { writeFileAtomic } from './files.js';
+
+const MAGIC = 'FXPQPX01';
+const HEADER = 24; // magic 8, width 4, height 4, channels 4, crc 4
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env['FXPQ_CACHE_DIR']) return env['FXPQ_CACHE_DIR'];
+  return join(env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'fxpq', 'tensors');
+}
+
+export class TensorCache {
+  hits = 0;
+  misses = 0;
+  rebuilt = 0;
+
+  constructor(readonly dir: string) {}
+
+  private path(sha256: string, geometry: string): string {
+    return join(this.dir, geometry, sha256.slice(0, 2), `${sha256}.px`);
+  }
+
+  async get(sha256: string, geometry: string): Promise<PixelImage | undefined> {
+    const file = this.path(sha256, geometry);
+    let buf: Buffer;
+    try {
+      buf = await readFile(file);
+    } catch {
+      this.misses++;
+      return undefined;
+    }
+    const valid =
+      buf.length >= HEADER &&
+      buf.toString('latin1', 0, 8) === MAGIC &&
+      buf.length === HEADER + buf.readUInt32LE(8) * buf.readUInt32LE(12) * buf.readUInt32LE(16) &&
+      crc32(buf.subarray(HEADER)) === buf.readUInt32LE(20);
+    if (!valid) {
+      // Never trust a damaged entry: drop it, and the caller decodes again.
+      await rm(file, { force: true });
+      this.rebuilt++;
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    return {
+      width: buf.readUInt32LE(8),
+      height: buf.readUInt32LE(12),
+      channels: buf.readUInt32LE(16),
+      data: new Uint8Array(buf.buffer, buf.byteOffset + HEADER, buf.length - HEADER),
+    };
+  }
+
+  async put(sha256: string, geometry: string, img: PixelImage): Promise<void> {
+    const buf = Buffer.alloc(HEADER + img.data.length);
+    buf.write(MAGIC, 0, 'latin1');
+    buf.writeUInt32LE(img.width, 8);
+    buf.writeUInt32LE(img.height, 12);
+    buf.writeUInt32LE(img.channels, 16);
+    buf.set(img.data, HEADER);
+    buf.writeUInt32LE(crc32(buf.subarray(HEADER)), 20);
+    await writeFileAtomic(this.path(sha256, geometry), buf);
+  }
+}
