@@ -12,7 +12,10 @@ function eta(seconds: number): string {
   return m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
 }
 
-export function progress(label: string, stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }): Progress {
+export function progress(
+  label: string,
+  stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
+): Progress {
   const start = Date.now();
   let lastLine = 0;
   let lastPercent = -1;
@@ -25,7 +28,9 @@ export function progress(label: string, stream: NodeJS.WritableStream & { isTTY?
       if (stream.isTTY) {
         const width = 30;
         const filled = Math.round((width * percent) / 100);
-        stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${percent}% ETA ${eta(remaining)} `);
+        stream.write(
+          `\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${percent}% ETA ${eta(remaining)} `,
+        );
         shown = true;
       } else if (done === total || (percent >= lastPercent + 10 && Date.now() - lastLine > 1000)) {
         // Plain lines for logs: at most one a second, every 10 %, and the last one.

@@ -24,7 +24,11 @@ export function sortedFolderClasses(ids: Iterable<string>): ClassList {
 }
 
 /** A class list given inline (a sidecar's array) or as a path relative to `baseDir`. */
-export async function classesFromValue(value: unknown, baseDir: string, source: string): Promise<ClassList | undefined> {
+export async function classesFromValue(
+  value: unknown,
+  baseDir: string,
+  source: string,
+): Promise<ClassList | undefined> {
   if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return { ids: value, names: value, source };
   if (typeof value === 'string') {
     if (value === 'imagenet1k') return imagenet1k();
@@ -33,4 +37,3 @@ export async function classesFromValue(value: unknown, baseDir: string, source: 
   }
   return undefined;
 }
-

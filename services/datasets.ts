@@ -82,16 +82,26 @@ async function detectLayout(src: string, labels: string | undefined): Promise<Da
   });
   if (info.isFile()) {
     if (extname(src).toLowerCase() === '.csv') return 'csv';
-    throw new FxpqError(`${src} is a file; give a dataset folder (class sub-folders, ImageNet val) or a CSV of path,label.`, 'io');
+    throw new FxpqError(
+      `${src} is a file; give a dataset folder (class sub-folders, ImageNet val) or a CSV of path,label.`,
+      'io',
+    );
   }
   const entries = await listDir(src);
   const names = new Set(entries.map((e) => e.name));
   if (labels && /LOC_val_solution\.csv$|validation_ground_truth\.txt$/.test(labels)) return 'imagenet-val';
-  if (names.has('LOC_val_solution.csv') || entries.some((e) => e.isFile() && /^ILSVRC2012_val_\d+\.JPEG$/i.test(e.name))) return 'imagenet-val';
+  if (
+    names.has('LOC_val_solution.csv') ||
+    entries.some((e) => e.isFile() && /^ILSVRC2012_val_\d+\.JPEG$/i.test(e.name))
+  )
+    return 'imagenet-val';
   if (labels && extname(labels).toLowerCase() === '.csv') return 'csv';
   if (entries.some((e) => e.isDirectory() && !e.name.startsWith('.'))) return 'imagefolder';
   if (names.has('labels.csv')) return 'csv';
-  throw new FxpqError(`${src} has no class sub-folders, no ImageNet validation files and no labels.csv, so its layout is unknown; pass --layout and --labels.`, 'io');
+  throw new FxpqError(
+    `${src} has no class sub-folders, no ImageNet validation files and no labels.csv, so its layout is unknown; pass --layout and --labels.`,
+    'io',
+  );
 }
 
 async function scanImageFolder(src: string, skipped: Dataset['skipped']): Promise<Candidate[]> {
@@ -123,11 +133,11 @@ function csvFields(line: string): string[] {
   for (let i = 0; i < line.length; i++) {
     const ch = line[i]!;
     if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') (cur += '"'), i++;
+      if (ch === '"' && line[i + 1] === '"') ((cur += '"'), i++);
       else if (ch === '"') quoted = false;
       else cur += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === ',') fields.push(cur), (cur = '');
+    else if (ch === ',') (fields.push(cur), (cur = ''));
     else cur += ch;
   }
   fields.push(cur);
@@ -135,7 +145,10 @@ function csvFields(line: string): string[] {
 }
 
 async function readText(path: string, what: string): Promise<string[]> {
-  return new TextDecoder().decode(await readUserFile(path, what)).split(/\r?\n/).filter((l) => l.trim() !== '');
+  return new TextDecoder()
+    .decode(await readUserFile(path, what))
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '');
 }
 
 async function scanCsv(csvPath: string, root: string): Promise<Candidate[]> {
@@ -152,20 +165,34 @@ async function scanCsv(csvPath: string, root: string): Promise<Candidate[]> {
   return out;
 }
 
-async function scanImagenetVal(src: string, labels: string | undefined, synsets: string | undefined, skipped: Dataset['skipped']): Promise<Candidate[]> {
-  const files = (await listDir(src)).filter((e) => e.isFile() && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase())).map((e) => e.name);
+async function scanImagenetVal(
+  src: string,
+  labels: string | undefined,
+  synsets: string | undefined,
+  skipped: Dataset['skipped'],
+): Promise<Candidate[]> {
+  const files = (await listDir(src))
+    .filter((e) => e.isFile() && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase()))
+    .map((e) => e.name);
   const labelPath = labels ?? join(src, 'LOC_val_solution.csv');
   const byId = new Map<string, string>();
   if (/\.txt$/i.test(labelPath)) {
     // The ground-truth file holds 1-based ILSVRC2012_IDs in the devkit's synset order, not the sorted-wnid order.
     if (!synsets) {
-      throw new FxpqError(`${labelPath} holds devkit class ids, which need the devkit's synset order; pass --synsets FILE (the 1000 WordNet ids in ILSVRC2012_ID order), or use LOC_val_solution.csv.`, 'io');
+      throw new FxpqError(
+        `${labelPath} holds devkit class ids, which need the devkit's synset order; pass --synsets FILE (the 1000 WordNet ids in ILSVRC2012_ID order), or use LOC_val_solution.csv.`,
+        'io',
+      );
     }
     const order = (await readText(synsets, 'a synset list')).map((l) => l.trim().split(/[\s,]+/)[0]!);
     const ids = await readText(labelPath, 'a ground-truth file');
     ids.forEach((id, i) => {
       const wnid = order[Number(id) - 1];
-      if (!wnid) throw new FxpqError(`${labelPath}, line ${i + 1}: class id ${id} is outside the ${order.length} synsets of ${synsets}.`, 'io');
+      if (!wnid)
+        throw new FxpqError(
+          `${labelPath}, line ${i + 1}: class id ${id} is outside the ${order.length} synsets of ${synsets}.`,
+          'io',
+        );
       byId.set(`ILSVRC2012_val_${String(i + 1).padStart(8, '0')}`, wnid);
     });
   } else {
@@ -174,7 +201,8 @@ async function scanImagenetVal(src: string, labels: string | undefined, synsets:
       const [imageId, prediction] = csvFields(line);
       if (i === 0 && imageId === 'ImageId') return;
       const wnid = prediction?.split(/\s+/)[0];
-      if (!imageId || !wnid) throw new FxpqError(`${labelPath}, line ${i + 1}: expected "ImageId,PredictionString".`, 'io');
+      if (!imageId || !wnid)
+        throw new FxpqError(`${labelPath}, line ${i + 1}: expected "ImageId,PredictionString".`, 'io');
       byId.set(imageId, wnid);
     });
   }
@@ -204,7 +232,8 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: nu
 /** Build a dataset index from a source folder or CSV (nothing written; see `importDataset`). */
 export async function scanDataset(srcArg: string, options: ImportOptions = {}): Promise<Dataset> {
   const src = resolve(srcArg);
-  const layout = !options.layout || options.layout === 'auto' ? await detectLayout(src, options.labels) : options.layout;
+  const layout =
+    !options.layout || options.layout === 'auto' ? await detectLayout(src, options.labels) : options.layout;
   const skipped: Dataset['skipped'] = [];
   let root = src;
   let candidates: Candidate[];
@@ -222,8 +251,10 @@ export async function scanDataset(srcArg: string, options: ImportOptions = {}): 
   const checked = await mapLimit(candidates, Math.max(2, availableParallelism() * 2), async (c, i) => {
     const rel = relative(root, c.abs);
     options.onProgress?.(i, candidates.length);
-    if (!IMAGE_EXTENSIONS.has(extname(c.abs).toLowerCase())) return { rel, reason: `not an image file (extension "${extname(c.abs) || 'none'}")` };
-    if (known && !known.has(c.classId)) return { rel, reason: `class ${c.classId} is not in the class list (${classes!.source})` };
+    if (!IMAGE_EXTENSIONS.has(extname(c.abs).toLowerCase()))
+      return { rel, reason: `not an image file (extension "${extname(c.abs) || 'none'}")` };
+    if (known && !known.has(c.classId))
+      return { rel, reason: `class ${c.classId} is not in the class list (${classes!.source})` };
     let bytes: Uint8Array;
     try {
       bytes = await readFile(c.abs);
@@ -231,7 +262,12 @@ export async function scanDataset(srcArg: string, options: ImportOptions = {}): 
       return { rel, reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
     }
     if (bytes.length === 0) return { rel, reason: 'empty file (0 bytes)' };
-    const image: DatasetImage = { path: rel, classId: c.classId, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const image: DatasetImage = {
+      path: rel,
+      classId: c.classId,
+      bytes: bytes.length,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    };
     if (known) image.label = known.get(c.classId)!;
     if (options.verify !== false) {
       try {
@@ -262,9 +298,22 @@ export async function scanDataset(srcArg: string, options: ImportOptions = {}): 
     images.push(r.image);
   }
   if (images.length === 0) {
-    throw new FxpqError(`${src} holds no readable images${skipped.length ? ` (${skipped.length} files skipped, e.g. ${skipped[0]!.path}: ${skipped[0]!.reason})` : ''}.`, 'io');
+    throw new FxpqError(
+      `${src} holds no readable images${skipped.length ? ` (${skipped.length} files skipped, e.g. ${skipped[0]!.path}: ${skipped[0]!.reason})` : ''}.`,
+      'io',
+    );
   }
-  const dataset: Dataset = { format: 'fxpq-dataset', version: 1, root, layout, classes, images, skipped, duplicates, split: null };
+  const dataset: Dataset = {
+    format: 'fxpq-dataset',
+    version: 1,
+    root,
+    layout,
+    classes,
+    images,
+    skipped,
+    duplicates,
+    split: null,
+  };
   dataset.split = makeSplit(dataset, options.calib, options.eval, options.seed ?? 0);
   return dataset;
 }
@@ -276,7 +325,12 @@ function defaultLabels(dataset: Dataset): number[] {
   return dataset.images.map((i) => index.get(i.classId) ?? -1);
 }
 
-export function makeSplit(dataset: Dataset, calib: number | undefined, evalCount: number | undefined, seed: number): Split {
+export function makeSplit(
+  dataset: Dataset,
+  calib: number | undefined,
+  evalCount: number | undefined,
+  seed: number,
+): Split {
   const n = dataset.images.length;
   return stratifiedSplit(defaultLabels(dataset), calib ?? Math.min(1000, Math.floor(n / 2)), evalCount ?? null, seed);
 }
@@ -317,7 +371,10 @@ export async function openDataset(path: string, options: ImportOptions = {}): Pr
     throw new FxpqError(`${file} is not valid JSON; import the dataset again with fxpq dataset import.`, 'io');
   }
   if (dataset.format !== 'fxpq-dataset' || !Array.isArray(dataset.images)) {
-    throw new FxpqError(`${file} is not an FxPQ dataset index; import the dataset again with fxpq dataset import.`, 'io');
+    throw new FxpqError(
+      `${file} is not an FxPQ dataset index; import the dataset again with fxpq dataset import.`,
+      'io',
+    );
   }
   return dataset;
 }
@@ -333,5 +390,11 @@ export interface DatasetInfo {
 export function datasetInfo(dataset: Dataset): DatasetInfo {
   const perClass: Record<string, number> = {};
   for (const image of dataset.images) perClass[image.classId] = (perClass[image.classId] ?? 0) + 1;
-  return { images: dataset.images.length, classes: Object.keys(perClass).length, perClass, skipped: dataset.skipped, duplicates: dataset.duplicates };
+  return {
+    images: dataset.images.length,
+    classes: Object.keys(perClass).length,
+    perClass,
+    skipped: dataset.skipped,
+    duplicates: dataset.duplicates,
+  };
 }

@@ -34,17 +34,27 @@ export interface EvaluationResult {
 }
 
 /** The class order for a dataset and model (contracts.md): --classes, the dataset's, the model's, sorted folders. */
-export async function resolveClasses(dataset: Dataset, model: LoadedModel, option: string | undefined): Promise<ClassList> {
+export async function resolveClasses(
+  dataset: Dataset,
+  model: LoadedModel,
+  option: string | undefined,
+): Promise<ClassList> {
   if (option) return loadClassOption(option);
   if (dataset.classes) return dataset.classes;
   const hints = await modelHints(model);
   return hints.classes ?? sortedFolderClasses(dataset.images.map((i) => i.classId));
 }
 
-export async function resolvePreprocess(model: LoadedModel, option: string | undefined): Promise<{ spec: PreprocessSpec; text: string }> {
+export async function resolvePreprocess(
+  model: LoadedModel,
+  option: string | undefined,
+): Promise<{ spec: PreprocessSpec; text: string }> {
   const text = option ?? (await modelHints(model)).preprocess;
   if (!text) {
-    throw new FxpqError(`${model.source} carries no preprocessing spec (no ONNX metadata, no sidecar ${model.source.replace(/\.onnx$/i, '')}.json); pass --preprocess, e.g. --preprocess imagenet.`, 'invalid-model');
+    throw new FxpqError(
+      `${model.source} carries no preprocessing spec (no ONNX metadata, no sidecar ${model.source.replace(/\.onnx$/i, '')}.json); pass --preprocess, e.g. --preprocess imagenet.`,
+      'invalid-model',
+    );
   }
   return { spec: parsePreprocess(text), text };
 }
@@ -55,7 +65,10 @@ export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
   return dataset.images.map((image) => {
     const label = index.get(image.classId);
     if (label === undefined) {
-      throw new FxpqError(`Class ${image.classId} of ${image.path} is not in the class list (${classes.source}, ${classes.ids.length} classes); pass the right --classes.`, 'invalid-model');
+      throw new FxpqError(
+        `Class ${image.classId} of ${image.path} is not in the class list (${classes.source}, ${classes.ids.length} classes); pass the right --classes.`,
+        'invalid-model',
+      );
     }
     return label;
   });
@@ -63,7 +76,11 @@ export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
 
 export function splitIndices(dataset: Dataset, split: EvaluateOptions['split']): number[] {
   if (!split || split === 'all') return dataset.images.map((_, i) => i);
-  if (!dataset.split) throw new FxpqError('This dataset records no calibration/evaluation split; import it with fxpq dataset import.', 'io');
+  if (!dataset.split)
+    throw new FxpqError(
+      'This dataset records no calibration/evaluation split; import it with fxpq dataset import.',
+      'io',
+    );
   return dataset.split[split];
 }
 
@@ -86,7 +103,7 @@ export async function evaluateFloat(options: EvaluateOptions): Promise<Evaluatio
       indices,
       spec,
       imageSize: runner.imageSize,
-      batchSize: options.batchSize ?? (runner.fixedBatch ?? 32),
+      batchSize: options.batchSize ?? runner.fixedBatch ?? 32,
       cache,
       onSkip: (i, reason) => skipped.push({ path: dataset.images[i]!.path, reason }),
     })) {
@@ -95,11 +112,17 @@ export async function evaluateFloat(options: EvaluateOptions): Promise<Evaluatio
         const width = out.length / batch.indices.length;
         if (!meter) {
           if (width !== classes.ids.length) {
-            throw new FxpqError(`${model.source} has ${width} outputs but the class list (${classes.source}) has ${classes.ids.length} classes.`, 'invalid-model');
+            throw new FxpqError(
+              `${model.source} has ${width} outputs but the class list (${classes.source}) has ${classes.ids.length} classes.`,
+              'invalid-model',
+            );
           }
           meter = new AccuracyMeter(width);
         }
-        meter.add(out, batch.indices.map((i) => labels[i]!));
+        meter.add(
+          out,
+          batch.indices.map((i) => labels[i]!),
+        );
         if (options.saveLogits) logits.push(out.slice());
       }
       done += batch.indices.length;
@@ -108,7 +131,8 @@ export async function evaluateFloat(options: EvaluateOptions): Promise<Evaluatio
   } finally {
     await runner.release();
   }
-  if (!meter) throw new FxpqError(`No image of ${options.dataPath} could be evaluated (${skipped.length} skipped).`, 'io');
+  if (!meter)
+    throw new FxpqError(`No image of ${options.dataPath} could be evaluated (${skipped.length} skipped).`, 'io');
   const r = meter.result();
   if (options.saveLogits) {
     const all = new Float32Array(logits.reduce((s, l) => s + l.length, 0));

@@ -4,7 +4,12 @@
  * next batch prefetched while the current one runs).
  */
 import { join } from 'node:path';
-import { geometryKey, normalizeInto, type PixelImage, type PreprocessSpec } from '../native-workers/engine/data/preprocess.js';
+import {
+  geometryKey,
+  normalizeInto,
+  type PixelImage,
+  type PreprocessSpec,
+} from '../native-workers/engine/data/preprocess.js';
 import type { PrepareResult, PrepareTask } from '../native-workers/pool/preprocess-worker.js';
 import type { Dataset } from './datasets.js';
 import { workerPool } from './pool.js';
@@ -30,7 +35,12 @@ export interface FeedOptions {
 }
 
 /** Prepared uint8 pixels of one dataset image, from the cache or the pool. */
-export async function preparedImage(dataset: Dataset, index: number, spec: PreprocessSpec, cache: TensorCache): Promise<PixelImage | string> {
+export async function preparedImage(
+  dataset: Dataset,
+  index: number,
+  spec: PreprocessSpec,
+  cache: TensorCache,
+): Promise<PixelImage | string> {
   const image = dataset.images[index]!;
   const geometry = geometryKey(spec);
   const cached = await cache.get(image.sha256, geometry);
@@ -52,7 +62,10 @@ async function loadBatch(o: FeedOptions, indices: number[]): Promise<FeedBatch> 
     if (typeof img === 'string') return o.onSkip(index, img);
     const size = img.width * img.height * img.channels;
     if (size !== o.imageSize) {
-      return o.onSkip(index, `preprocessing gives ${img.channels}x${img.height}x${img.width} values but the model takes ${o.imageSize} per image`);
+      return o.onSkip(
+        index,
+        `preprocessing gives ${img.channels}x${img.height}x${img.width} values but the model takes ${o.imageSize} per image`,
+      );
     }
     normalizeInto(img, o.spec, data, kept.length * o.imageSize);
     kept.push(index);

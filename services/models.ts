@@ -39,7 +39,9 @@ export async function modelHints(model: LoadedModel): Promise<ModelHints> {
   if (metaPre) hints.preprocess = metaPre;
   const metaClasses = meta['fxpq.classes'] ?? meta['classes'];
   if (metaClasses) {
-    const parsed = metaClasses.trim().startsWith('[') ? (JSON.parse(metaClasses) as unknown) : metaClasses.split(/\r?\n/).filter(Boolean);
+    const parsed = metaClasses.trim().startsWith('[')
+      ? (JSON.parse(metaClasses) as unknown)
+      : metaClasses.split(/\r?\n/).filter(Boolean);
     hints.classes = await classesFromValue(parsed, dirname(model.source), `model metadata of ${model.source}`);
   }
   const sidecar = sidecarPath(model.source);
@@ -56,6 +58,7 @@ export async function modelHints(model: LoadedModel): Promise<ModelHints> {
     throw new FxpqError(`${sidecar} (the model's sidecar) is not valid JSON.`, 'io');
   }
   if (!hints.preprocess && typeof json.preprocess === 'string') hints.preprocess = json.preprocess;
-  if (!hints.classes && json.classes !== undefined) hints.classes = await classesFromValue(json.classes, dirname(sidecar), `sidecar ${sidecar}`);
+  if (!hints.classes && json.classes !== undefined)
+    hints.classes = await classesFromValue(json.classes, dirname(sidecar), `sidecar ${sidecar}`);
   return hints;
 }

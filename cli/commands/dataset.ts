@@ -14,7 +14,8 @@ function intOption(values: Record<string, unknown>, name: string): number | unde
 
 export const datasetCommand: Command = {
   name: 'dataset',
-  usage: 'fxpq dataset import SRC --out DIR [--layout auto|imagefolder|imagenet-val|csv] [--labels FILE] [--classes imagenet1k|FILE] [--synsets FILE] [--copy] [--calib N] [--eval N] [--seed S] | fxpq dataset info DIR [--json]',
+  usage:
+    'fxpq dataset import SRC --out DIR [--layout auto|imagefolder|imagenet-val|csv] [--labels FILE] [--classes imagenet1k|FILE] [--synsets FILE] [--copy] [--calib N] [--eval N] [--seed S] | fxpq dataset info DIR [--json]',
   summary: 'validate and index a dataset; counts, skipped files and duplicates',
   options: {
     out: { type: 'string' },
@@ -36,9 +37,20 @@ export const datasetCommand: Command = {
       if (values['json']) out.write(JSON.stringify(info, null, 2) + '\n');
       else {
         out.write(`${info.images} images in ${info.classes} classes\n`);
-        out.write(table([['class', 'images'], ...Object.entries(info.perClass).map(([c, n]) => [c, String(n)])], [false, true]) + '\n');
-        if (info.skipped.length) out.write(`\nSkipped ${info.skipped.length} files:\n${info.skipped.map((s) => `  ${s.path}: ${s.reason}`).join('\n')}\n`);
-        if (info.duplicates.length) out.write(`\nDuplicates (the second of each pair is left out):\n${info.duplicates.map(([a, b]) => `  ${a} = ${b}`).join('\n')}\n`);
+        out.write(
+          table(
+            [['class', 'images'], ...Object.entries(info.perClass).map(([c, n]) => [c, String(n)])],
+            [false, true],
+          ) + '\n',
+        );
+        if (info.skipped.length)
+          out.write(
+            `\nSkipped ${info.skipped.length} files:\n${info.skipped.map((s) => `  ${s.path}: ${s.reason}`).join('\n')}\n`,
+          );
+        if (info.duplicates.length)
+          out.write(
+            `\nDuplicates (the second of each pair is left out):\n${info.duplicates.map(([a, b]) => `  ${a} = ${b}`).join('\n')}\n`,
+          );
       }
       return 0;
     }
@@ -69,8 +81,12 @@ export const datasetCommand: Command = {
     out.write(
       `Imported ${info.images} images in ${info.classes} classes (${dataset.layout}, class order: ${dataset.classes?.source ?? 'decided at use: model or sorted folder names'}) into ${values['out']}/dataset.json\n` +
         `Split (seed ${dataset.split!.seed}): ${dataset.split!.calib.length} calibration, ${dataset.split!.eval.length} evaluation images\n` +
-        (info.skipped.length ? `Skipped ${info.skipped.length} files:\n${info.skipped.map((s) => `  ${s.path}: ${s.reason}`).join('\n')}\n` : '') +
-        (info.duplicates.length ? `Duplicates left out: ${info.duplicates.map(([a, b]) => `${b} (same as ${a})`).join(', ')}\n` : ''),
+        (info.skipped.length
+          ? `Skipped ${info.skipped.length} files:\n${info.skipped.map((s) => `  ${s.path}: ${s.reason}`).join('\n')}\n`
+          : '') +
+        (info.duplicates.length
+          ? `Duplicates left out: ${info.duplicates.map(([a, b]) => `${b} (same as ${a})`).join(', ')}\n`
+          : ''),
     );
     return 0;
   },

@@ -9,8 +9,7 @@ export interface PrepareTask {
 }
 
 export type PrepareResult =
-  | { ok: true; width: number; height: number; channels: number; data: Uint8Array }
-  | { ok: false; reason: string };
+  { ok: true; width: number; height: number; channels: number; data: Uint8Array } | { ok: false; reason: string };
 
 export default async function prepare(task: PrepareTask): Promise<PrepareResult> {
   let bytes: Uint8Array;

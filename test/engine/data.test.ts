@@ -7,13 +7,18 @@ describe('class lists', () => {
   it('reads ids, id<TAB>name, and index<TAB>id<TAB>name lines', () => {
     expect(parseClassList('cat\ndog\n', 'a.txt')).toMatchObject({ ids: ['cat', 'dog'], names: ['cat', 'dog'] });
     expect(parseClassList('n1\tcat\nn2\tdog', 'b.txt').names).toEqual(['cat', 'dog']);
-    expect(parseClassList('0\tn1\tgreat white shark\n1\tn2\tdog\n', 'c.tsv')).toMatchObject({ ids: ['n1', 'n2'], names: ['great white shark', 'dog'] });
+    expect(parseClassList('0\tn1\tgreat white shark\n1\tn2\tdog\n', 'c.tsv')).toMatchObject({
+      ids: ['n1', 'n2'],
+      names: ['great white shark', 'dog'],
+    });
   });
 
   it('explains wrong files', () => {
     expect(() => parseClassList('', 'e.txt')).toThrowError(/e\.txt holds no class names/);
     expect(() => parseClassList('a\nb\na\n', 'd.txt')).toThrowError(/d\.txt lists class a twice/);
-    expect(() => parseClassList('1\tn1\tx\n0\tn2\ty\n', 'o.tsv')).toThrowError(/o\.tsv, line 1: the index is 1, expected 0/);
+    expect(() => parseClassList('1\tn1\tx\n0\tn2\ty\n', 'o.tsv')).toThrowError(
+      /o\.tsv, line 1: the index is 1, expected 0/,
+    );
   });
 });
 

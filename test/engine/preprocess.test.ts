@@ -23,7 +23,11 @@ describe('preprocessing spec', () => {
 
   it('accepts fractions and the fixture specs', () => {
     expect(parsePreprocess('scale=1/127.5').scale).toBeCloseTo(1 / 127.5, 12);
-    expect(parsePreprocess('resize=28,crop=28,channels=1,mean=0.2860,std=0.3530')).toMatchObject({ channels: 1, mean: [0.286], std: [0.353] });
+    expect(parsePreprocess('resize=28,crop=28,channels=1,mean=0.2860,std=0.3530')).toMatchObject({
+      channels: 1,
+      mean: [0.286],
+      std: [0.353],
+    });
   });
 
   it('explains bad specs', () => {
@@ -35,19 +39,40 @@ describe('preprocessing spec', () => {
   });
 
   it('keys the pixel cache by geometry only (normalization is applied on the fly)', () => {
-    expect(geometryKey(parsePreprocess('resize=28,crop=28,mean=0.5'))).toBe(geometryKey(parsePreprocess('resize=28,crop=28,mean=0.1,std=3')));
-    expect(geometryKey(parsePreprocess('resize=28,crop=28'))).not.toBe(geometryKey(parsePreprocess('resize=28,crop=27')));
+    expect(geometryKey(parsePreprocess('resize=28,crop=28,mean=0.5'))).toBe(
+      geometryKey(parsePreprocess('resize=28,crop=28,mean=0.1,std=3')),
+    );
+    expect(geometryKey(parsePreprocess('resize=28,crop=28'))).not.toBe(
+      geometryKey(parsePreprocess('resize=28,crop=27')),
+    );
   });
 });
 
 describe('pixel pipeline', () => {
   it("matches PIL's bilinear resize bit for bit (up, down, one axis, RGB and L)", () => {
     const cases = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/pil-resize/cases.json'), 'utf8')) as {
-      cases: { width: number; height: number; channels: number; outWidth: number; outHeight: number; input: string; output: string }[];
+      cases: {
+        width: number;
+        height: number;
+        channels: number;
+        outWidth: number;
+        outHeight: number;
+        input: string;
+        output: string;
+      }[];
     };
     expect(cases.cases.length).toBe(5);
     for (const c of cases.cases) {
-      const out = resizeBilinear({ width: c.width, height: c.height, channels: c.channels, data: new Uint8Array(Buffer.from(c.input, 'base64')) }, c.outWidth, c.outHeight);
+      const out = resizeBilinear(
+        {
+          width: c.width,
+          height: c.height,
+          channels: c.channels,
+          data: new Uint8Array(Buffer.from(c.input, 'base64')),
+        },
+        c.outWidth,
+        c.outHeight,
+      );
       expect(Buffer.from(out.data).equals(Buffer.from(c.output, 'base64'))).toBe(true);
     }
   });

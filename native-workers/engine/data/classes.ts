@@ -13,14 +13,21 @@ export interface ClassList {
  * `index<TAB>id<TAB>name` lines as in imagenet_classes.tsv.
  */
 export function parseClassList(text: string, source: string): ClassList {
-  const lines = text.split(/\r?\n/).map((l) => l.trimEnd()).filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() !== '' && !l.startsWith('#'));
   if (lines.length === 0) throw new FxpqError(`${source} holds no class names.`, 'invalid-model');
   const ids: string[] = [];
   const names: string[] = [];
   lines.forEach((line, i) => {
     const cols = line.split('\t');
     if (cols.length >= 3) {
-      if (Number(cols[0]) !== i) throw new FxpqError(`${source}, line ${i + 1}: the index is ${cols[0]}, expected ${i}; lines must be in output order.`, 'invalid-model');
+      if (Number(cols[0]) !== i)
+        throw new FxpqError(
+          `${source}, line ${i + 1}: the index is ${cols[0]}, expected ${i}; lines must be in output order.`,
+          'invalid-model',
+        );
       ids.push(cols[1]!.trim());
       names.push(cols.slice(2).join('\t').trim());
     } else {

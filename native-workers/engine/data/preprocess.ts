@@ -26,23 +26,44 @@ const PRESETS: Record<string, string> = {
 function parseNumber(key: string, value: string, spec: string): number {
   const frac = /^\s*(-?[\d.]+)\s*\/\s*([\d.]+)\s*$/.exec(value);
   const n = frac ? Number(frac[1]) / Number(frac[2]) : Number(value);
-  if (!Number.isFinite(n)) throw new FxpqError(`Preprocessing spec "${spec}": ${key}=${value} is not a number.`, 'invalid-model');
+  if (!Number.isFinite(n))
+    throw new FxpqError(`Preprocessing spec "${spec}": ${key}=${value} is not a number.`, 'invalid-model');
   return n;
 }
 
 function positiveInt(key: string, value: string, spec: string): number {
   const n = parseNumber(key, value, spec);
-  if (!Number.isInteger(n) || n <= 0) throw new FxpqError(`Preprocessing spec "${spec}": ${key} must be a positive integer, not ${value}.`, 'invalid-model');
+  if (!Number.isInteger(n) || n <= 0)
+    throw new FxpqError(
+      `Preprocessing spec "${spec}": ${key} must be a positive integer, not ${value}.`,
+      'invalid-model',
+    );
   return n;
 }
 
 export function parsePreprocess(spec: string): PreprocessSpec {
-  const result: PreprocessSpec = { resize: null, crop: null, channels: 3, order: 'rgb', layout: 'nchw', scale: 1 / 255, mean: [0], std: [1] };
-  const parts = spec.split(',').map((p) => p.trim()).filter(Boolean);
+  const result: PreprocessSpec = {
+    resize: null,
+    crop: null,
+    channels: 3,
+    order: 'rgb',
+    layout: 'nchw',
+    scale: 1 / 255,
+    mean: [0],
+    std: [1],
+  };
+  const parts = spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const expanded = parts.flatMap((p) => (PRESETS[p] ? PRESETS[p]!.split(',') : [p]));
   for (const part of expanded) {
     const eq = part.indexOf('=');
-    if (eq < 0) throw new FxpqError(`Preprocessing spec "${spec}": "${part}" is neither a preset (${Object.keys(PRESETS).join(', ')}) nor key=value.`, 'invalid-model');
+    if (eq < 0)
+      throw new FxpqError(
+        `Preprocessing spec "${spec}": "${part}" is neither a preset (${Object.keys(PRESETS).join(', ')}) nor key=value.`,
+        'invalid-model',
+      );
     const key = part.slice(0, eq).trim();
     const value = part.slice(eq + 1).trim();
     switch (key) {
@@ -53,15 +74,18 @@ export function parsePreprocess(spec: string): PreprocessSpec {
         result.crop = positiveInt(key, value, spec);
         break;
       case 'channels':
-        if (value !== '1' && value !== '3') throw new FxpqError(`Preprocessing spec "${spec}": channels must be 1 or 3.`, 'invalid-model');
+        if (value !== '1' && value !== '3')
+          throw new FxpqError(`Preprocessing spec "${spec}": channels must be 1 or 3.`, 'invalid-model');
         result.channels = value === '1' ? 1 : 3;
         break;
       case 'order':
-        if (value !== 'rgb' && value !== 'bgr') throw new FxpqError(`Preprocessing spec "${spec}": order must be rgb or bgr.`, 'invalid-model');
+        if (value !== 'rgb' && value !== 'bgr')
+          throw new FxpqError(`Preprocessing spec "${spec}": order must be rgb or bgr.`, 'invalid-model');
         result.order = value;
         break;
       case 'layout':
-        if (value !== 'nchw' && value !== 'nhwc') throw new FxpqError(`Preprocessing spec "${spec}": layout must be nchw or nhwc.`, 'invalid-model');
+        if (value !== 'nchw' && value !== 'nhwc')
+          throw new FxpqError(`Preprocessing spec "${spec}": layout must be nchw or nhwc.`, 'invalid-model');
         result.layout = value;
         break;
       case 'scale':
@@ -72,13 +96,21 @@ export function parsePreprocess(spec: string): PreprocessSpec {
         result[key] = value.split('/').map((v) => parseNumber(key, v, spec));
         break;
       default:
-        throw new FxpqError(`Preprocessing spec "${spec}": unknown key "${key}" (known: resize, crop, channels, order, layout, scale, mean, std).`, 'invalid-model');
+        throw new FxpqError(
+          `Preprocessing spec "${spec}": unknown key "${key}" (known: resize, crop, channels, order, layout, scale, mean, std).`,
+          'invalid-model',
+        );
     }
   }
   for (const key of ['mean', 'std'] as const) {
     const n = result[key].length;
-    if (n !== 1 && n !== result.channels) throw new FxpqError(`Preprocessing spec "${spec}": ${key} has ${n} values for ${result.channels} channels.`, 'invalid-model');
-    if (key === 'std' && result.std.some((s) => s === 0)) throw new FxpqError(`Preprocessing spec "${spec}": std must not be 0.`, 'invalid-model');
+    if (n !== 1 && n !== result.channels)
+      throw new FxpqError(
+        `Preprocessing spec "${spec}": ${key} has ${n} values for ${result.channels} channels.`,
+        'invalid-model',
+      );
+    if (key === 'std' && result.std.some((s) => s === 0))
+      throw new FxpqError(`Preprocessing spec "${spec}": std must not be 0.`, 'invalid-model');
   }
   return result;
 }
@@ -133,7 +165,8 @@ function coefficients(inSize: number, outSize: number): { bounds: Int32Array; ke
     }
     for (let x = 0; x < xmax; x++) {
       const v = ww !== 0 ? k[x]! / ww : k[x]!;
-      kernel[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
+      kernel[xx * ksize + x] =
+        v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
     }
     bounds[xx * 2] = xmin;
     bounds[xx * 2 + 1] = xmax;
@@ -141,28 +174,54 @@ function coefficients(inSize: number, outSize: number): { bounds: Int32Array; ke
   return { bounds, kernel, ksize };
 }
 
+const SCALE = 1 / (1 << PRECISION_BITS);
+
 function clip8(v: number): number {
-  const s = Math.floor(v / (1 << PRECISION_BITS));
+  // v * 2^-22 is exact in float64, so floor() equals PIL's arithmetic shift.
+  const s = Math.floor(v * SCALE);
   return s < 0 ? 0 : s > 255 ? 255 : s;
 }
 
-/** PIL ImagingResample with the BILINEAR filter: horizontal pass, then vertical, uint8 after each. */
+/**
+ * PIL ImagingResample with the BILINEAR filter: horizontal pass, then vertical, uint8 after
+ * each. Sums use PIL's fixed-point coefficients and stay below 2^53, so float64 is exact.
+ */
 export function resizeBilinear(img: PixelImage, outW: number, outH: number): PixelImage {
   let cur = img;
   const c = img.channels;
+  const half = 1 << (PRECISION_BITS - 1);
   if (outW !== cur.width) {
     const { bounds, kernel, ksize } = coefficients(cur.width, outW);
+    const src = cur.data;
     const out = new Uint8Array(outW * cur.height * c);
     for (let y = 0; y < cur.height; y++) {
       const row = y * cur.width * c;
       for (let xx = 0; xx < outW; xx++) {
         const xmin = bounds[xx * 2]!;
         const xmax = bounds[xx * 2 + 1]!;
-        for (let ch = 0; ch < c; ch++) {
-          // Sums stay below 2^53: exact in float64 (PIL uses int32 with the same values).
-          let ss = 1 << (PRECISION_BITS - 1);
-          for (let x = 0; x < xmax; x++) ss += cur.data[row + (xmin + x) * c + ch]! * kernel[xx * ksize + x]!;
-          out[(y * outW + xx) * c + ch] = clip8(ss);
+        const k0 = xx * ksize;
+        const o = (y * outW + xx) * c;
+        if (c === 3) {
+          // The common RGB case in locals: one pass over the taps for all three channels.
+          let r = half;
+          let g = half;
+          let b = half;
+          for (let x = 0; x < xmax; x++) {
+            const w = kernel[k0 + x]!;
+            const base = row + (xmin + x) * 3;
+            r += src[base]! * w;
+            g += src[base + 1]! * w;
+            b += src[base + 2]! * w;
+          }
+          out[o] = clip8(r);
+          out[o + 1] = clip8(g);
+          out[o + 2] = clip8(b);
+        } else {
+          for (let ch = 0; ch < c; ch++) {
+            let ss = half;
+            for (let x = 0; x < xmax; x++) ss += src[row + (xmin + x) * c + ch]! * kernel[k0 + x]!;
+            out[o + ch] = clip8(ss);
+          }
         }
       }
     }
@@ -170,15 +229,18 @@ export function resizeBilinear(img: PixelImage, outW: number, outH: number): Pix
   }
   if (outH !== cur.height) {
     const { bounds, kernel, ksize } = coefficients(cur.height, outH);
-    const out = new Uint8Array(cur.width * outH * c);
+    const src = cur.data;
     const stride = cur.width * c;
+    const out = new Uint8Array(stride * outH);
     for (let yy = 0; yy < outH; yy++) {
       const ymin = bounds[yy * 2]!;
       const ymax = bounds[yy * 2 + 1]!;
+      const k0 = yy * ksize;
+      const o = yy * stride;
       for (let i = 0; i < stride; i++) {
-        let ss = 1 << (PRECISION_BITS - 1);
-        for (let y = 0; y < ymax; y++) ss += cur.data[(ymin + y) * stride + i]! * kernel[yy * ksize + y]!;
-        out[yy * stride + i] = clip8(ss);
+        let ss = half;
+        for (let y = 0; y < ymax; y++) ss += src[(ymin + y) * stride + i]! * kernel[k0 + y]!;
+        out[o + i] = clip8(ss);
       }
     }
     cur = { width: cur.width, height: outH, channels: c, data: out };
@@ -189,13 +251,17 @@ export function resizeBilinear(img: PixelImage, outW: number, outH: number): Pix
 /** Center crop with torchvision's offsets: round((W - N) / 2), half to even. */
 export function centerCrop(img: PixelImage, n: number): PixelImage {
   if (img.width < n || img.height < n) {
-    throw new FxpqError(`Image of ${img.width}x${img.height} is smaller than the crop ${n}; add resize=${n} to the preprocessing.`, 'invalid-model');
+    throw new FxpqError(
+      `Image of ${img.width}x${img.height} is smaller than the crop ${n}; add resize=${n} to the preprocessing.`,
+      'invalid-model',
+    );
   }
   const left = roundHalfEven((img.width - n) / 2);
   const top = roundHalfEven((img.height - n) / 2);
   const c = img.channels;
   const out = new Uint8Array(n * n * c);
-  for (let y = 0; y < n; y++) out.set(img.data.subarray(((top + y) * img.width + left) * c, ((top + y) * img.width + left + n) * c), y * n * c);
+  for (let y = 0; y < n; y++)
+    out.set(img.data.subarray(((top + y) * img.width + left) * c, ((top + y) * img.width + left + n) * c), y * n * c);
   return { width: n, height: n, channels: c, data: out };
 }
 

@@ -23,7 +23,12 @@ export interface Split {
  * Take `calibCount` images for calibration, spread over the classes in proportion to their
  * sizes, and up to `evalCount` of the rest for evaluation (all the rest when null).
  */
-export function stratifiedSplit(labels: readonly number[], calibCount: number, evalCount: number | null, seed: number): Split {
+export function stratifiedSplit(
+  labels: readonly number[],
+  calibCount: number,
+  evalCount: number | null,
+  seed: number,
+): Split {
   const rand = seededRandom(seed);
   const byClass = new Map<number, number[]>();
   labels.forEach((l, i) => {
@@ -46,7 +51,9 @@ export function stratifiedSplit(labels: readonly number[], calibCount: number, e
     const quotas = classes.map((c) => ({ c, exact: (want * pools.get(c)!.length) / Math.max(total, 1) }));
     const counts = new Map(quotas.map((q) => [q.c, Math.floor(q.exact)]));
     let left = want - [...counts.values()].reduce((s, v) => s + v, 0);
-    for (const q of [...quotas].sort((a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)) || a.c - b.c)) {
+    for (const q of [...quotas].sort(
+      (a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)) || a.c - b.c,
+    )) {
       if (left <= 0) break;
       if (counts.get(q.c)! < pools.get(q.c)!.length) {
         counts.set(q.c, counts.get(q.c)! + 1);

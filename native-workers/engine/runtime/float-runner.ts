@@ -18,10 +18,16 @@ export class FloatRunner {
     const input = graph.inputs[0];
     const output = graph.outputs[0];
     if (!input || !output || graph.inputs.length !== 1) {
-      throw new FxpqError(`${source} must have exactly one input and at least one output; it has ${graph.inputs.length} inputs.`, 'unsupported-model');
+      throw new FxpqError(
+        `${source} must have exactly one input and at least one output; it has ${graph.inputs.length} inputs.`,
+        'unsupported-model',
+      );
     }
     if (input.shape.slice(1).some((d) => d < 0)) {
-      throw new FxpqError(`${source}: input ${input.name} has a dynamic size [${input.shape.join(', ')}] besides the batch; FxPQ needs fixed image sizes.`, 'unsupported-model');
+      throw new FxpqError(
+        `${source}: input ${input.name} has a dynamic size [${input.shape.join(', ')}] besides the batch; FxPQ needs fixed image sizes.`,
+        'unsupported-model',
+      );
     }
     const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
     const batch = input.shape[0]!;
