@@ -1,6 +1,8 @@
 /** Add of two activations (residual connections); a constant operand is folded into a bias at import. */
 import { requireInput, noMacs, type OperatorModule } from './operator.js';
 import { broadcastShapes } from './broadcast.js';
+import { shapeError } from './operator.js';
+import { asNode } from '../fixedpoint/kernel-util.js';
 
 export const add: OperatorModule = {
   op: 'Add',
@@ -10,4 +12,28 @@ export const add: OperatorModule = {
     return [broadcastShapes(ctx.node, requireInput(ctx, 0), requireInput(ctx, 1))];
   },
   macs: noMacs,
+  fixedPoint: {
+    outputSigned: (node, [a, b]) => (node.activation && node.activation.min >= 0 ? false : a! || b!),
+    lowerSim(node, sim) {
+      sim.quantize(sim.emit('Add', node.inputs), node, node.outputs[0]!);
+    },
+    /** Align both inputs exactly to F = max(f_a, f_b), add, then one rounding to f_y. */
+    runInt(node, [a, b]) {
+      if (a!.data.length !== b!.data.length) throw shapeError(asNode(node), 'integer Add needs inputs of the same shape');
+      const F = Math.max(a!.frac, b!.frac);
+      const sa = 2 ** (F - a!.frac);
+      const sb = 2 ** (F - b!.frac);
+      const r = F - node.out.frac;
+      const { lo, hi } = node.out;
+      const out = new Int32Array(a!.data.length);
+      const half = r > 0 ? 2 ** (r - 1) : 0;
+      const scale = 2 ** -r;
+      for (let i = 0; i < out.length; i++) {
+        const sum = a!.data[i]! * sa + b!.data[i]! * sb;
+        const m = r > 0 ? Math.floor((sum + half) * scale) : sum * scale;
+        out[i] = m < lo ? lo : m > hi ? hi : m;
+      }
+      return out;
+    },
+  },
 };

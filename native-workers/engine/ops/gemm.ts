@@ -1,6 +1,8 @@
 /** Gemm with constant B (a fully connected layer): Y = alpha * A' B' + beta * C. */
 import { attrFloat, attrInt } from '../ir/graph.js';
 import { requireInput, shapeError, type OperatorModule } from './operator.js';
+import { asNode, constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
+import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
 
 export const gemm: OperatorModule = {
   op: 'Gemm',
@@ -23,5 +25,31 @@ export const gemm: OperatorModule = {
   macs(ctx, [y]) {
     const b = requireInput(ctx, 1);
     return y![0]! * b[0]! * b[1]!;
+  },
+  fixedPoint: {
+    weightInput: 1,
+    biasInput: 2,
+    outputSigned: linearLayerSign,
+    lowerSim: lowerLinearLayer,
+    runInt(node, [x], program) {
+      const w = constantOf(program, node, 1);
+      const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;
+      const transB = attrInt(asNode(node), 'transB', 0) === 1;
+      const [K, N] = transB ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!];
+      const rows = x!.data.length / K;
+      const out = new Int32Array(rows * N);
+      const acc = new Float64Array(N);
+      for (let r = 0; r < rows; r++) {
+        for (let n = 0; n < N; n++) acc[n] = bias ? bias.aligned![n]! : 0;
+        for (let k = 0; k < K; k++) {
+          const xv = x!.data[r * K + k]!;
+          if (xv === 0) continue;
+          if (transB) for (let n = 0; n < N; n++) acc[n]! += xv * w.data[n * K + k]!;
+          else for (let n = 0; n < N; n++) acc[n]! += xv * w.data[k * N + n]!;
+        }
+        requantizeInto(acc, w.frac! + x!.frac - node.out.frac, node.out.lo, node.out.hi, out, r * N);
+      }
+      return out;
+    },
   },
 };

@@ -1,6 +1,15 @@
 /** Data-movement operators: Flatten, Reshape, Transpose. Integers move, formats stay. */
 import { attrInt, attrInts, tensorToNumbers } from '../ir/graph.js';
-import { requireInput, noMacs, shapeError, type OperatorModule } from './operator.js';
+import { requireInput, noMacs, shapeError, type OperatorModule, type FixedPointRules } from './operator.js';
+
+/** Data movement keeps integers and formats; only Transpose reorders them. */
+const moveData = (op: string): FixedPointRules => ({
+  outputSigned: (_node, [s]) => s!,
+  lowerSim(node, sim) {
+    sim.emit(op, [node.inputs[0]!], node.attrs, node.outputs[0]!);
+  },
+  runInt: (_node, [x]) => x!.data,
+});
 
 export const flatten: OperatorModule = {
   op: 'Flatten',
@@ -15,6 +24,7 @@ export const flatten: OperatorModule = {
     return [[outer, inner]];
   },
   macs: noMacs,
+  fixedPoint: moveData('Flatten'),
 };
 
 /** ONNX Reshape semantics: 0 copies the input dimension (unless allowzero), -1 is inferred. */
@@ -47,6 +57,19 @@ export const reshape: OperatorModule = {
     return [out];
   },
   macs: noMacs,
+  fixedPoint: {
+    ...moveData('Reshape'),
+    lowerSim(node, sim) {
+      // The simulation batches images: a target that fixes batch 1 (mnist-8) copies the batch instead.
+      const target = sim.plan.graph.initializers.get(node.inputs[1]!);
+      let shapeName = sim.constant(node.inputs[1]!);
+      if (target) {
+        const dims = tensorToNumbers(target);
+        if (dims[0] === 1 && sim.plan.shapes.get(node.inputs[0]!)![0] === 1) shapeName = sim.int64(`sim/shape/${node.name}`, [0, ...dims.slice(1)]);
+      }
+      sim.emit('Reshape', [node.inputs[0]!, shapeName], node.attrs, node.outputs[0]!);
+    },
+  },
 };
 
 export const transpose: OperatorModule = {
@@ -63,4 +86,26 @@ export const transpose: OperatorModule = {
     return [perm.map((p) => x[p]!)];
   },
   macs: noMacs,
+  fixedPoint: {
+    ...moveData('Transpose'),
+    runInt(node, [x]) {
+      const rank = x!.shape.length;
+      const perm = node.attrs['perm']?.kind === 'ints' ? node.attrs['perm'].value : x!.shape.map((_, i) => rank - 1 - i);
+      const inStrides = new Array<number>(rank).fill(1);
+      for (let i = rank - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1]! * x!.shape[i + 1]!;
+      const dims = perm.map((p) => x!.shape[p]!);
+      const out = new Int32Array(x!.data.length);
+      const idx = new Array<number>(rank).fill(0);
+      for (let o = 0; o < out.length; o++) {
+        let s = 0;
+        for (let i = 0; i < rank; i++) s += idx[i]! * inStrides[perm[i]!]!;
+        out[o] = x!.data[s]!;
+        for (let i = rank - 1; i >= 0; i--) {
+          if (++idx[i]! < dims[i]!) break;
+          idx[i] = 0;
+        }
+      }
+      return out;
+    },
+  },
 };

@@ -1,5 +1,7 @@
 /** MatMul with a constant 2-D right-hand side (a fully connected layer without bias). */
 import { requireInput, shapeError, type OperatorModule } from './operator.js';
+import { constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
+import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
 
 export const matmul: OperatorModule = {
   op: 'MatMul',
@@ -17,5 +19,26 @@ export const matmul: OperatorModule = {
   macs(ctx, [y]) {
     const b = requireInput(ctx, 1);
     return (y!.reduce((p, d) => p * d, 1) / b[1]!) * b[0]! * b[1]!;
+  },
+  fixedPoint: {
+    weightInput: 1,
+    outputSigned: linearLayerSign,
+    lowerSim: lowerLinearLayer,
+    runInt(node, [x], program) {
+      const w = constantOf(program, node, 1);
+      const [K, N] = w.dims as [number, number];
+      const rows = x!.data.length / K;
+      const out = new Int32Array(rows * N);
+      const acc = new Float64Array(N);
+      for (let r = 0; r < rows; r++) {
+        acc.fill(0);
+        for (let k = 0; k < K; k++) {
+          const xv = x!.data[r * K + k]!;
+          if (xv !== 0) for (let n = 0; n < N; n++) acc[n]! += xv * w.data[k * N + n]!;
+        }
+        requantizeInto(acc, w.frac! + x!.frac - node.out.frac, node.out.lo, node.out.hi, out, r * N);
+      }
+      return out;
+    },
   },
 };

@@ -6,6 +6,8 @@
  */
 import type { Node, Shape, Tensor } from '../ir/graph.js';
 import { FxpqError } from '../errors.js';
+import type { IntProgram, IntTensor, ProgramNode } from '../fixedpoint/program.js';
+import type { SimBuilder } from '../fixedpoint/sim-graph.js';
 
 export interface ShapeContext {
   node: Node;
@@ -29,6 +31,24 @@ export interface OperatorModule {
   inferShapes(ctx: ShapeContext): Shape[];
   /** Multiply-accumulates for the given shapes (0 for data movement). */
   macs(ctx: ShapeContext, outputs: Shape[]): number;
+  /** The fixed-point rules (spec §2, §3); absent only for `terminal` ops. */
+  fixedPoint?: FixedPointRules;
+}
+
+export interface FixedPointRules {
+  /**
+   * Format rule: is the output signed, given the signs of the activation inputs?
+   * (Unsigned when provably non-negative.) Pass-through ops return their input's sign.
+   */
+  outputSigned(node: Node, inputSigned: boolean[]): boolean;
+  /** Indices of the node inputs that are quantized data structures: weights and bias. */
+  weightInput?: number;
+  biasInput?: number;
+  /** Fake-quant lowering: emit the float nodes that reproduce the integer kernel exactly. */
+  lowerSim(node: Node, sim: SimBuilder): void;
+  /** Integer kernel for one image: shifts, clamps and exact integer sums only. */
+  runInt(node: ProgramNode, inputs: IntTensor[], program: IntProgram): Int32Array;
+  // emitC: the C emitter joins here with the export issue.
 }
 
 export function shapeError(node: Node, problem: string): FxpqError {

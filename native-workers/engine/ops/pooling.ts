@@ -1,7 +1,49 @@
 /** MaxPool (format pass-through), AveragePool and GlobalAveragePool (requantized through a fixed-point reciprocal). */
 import { requireInput, noMacs, shapeError, type OperatorModule } from './operator.js';
 import { poolWindow, windowOutputSize } from './spatial.js';
-import { attrInt } from '../ir/graph.js';
+import { attrInt, floatTensor } from '../ir/graph.js';
+import { asNode } from '../fixedpoint/kernel-util.js';
+import { POOL_RECIPROCAL_BITS } from '../fixedpoint/format.js';
+import type { IntTensor, ProgramNode } from '../fixedpoint/program.js';
+import type { Window } from './spatial.js';
+
+const samesign = (_node: unknown, [s]: boolean[]): boolean => s!;
+
+/** Visit each output position's window over one channel plane; padded positions are skipped. */
+function forEachWindow(x: IntTensor, outShape: number[], w: Window, visit: (plane: number, o: number, values: (fn: (v: number) => void) => void) => void): void {
+  const [, C, H, W] = x.shape as [number, number, number, number];
+  const [, , OH, OW] = outShape as [number, number, number, number];
+  const [KH, KW] = w.kernel as [number, number];
+  const [sh, sw] = w.strides as [number, number];
+  const [dh, dw] = w.dilations as [number, number];
+  const [pt, pl] = w.pads as [number, number];
+  for (let c = 0; c < C; c++) {
+    const base = c * H * W;
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        visit(c, (c * OH + oh) * OW + ow, (fn) => {
+          for (let kh = 0; kh < KH; kh++) {
+            const ih = oh * sh - pt + kh * dh;
+            if (ih < 0 || ih >= H) continue;
+            for (let kw = 0; kw < KW; kw++) {
+              const iw = ow * sw - pl + kw * dw;
+              if (iw >= 0 && iw < W) fn(x.data[base + ih * W + iw]!);
+            }
+          }
+        });
+      }
+    }
+  }
+}
+
+/** m_y = clamp(rshift_round(sum * R, P + f_x - f_y)) with R = round(2^P / n): spec §2. */
+function averageRequantize(sum: number, n: number, x: IntTensor, node: ProgramNode): number {
+  const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
+  const r = POOL_RECIPROCAL_BITS + x.frac - node.out.frac;
+  const v = sum * R;
+  const m = r > 0 ? Math.floor((v + 2 ** (r - 1)) * 2 ** -r) : v * 2 ** -r;
+  return m < node.out.lo ? node.out.lo : m > node.out.hi ? node.out.hi : m;
+}
 
 export const maxPool: OperatorModule = {
   op: 'MaxPool',
@@ -14,6 +56,23 @@ export const maxPool: OperatorModule = {
     return [[x[0]!, x[1]!, ...windowOutputSize(x, poolWindow(ctx.node, x))]];
   },
   macs: noMacs,
+  fixedPoint: {
+    outputSigned: samesign,
+    lowerSim(node, sim) {
+      sim.emit('MaxPool', [node.inputs[0]!], node.attrs, node.outputs[0]!);
+    },
+    runInt(node, [x]) {
+      const out = new Int32Array(node.outShape.reduce((p, d) => p * d, 1));
+      forEachWindow(x!, node.outShape, poolWindow(asNode(node), x!.shape), (_c, o, values) => {
+        let best = -Infinity;
+        values((v) => {
+          if (v > best) best = v;
+        });
+        out[o] = best;
+      });
+      return out;
+    },
+  },
 };
 
 export const averagePool: OperatorModule = {
@@ -30,6 +89,34 @@ export const averagePool: OperatorModule = {
     return [[x[0]!, x[1]!, ...windowOutputSize(x, window)]];
   },
   macs: noMacs,
+  fixedPoint: {
+    outputSigned: samesign,
+    lowerSim(node, sim) {
+      // The window sum, exact in float32, as a depthwise convolution with a kernel of ones
+      // (padded positions add zeros, as count_include_pad=1 counts them).
+      const x = node.inputs[0]!;
+      const channels = sim.plan.shapes.get(x)![1]!;
+      const kernel = (node.attrs['kernel_shape'] as { value: number[] }).value;
+      const n = kernel.reduce((p, d) => p * d, 1);
+      const ones = sim.newConstant(floatTensor(`sim/ones/${node.name}`, [channels, 1, ...kernel], new Float32Array(channels * n).fill(1)));
+      const attrs = { ...node.attrs, group: { kind: 'int' as const, value: channels } };
+      delete (attrs as Record<string, unknown>)['count_include_pad'];
+      delete (attrs as Record<string, unknown>)['ceil_mode'];
+      const sum = sim.emit('Conv', [x, ones], attrs);
+      sim.quantizePooledSum(sum, n, node, node.outputs[0]!);
+    },
+    runInt(node, [x]) {
+      const window = poolWindow(asNode(node), x!.shape);
+      const n = window.kernel.reduce((p, d) => p * d, 1);
+      const out = new Int32Array(node.outShape.reduce((p, d) => p * d, 1));
+      forEachWindow(x!, node.outShape, window, (_c, o, values) => {
+        let sum = 0;
+        values((v) => (sum += v));
+        out[o] = averageRequantize(sum, n, x!, node);
+      });
+      return out;
+    },
+  },
 };
 
 export const globalAveragePool: OperatorModule = {
@@ -41,4 +128,25 @@ export const globalAveragePool: OperatorModule = {
     return [[x[0]!, x[1]!, ...x.slice(2).map(() => 1)]];
   },
   macs: noMacs,
+  fixedPoint: {
+    outputSigned: samesign,
+    lowerSim(node, sim) {
+      const x = node.inputs[0]!;
+      const shape = sim.plan.shapes.get(x)!;
+      const axes = shape.slice(2).map((_, i) => i + 2);
+      const sum = sim.emit('ReduceSum', [x, sim.int64(`sim/axes/${node.name}`, axes)], { keepdims: { kind: 'int', value: 1 } });
+      sim.quantizePooledSum(sum, shape.slice(2).reduce((p, d) => p * d, 1), node, node.outputs[0]!);
+    },
+    runInt(node, [x]) {
+      const channels = x!.shape[1]!;
+      const n = x!.data.length / channels;
+      const out = new Int32Array(channels);
+      for (let c = 0; c < channels; c++) {
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += x!.data[c * n + i]!;
+        out[c] = averageRequantize(sum, n, x!, node);
+      }
+      return out;
+    },
+  },
 };

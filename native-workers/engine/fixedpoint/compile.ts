@@ -1,0 +1,84 @@
+/** Compile a plan and an assignment into the integer program (spec §2). */
+import { FxpqError } from '../errors.js';
+import { tensorToNumbers } from '../ir/graph.js';
+import { operatorModule } from '../ops/registry.js';
+import { clipLimits } from '../ops/activation.js';
+import { checkAccumulator } from './kernel-util.js';
+import { formatRange, rshiftRound, type Format } from './format.js';
+import { outputBounds, structureId, type Assignment, type QuantPlan } from './plan.js';
+import type { IntProgram, ProgramConstant, ProgramNode } from './program.js';
+import { QuantizedCache } from './quantized-cache.js';
+
+export function formatOf(plan: QuantPlan, assignment: Assignment, id: string): Format {
+  const f = assignment[id];
+  if (!f) throw new FxpqError(`The format assignment has no format for ${id}.`, 'invalid-model');
+  return f;
+}
+
+export function compileProgram(plan: QuantPlan, assignment: Assignment, cache = new QuantizedCache(plan)): IntProgram {
+  const g = plan.graph;
+  const fracOf: Record<string, number> = {};
+  const fmtOfTensor = (t: string): Format => formatOf(plan, assignment, plan.activationOf.get(t)!);
+  for (const t of plan.activationOf.keys()) fracOf[t] = fmtOfTensor(t).frac;
+  const constants: Record<string, ProgramConstant> = {};
+  const nodes: ProgramNode[] = [];
+  for (const node of plan.nodes) {
+    const module = operatorModule(node.op)!;
+    const rules = module.fixedPoint!;
+    const x = node.inputs[0]!;
+    const attrs = { ...node.attrs };
+    if (rules.weightInput !== undefined) {
+      const wName = node.inputs[rules.weightInput]!;
+      const wId = structureId('W', wName);
+      const wf = formatOf(plan, assignment, wId);
+      const w = g.initializers.get(wName)!;
+      constants[wName] = { dims: w.dims, data: cache.get(wId, wf), frac: wf.frac, structure: wId };
+      const fanIn = node.op === 'Conv' ? w.dims.slice(1).reduce((a, b) => a * b, 1) : node.op === 'Gemm' && node.attrs['transB']?.kind === 'int' && node.attrs['transB'].value === 1 ? w.dims[1]! : w.dims[0]!;
+      checkAccumulator(node.name, wf.bits, fmtOfTensor(x).bits, fanIn);
+      const bName = rules.biasInput !== undefined ? node.inputs[rules.biasInput] : undefined;
+      if (bName) {
+        const bId = structureId('B', bName);
+        const bf = formatOf(plan, assignment, bId);
+        const m = cache.get(bId, bf);
+        const shift = bf.frac - (wf.frac + fracOf[x]!);
+        constants[bName] = {
+          dims: g.initializers.get(bName)!.dims,
+          data: m,
+          frac: bf.frac,
+          aligned: Float64Array.from(m, (v) => rshiftRound(v, shift)),
+          structure: bId,
+        };
+      }
+    }
+    for (const name of node.inputs) {
+      const t = g.initializers.get(name);
+      if (t && !constants[name] && node.op === 'Reshape') constants[name] = { dims: t.dims, data: Int32Array.from(tensorToNumbers(t)) };
+    }
+    if (node.op === 'Clip') {
+      const { min, max } = clipLimits(node, g);
+      attrs['min'] = { kind: 'float', value: min };
+      attrs['max'] = { kind: 'float', value: max };
+    }
+    const out = node.outputs[0]!;
+    const f = fmtOfTensor(out);
+    const bounds = module.formatRole === 'requantize' ? outputBounds(node, f) : formatRange(f);
+    nodes.push({
+      name: node.name,
+      op: node.op,
+      attrs,
+      ...(node.activation ? { activation: node.activation } : {}),
+      inputs: node.inputs,
+      output: out,
+      outShape: plan.shapes.get(out)!,
+      out: { frac: f.frac, bits: f.bits, signed: f.signed, ...bounds },
+    });
+  }
+  const inputId = plan.activationOf.get(plan.inputName)!;
+  return {
+    input: { name: plan.inputName, shape: plan.shapes.get(plan.inputName)!, format: formatOf(plan, assignment, inputId), structure: inputId },
+    output: { name: plan.logitsTensor, frac: fracOf[plan.logitsTensor]!, shape: plan.shapes.get(plan.logitsTensor)! },
+    nodes,
+    constants,
+    fracOf,
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * The fake-quant simulation graph: the canonical graph in float, with every quantization
+ * point spelled out so that onnxruntime reproduces the integer semantics of spec §2. Every
+ * format-dependent value (quantized weights, aligned biases, scales, clamp bounds) is a
+ * graph *input*, so one onnxruntime session serves every format assignment of a search.
+ */
+import { DataType, floatTensor, int64Tensor, type AttrValue, type Graph, type Node, type Tensor, type ValueInfo } from '../ir/graph.js';
+import { operatorModule } from '../ops/registry.js';
+import { dequantizeArray, POOL_RECIPROCAL_BITS, rshiftRound, type Format } from './format.js';
+import { outputBounds, structureId, type QuantPlan } from './plan.js';
+
+export interface FeedValue {
+  type: 'float32' | 'float64';
+  dims: number[];
+  data: Float32Array | Float64Array;
+}
+
+export interface FeedContext {
+  plan: QuantPlan;
+  format(id: string): Format;
+  /** Fractional length of an activation tensor. */
+  fracOf(tensor: string): number;
+  /** Integers of a quantized W or B tensor under the current assignment. */
+  quantized(id: string): Int32Array;
+}
+
+interface FeedSpec {
+  dims: number[];
+  /** Structure ids whose formats decide this feed (its cache key). */
+  deps: string[];
+  make(ctx: FeedContext): FeedValue;
+}
+
+export interface SimGraph {
+  graph: Graph;
+  feeds: Map<string, FeedSpec>;
+  outputName: string;
+}
+
+const scalar32 = (v: number): FeedValue => ({ type: 'float32', dims: [], data: Float32Array.of(v) });
+const scalar64 = (v: number): FeedValue => ({ type: 'float64', dims: [], data: Float64Array.of(v) });
+
+
+export class SimBuilder {
+  readonly nodes: Node[] = [];
+  readonly inputs: ValueInfo[] = [];
+  readonly initializers = new Map<string, Tensor>();
+  readonly feeds = new Map<string, FeedSpec>();
+  private counter = 0;
+
+  constructor(readonly plan: QuantPlan) {}
+
+  emit(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, output?: string): string {
+    const out = output ?? `sim/${op}_${this.counter++}`;
+    this.nodes.push({ name: `sim/${op}_${this.counter++}`, op, inputs, outputs: [out], attrs });
+    return out;
+  }
+
+  feed(name: string, spec: FeedSpec, type: DataType = DataType.FLOAT): string {
+    if (!this.feeds.has(name)) {
+      this.feeds.set(name, spec);
+      this.inputs.push({ name, dataType: type, shape: spec.dims });
+    }
+    return name;
+  }
+
+  /** A constant of the source graph (a Reshape shape, say), copied as is. */
+  constant(name: string): string {
+    const t = this.plan.graph.initializers.get(name);
+    if (t && !this.initializers.has(name)) this.initializers.set(name, t);
+    return name;
+  }
+
+  newConstant(t: Tensor): string {
+    this.initializers.set(t.name, t);
+    return t.name;
+  }
+
+  /** Dequantized weights m_w * 2^-f_w, as a feed. */
+  weights(tensor: string): string {
+    const id = structureId('W', tensor);
+    const dims = this.plan.graph.initializers.get(tensor)!.dims;
+    return this.feed(`sim/W/${tensor}`, {
+      dims,
+      deps: [id],
+      make: (ctx) => ({ type: 'float32', dims, data: dequantizeArray(ctx.quantized(id), ctx.format(id).frac) }),
+    });
+  }
+
+  /** The bias aligned to the accumulator (rshift_round(m_b, f_b - f_w - f_x)) in real units, as a feed. */
+  bias(tensor: string, weightTensor: string, inputTensor: string): string {
+    const id = structureId('B', tensor);
+    const wId = structureId('W', weightTensor);
+    const xId = this.plan.activationOf.get(inputTensor)!;
+    const dims = this.plan.graph.initializers.get(tensor)!.dims;
+    return this.feed(`sim/B/${tensor}`, {
+      dims,
+      deps: [id, wId, xId],
+      make: (ctx) => {
+        const fAcc = ctx.format(wId).frac + ctx.format(xId).frac;
+        const shift = ctx.format(id).frac - fAcc;
+        const m = ctx.quantized(id);
+        const out = new Float32Array(m.length);
+        for (let i = 0; i < m.length; i++) out[i] = rshiftRound(m[i]!, shift) * 2 ** -fAcc;
+        return { type: 'float32', dims, data: out };
+      },
+    });
+  }
+
+  /** clamp(floor(x 2^f + 0.5), lo, hi) 2^-f with the format (and fused activation) of `node`'s output. */
+  quantize(x: string, node: Node, output: string): string {
+    const id = this.plan.activationOf.get(node.outputs[0]!)!;
+    const key = `sim/Q/${id}`;
+    const s = this.feed(`${key}/scale`, { dims: [], deps: [id], make: (ctx) => scalar32(2 ** ctx.format(id).frac) });
+    const lo = this.feed(`${key}/lo`, { dims: [], deps: [id], make: (ctx) => scalar32(outputBounds(node, ctx.format(id)).lo) });
+    const hi = this.feed(`${key}/hi`, { dims: [], deps: [id], make: (ctx) => scalar32(outputBounds(node, ctx.format(id)).hi) });
+    const inv = this.feed(`${key}/inv`, { dims: [], deps: [id], make: (ctx) => scalar32(2 ** -ctx.format(id).frac) });
+    const half = this.newConstant(floatTensor('sim/half', [], Float32Array.of(0.5)));
+    const scaled = this.emit('Mul', [x, s]);
+    const rounded = this.emit('Floor', [this.emit('Add', [scaled, half])]);
+    return this.emit('Mul', [this.emit('Clip', [rounded, lo, hi]), inv], {}, output);
+  }
+
+  /**
+   * The AveragePool rule: m_y = clamp(rshift_round(sum * R, P + f_x - f_y)), from the exact
+   * float32 window sum, in float64 (sum * R may pass 2^24).
+   */
+  quantizePooledSum(sum: string, count: number, node: Node, output: string): string {
+    const id = this.plan.activationOf.get(node.outputs[0]!)!;
+    const xId = this.plan.activationOf.get(node.inputs[0]!)!;
+    const key = `sim/Q/${id}`;
+    const r = Math.round(2 ** POOL_RECIPROCAL_BITS / count);
+    const k = this.feed(`${key}/k`, { dims: [], deps: [id, xId], make: (ctx) => scalar64(r * 2 ** (ctx.format(id).frac - POOL_RECIPROCAL_BITS)) }, DataType.DOUBLE);
+    const lo = this.feed(`${key}/lo`, { dims: [], deps: [id], make: (ctx) => scalar64(outputBounds(node, ctx.format(id)).lo) }, DataType.DOUBLE);
+    const hi = this.feed(`${key}/hi`, { dims: [], deps: [id], make: (ctx) => scalar64(outputBounds(node, ctx.format(id)).hi) }, DataType.DOUBLE);
+    const inv = this.feed(`${key}/inv`, { dims: [], deps: [id], make: (ctx) => scalar64(2 ** -ctx.format(id).frac) }, DataType.DOUBLE);
+    const half = this.newConstant({ name: 'sim/half64', dataType: DataType.DOUBLE, dims: [], data: Float64Array.of(0.5) });
+    const d = this.emit('Cast', [sum], { to: { kind: 'int', value: DataType.DOUBLE } });
+    const rounded = this.emit('Floor', [this.emit('Add', [this.emit('Mul', [d, k]), half])]);
+    const y = this.emit('Mul', [this.emit('Clip', [rounded, lo, hi]), inv]);
+    return this.emit('Cast', [y], { to: { kind: 'int', value: DataType.FLOAT } }, output);
+  }
+
+  int64(name: string, values: number[]): string {
+    return this.newConstant(int64Tensor(name, values));
+  }
+}
+
+/** Build the simulation graph of a plan (opset 13, dynamic batch). */
+export function buildSimGraph(plan: QuantPlan): SimGraph {
+  const b = new SimBuilder(plan);
+  const input = plan.graph.inputs[0]!;
+  b.inputs.push({ name: input.name, dataType: DataType.FLOAT, shape: [-1, ...input.shape.slice(1)], dimParams: ['N'] });
+  for (const node of plan.nodes) operatorModule(node.op)!.fixedPoint!.lowerSim(node, b);
+  const graph: Graph = {
+    name: `${plan.graph.name}-fxpq-sim`,
+    opset: 13,
+    irVersion: 7,
+    producer: 'fxpq',
+    inputs: b.inputs,
+    outputs: [{ name: plan.logitsTensor, dataType: DataType.FLOAT, shape: [-1, ...plan.shapes.get(plan.logitsTensor)!.slice(1)], dimParams: ['N'] }],
+    nodes: b.nodes,
+    initializers: b.initializers,
+    metadata: {},
+  };
+  return { graph, feeds: b.feeds, outputName: plan.logitsTensor };
+}
+
+/** Compute the feeds of an assignment, reusing `cache` for those whose formats did not change. */
+export function simFeeds(sim: SimGraph, ctx: FeedContext, cache?: Map<string, { key: string; value: FeedValue }>): Map<string, FeedValue> {
+  const out = new Map<string, FeedValue>();
+  for (const [name, spec] of sim.feeds) {
+    const key = spec.deps.map((d) => {
+      const f = ctx.format(d);
+      return `${f.bits},${f.frac},${f.signed ? 1 : 0}`;
+    }).join('|');
+    const hit = cache?.get(name);
+    if (hit && hit.key === key) {
+      out.set(name, hit.value);
+      continue;
+    }
+    const value = spec.make(ctx);
+    cache?.set(name, { key, value });
+    out.set(name, value);
+  }
+  return out;
+}
+
