@@ -9,9 +9,10 @@ import { inspectCommand } from './commands/inspect.js';
 import { serveCommand } from './commands/serve.js';
 import { datasetCommand } from './commands/dataset.js';
 import { evaluateCommand } from './commands/evaluate.js';
+import { quantizeCommand } from './commands/quantize.js';
 import { closePools } from '../services/pool.js';
 
-const commands: Command[] = [inspectCommand, datasetCommand, evaluateCommand, serveCommand];
+const commands: Command[] = [inspectCommand, datasetCommand, quantizeCommand, evaluateCommand, serveCommand];
 
 function helpText(): string {
   const width = Math.max(...commands.map((c) => c.usage.length));

@@ -1,14 +1,13 @@
-/** Float evaluation of a model on a dataset: top-1, top-5 and per-class accuracy. */
-import { parsePreprocess, type PreprocessSpec } from '../native-workers/engine/data/preprocess.js';
-import { classIndex, type ClassList } from '../native-workers/engine/data/classes.js';
-import { AccuracyMeter } from '../native-workers/engine/data/metrics.js';
+/** `fxpq evaluate`: the float model, and with a run its fixed-point network (simulated or integer-only). */
+import { buildPlan } from '../native-workers/engine/fixedpoint/plan.js';
+import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
+import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
-import { loadClassOption, sortedFolderClasses } from './classes.js';
-import { openDataset, type Dataset } from './datasets.js';
+import { evaluateOn, type QuantEngine } from './engines.js';
 import { writeFileAtomic } from './files.js';
-import { imageBatches } from './image-feed.js';
-import { loadModelFile, modelHints, type LoadedModel } from './models.js';
+import { readRunConfig, sha256 } from './runs.js';
+import { openSession, splitIndices } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 
 export interface EvaluateOptions {
@@ -17,6 +16,8 @@ export interface EvaluateOptions {
   classes?: string;
   preprocess?: string;
   split?: 'all' | 'calib' | 'eval';
+  run?: string;
+  engine?: 'sim' | 'int';
   batchSize?: number;
   cacheDir?: string;
   saveLogits?: string;
@@ -26,6 +27,7 @@ export interface EvaluateOptions {
 export interface EvaluationResult {
   n: number;
   fp: { top1: number; top5: number };
+  quant?: { top1: number; top5: number; agreement: number };
   perClass: Record<string, { n: number; top1: number }>;
   classes: { count: number; source: string };
   preprocess: string;
@@ -33,124 +35,51 @@ export interface EvaluationResult {
   cache: { hits: number; misses: number };
 }
 
-/** The class order for a dataset and model (contracts.md): --classes, the dataset's, the model's, sorted folders. */
-export async function resolveClasses(
-  dataset: Dataset,
-  model: LoadedModel,
-  option: string | undefined,
-): Promise<ClassList> {
-  if (option) return loadClassOption(option);
-  if (dataset.classes) return dataset.classes;
-  const hints = await modelHints(model);
-  return hints.classes ?? sortedFolderClasses(dataset.images.map((i) => i.classId));
-}
-
-export async function resolvePreprocess(
-  model: LoadedModel,
-  option: string | undefined,
-): Promise<{ spec: PreprocessSpec; text: string }> {
-  const text = option ?? (await modelHints(model)).preprocess;
-  if (!text) {
-    throw new FxpqError(
-      `${model.source} carries no preprocessing spec (no ONNX metadata, no sidecar ${model.source.replace(/\.onnx$/i, '')}.json); pass --preprocess, e.g. --preprocess imagenet.`,
-      'invalid-model',
-    );
-  }
-  return { spec: parsePreprocess(text), text };
-}
-
-/** Label index of each image under `classes`; an image of an unknown class is an error naming it. */
-export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
-  const index = classIndex(classes);
-  return dataset.images.map((image) => {
-    const label = index.get(image.classId);
-    if (label === undefined) {
-      throw new FxpqError(
-        `Class ${image.classId} of ${image.path} is not in the class list (${classes.source}, ${classes.ids.length} classes); pass the right --classes.`,
-        'invalid-model',
-      );
-    }
-    return label;
+export async function evaluate(options: EvaluateOptions): Promise<EvaluationResult> {
+  const run = options.run ? await readRunConfig(options.run) : undefined;
+  const s = await openSession({
+    modelPath: options.modelPath,
+    dataPath: options.dataPath,
+    classes: options.classes,
+    // A run remembers its preprocessing; --preprocess still wins.
+    preprocess: options.preprocess ?? run?.preprocess,
   });
-}
-
-export function splitIndices(dataset: Dataset, split: EvaluateOptions['split']): number[] {
-  if (!split || split === 'all') return dataset.images.map((_, i) => i);
-  if (!dataset.split)
-    throw new FxpqError(
-      'This dataset records no calibration/evaluation split; import it with fxpq dataset import.',
-      'io',
-    );
-  return dataset.split[split];
-}
-
-export async function evaluateFloat(options: EvaluateOptions): Promise<EvaluationResult> {
-  const model = await loadModelFile(options.modelPath);
-  const dataset = await openDataset(options.dataPath);
-  const classes = await resolveClasses(dataset, model, options.classes);
-  const labels = labelsFor(dataset, classes);
-  const { spec, text } = await resolvePreprocess(model, options.preprocess);
-  const runner = await FloatRunner.create(model.bytes, model.original, model.source);
+  if (run && run.model.sha256 !== sha256(s.model.bytes)) {
+    throw new FxpqError(`${options.run} was made from another model (sha256 ${run.model.sha256.slice(0, 12)}...), not ${options.modelPath}.`, 'io');
+  }
+  const recorded = run ? { seed: run.data.seed, calib: run.data.calib, eval: run.data.eval } : s.dataset.split;
+  const indices = splitIndices(s.dataset, options.split, recorded);
   const cache = new TensorCache(options.cacheDir ?? defaultCacheDir());
-  const indices = splitIndices(dataset, options.split);
-  const skipped: EvaluationResult['skipped'] = [];
-  let meter: AccuracyMeter | undefined;
-  const logits: Float32Array[] = [];
-  let done = 0;
-  try {
-    for await (const batch of imageBatches({
-      dataset,
-      indices,
-      spec,
-      imageSize: runner.imageSize,
-      batchSize: options.batchSize ?? runner.fixedBatch ?? 32,
-      cache,
-      onSkip: (i, reason) => skipped.push({ path: dataset.images[i]!.path, reason }),
-    })) {
-      if (batch.indices.length > 0) {
-        const out = await runner.run(batch.data, batch.indices.length);
-        const width = out.length / batch.indices.length;
-        if (!meter) {
-          if (width !== classes.ids.length) {
-            throw new FxpqError(
-              `${model.source} has ${width} outputs but the class list (${classes.source}) has ${classes.ids.length} classes.`,
-              'invalid-model',
-            );
-          }
-          meter = new AccuracyMeter(width);
-        }
-        meter.add(
-          out,
-          batch.indices.map((i) => labels[i]!),
-        );
-        if (options.saveLogits) logits.push(out.slice());
-      }
-      done += batch.indices.length;
-      options.onProgress?.(done + skipped.length, indices.length);
+  const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
+  let quant: QuantEngine | undefined;
+  let sim: SimRunner | undefined;
+  if (run) {
+    const plan = buildPlan(s.model.canonical, { inputNonNegative: run.inputNonNegative });
+    if ((options.engine ?? 'sim') === 'sim') {
+      sim = await SimRunner.create(plan);
+      quant = { kind: 'sim', plan, assignment: run.assignment, runner: sim };
+    } else {
+      quant = { kind: 'int', plan, assignment: run.assignment, program: compileProgram(plan, run.assignment) };
     }
+  }
+  try {
+    const r = await evaluateOn(s, indices, { float, quant, cache, batchSize: options.batchSize, keepLogits: Boolean(options.saveLogits), onProgress: options.onProgress });
+    if (options.saveLogits) await writeFileAtomic(options.saveLogits, new Uint8Array(r.logits!.buffer));
+    return {
+      n: r.n,
+      fp: r.fp!,
+      ...(r.quant ? { quant: r.quant } : {}),
+      perClass: r.perClass,
+      classes: { count: s.classes.ids.length, source: s.classes.source },
+      preprocess: s.specText,
+      skipped: r.skipped,
+      cache: { hits: cache.hits, misses: cache.misses },
+    };
   } finally {
-    await runner.release();
+    await float.release();
+    await sim?.release();
   }
-  if (!meter)
-    throw new FxpqError(`No image of ${options.dataPath} could be evaluated (${skipped.length} skipped).`, 'io');
-  const r = meter.result();
-  if (options.saveLogits) {
-    const all = new Float32Array(logits.reduce((s, l) => s + l.length, 0));
-    let o = 0;
-    for (const l of logits) all.set(l, (o += l.length) - l.length);
-    await writeFileAtomic(options.saveLogits, new Uint8Array(all.buffer));
-  }
-  const perClass: EvaluationResult['perClass'] = {};
-  r.perClass.forEach((c, i) => {
-    if (c.seen > 0) perClass[classes.ids[i]!] = { n: c.seen, top1: c.top1 };
-  });
-  return {
-    n: r.n,
-    fp: { top1: r.top1, top5: r.top5 },
-    perClass,
-    classes: { count: classes.ids.length, source: classes.source },
-    preprocess: text,
-    skipped,
-    cache: { hits: cache.hits, misses: cache.misses },
-  };
 }
+
+/** Float evaluation only (kept for callers that never pass a run). */
+export const evaluateFloat = (o: Omit<EvaluateOptions, 'run' | 'engine'>): Promise<EvaluationResult> => evaluate(o);

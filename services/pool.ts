@@ -5,7 +5,7 @@ import { Piscina } from 'piscina';
 const pools = new Map<string, Piscina>();
 
 /** One pool per worker entry, created on first use and shared by every job. */
-export function workerPool(entry: 'preprocess-worker'): Piscina {
+export function workerPool(entry: 'preprocess-worker' | 'int-worker'): Piscina {
   let pool = pools.get(entry);
   if (!pool) {
     pool = new Piscina({

@@ -1,12 +1,11 @@
-import { evaluateFloat } from '../../services/evaluate.js';
+import { evaluate } from '../../services/evaluate.js';
 import { progress } from '../progress.js';
 import type { Command } from '../command.js';
 
 export const evaluateCommand: Command = {
   name: 'evaluate',
-  usage:
-    'fxpq evaluate --model M.onnx --data DIR [--classes C] [--preprocess SPEC] [--split all|calib|eval] [--save-logits FILE] [--json]',
-  summary: 'top-1 / top-5 / per-class accuracy of the float model',
+  usage: 'fxpq evaluate --model M.onnx --data DIR [--run RUN] [--engine sim|int] [--classes C] [--preprocess SPEC] [--split all|calib|eval] [--save-logits FILE] [--json]',
+  summary: 'top-1 / top-5 of the float model, and of the fixed-point one with --run',
   options: {
     model: { type: 'string' },
     data: { type: 'string' },
@@ -20,20 +19,18 @@ export const evaluateCommand: Command = {
   },
   async run({ positionals, values, out, err }) {
     if (positionals.length > 0) return { usageError: 'evaluate takes options only.' };
-    if (typeof values['model'] !== 'string' || typeof values['data'] !== 'string')
-      return { usageError: 'evaluate needs --model and --data.' };
+    if (typeof values['model'] !== 'string' || typeof values['data'] !== 'string') return { usageError: 'evaluate needs --model and --data.' };
     const split = (values['split'] as string | undefined) ?? 'all';
     if (!['all', 'calib', 'eval'].includes(split)) return { usageError: '--split must be all, calib or eval.' };
-    if (values['run'] !== undefined || values['engine'] !== undefined) {
-      err.write(
-        'fxpq evaluate: --run and --engine need the fixed-point engine, which is not built yet; this evaluates the float model only.\n',
-      );
-      return 1;
-    }
+    const engine = values['engine'] as string | undefined;
+    if (engine !== undefined && engine !== 'sim' && engine !== 'int') return { usageError: '--engine must be sim or int.' };
+    if (engine !== undefined && values['run'] === undefined) return { usageError: '--engine needs --run RUN.' };
     const bar = progress('Evaluating', err);
-    const r = await evaluateFloat({
+    const r = await evaluate({
       modelPath: values['model'],
       dataPath: values['data'],
+      run: values['run'] as string | undefined,
+      engine: engine as 'sim' | 'int' | undefined,
       classes: values['classes'] as string | undefined,
       preprocess: values['preprocess'] as string | undefined,
       split: split as 'all' | 'calib' | 'eval',
@@ -42,26 +39,25 @@ export const evaluateCommand: Command = {
     });
     bar.finish();
     if (values['json']) {
-      out.write(
-        JSON.stringify(
-          { n: r.n, fp: r.fp, perClass: r.perClass, classes: r.classes, preprocess: r.preprocess, skipped: r.skipped },
-          null,
-          2,
-        ) + '\n',
-      );
-    } else {
-      out.write(
-        `Images      ${r.n}${r.skipped.length ? ` (${r.skipped.length} skipped)` : ''}\n` +
-          `Classes     ${r.classes.count}, order from ${r.classes.source}\n` +
-          `Preprocess  ${r.preprocess}\n` +
-          `FP32 top-1  ${(100 * r.fp.top1).toFixed(2)} %\n` +
-          `FP32 top-5  ${(100 * r.fp.top5).toFixed(2)} %\n` +
-          `Per class top-1:\n${Object.entries(r.perClass)
-            .map(([c, v]) => `  ${c.padEnd(16)} ${(100 * v.top1).toFixed(1).padStart(5)} %  (${v.n})`)
-            .join('\n')}\n` +
-          (r.skipped.length ? `Skipped:\n${r.skipped.map((s) => `  ${s.path}: ${s.reason}`).join('\n')}\n` : ''),
-      );
+      const doc = { n: r.n, fp: r.fp, ...(r.quant ? { quant: r.quant } : {}), perClass: r.perClass, classes: r.classes, preprocess: r.preprocess, skipped: r.skipped };
+      out.write(JSON.stringify(doc, null, 2) + '\n');
+      return 0;
     }
+    const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+    const lines = [
+      `Images      ${r.n}${r.skipped.length ? ` (${r.skipped.length} skipped)` : ''}`,
+      `Classes     ${r.classes.count}, order from ${r.classes.source}`,
+      `Preprocess  ${r.preprocess}`,
+      `FP32 top-1  ${pct(r.fp.top1)}   top-5 ${pct(r.fp.top5)}`,
+    ];
+    if (r.quant) {
+      lines.push(`Fixed-point top-1  ${pct(r.quant.top1)}   top-5 ${pct(r.quant.top5)}   (${engine ?? 'sim'} engine)`);
+      lines.push(`Agreement with FP32  ${pct(r.quant.agreement)}`);
+    }
+    lines.push(`Per class top-1${r.quant ? ' (fixed point)' : ''}:`);
+    for (const [c, v] of Object.entries(r.perClass)) lines.push(`  ${c.padEnd(16)} ${(100 * v.top1).toFixed(1).padStart(5)} %  (${v.n})`);
+    if (r.skipped.length) lines.push('Skipped:', ...r.skipped.map((s) => `  ${s.path}: ${s.reason}`));
+    out.write(lines.join('\n') + '\n');
     return 0;
   },
 };

@@ -1,0 +1,83 @@
+import { quantize } from '../../services/quantize.js';
+import { progress, type Progress } from '../progress.js';
+import type { Command } from '../command.js';
+
+function intValue(v: unknown, name: string, min = 0): number | undefined | { usageError: string } {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= min ? n : { usageError: `--${name} must be an integer >= ${min}, not ${String(v)}.` };
+}
+
+export const quantizeCommand: Command = {
+  name: 'quantize',
+  usage: 'fxpq quantize --model M.onnx --data DIR --out RUN (--uniform B | --budget PP) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--json]',
+  summary: 'mixed-precision fixed-point network within an accuracy budget (now: --uniform B)',
+  options: {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    out: { type: 'string' },
+    classes: { type: 'string' },
+    preprocess: { type: 'string' },
+    budget: { type: 'string' },
+    uniform: { type: 'string' },
+    calib: { type: 'string' },
+    eval: { type: 'string' },
+    seed: { type: 'string' },
+    workers: { type: 'string' },
+    strategy: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run({ positionals, values, out, err }) {
+    if (positionals.length > 0) return { usageError: 'quantize takes options only.' };
+    for (const name of ['model', 'data', 'out']) if (typeof values[name] !== 'string') return { usageError: `quantize needs --${name}.` };
+    const numbers: Record<string, number | undefined> = {};
+    for (const [name, min] of [['uniform', 2], ['calib', 1], ['eval', 1], ['seed', 0]] as const) {
+      const n = intValue(values[name], name, min);
+      if (typeof n === 'object') return n;
+      numbers[name] = n;
+    }
+    const budget = values['budget'] === undefined ? undefined : Number(values['budget']);
+    if (budget !== undefined && !(budget >= 0)) return { usageError: `--budget must be a number of percentage points >= 0, not ${String(values['budget'])}.` };
+    if (budget === undefined && numbers['uniform'] === undefined) return { usageError: 'quantize needs --budget PP or --uniform B.' };
+    const bars = new Map<string, Progress>();
+    const report = await quantize({
+      modelPath: values['model'] as string,
+      dataPath: values['data'] as string,
+      out: values['out'] as string,
+      classes: values['classes'] as string | undefined,
+      preprocess: values['preprocess'] as string | undefined,
+      budget,
+      uniform: numbers['uniform'],
+      calib: numbers['calib'],
+      eval: numbers['eval'],
+      seed: numbers['seed'],
+      onProgress: (e) => {
+        let bar = bars.get(e.stage);
+        if (!bar) {
+          for (const b of bars.values()) b.finish();
+          bar = progress(e.stage === 'statistics' ? 'Statistics' : 'Evaluation', err);
+          bars.set(e.stage, bar);
+        }
+        bar.update(e.done, e.total);
+      },
+    });
+    for (const b of bars.values()) b.finish();
+    if (values['json']) {
+      out.write(JSON.stringify(report, null, 2) + '\n');
+      return 0;
+    }
+    const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+    out.write(
+      [
+        `Run written to ${values['out']} (config.json, report.json)`,
+        `Images         ${report.data.calib} calibration, ${report.data.eval} evaluation (seed ${report.data.seed})`,
+        `FP32 top-1     ${pct(report.fp.top1)}   top-5 ${pct(report.fp.top5)}`,
+        `Fixed top-1    ${pct(report.quant.top1)}   top-5 ${pct(report.quant.top5)}   agreement ${pct(report.quant.agreement)}`,
+        `Drop           ${(100 * (report.fp.top1 - report.quant.top1)).toFixed(2)} points`,
+        `Memory         ${report.memory.reduction.toFixed(2)}x smaller (weights ${report.memory.weightsReduction.toFixed(2)}x), average bits W ${report.memory.avgBitsWeights.toFixed(2)}, A ${report.memory.avgBitsActivations.toFixed(2)}`,
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+};

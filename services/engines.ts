@@ -1,0 +1,138 @@
+/**
+ * One evaluation loop for every engine: the float teacher (onnxruntime), the fake-quant
+ * simulation (onnxruntime, one session for every assignment) and the integer executor
+ * (TypeScript, spread over the worker pool). Images stream through the cache and the pool.
+ */
+import { availableParallelism } from 'node:os';
+import { AccuracyMeter } from '../native-workers/engine/data/metrics.js';
+import { dequantizeArray, quantizeArray } from '../native-workers/engine/fixedpoint/format.js';
+import type { Assignment, QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
+import type { IntProgram } from '../native-workers/engine/fixedpoint/program.js';
+import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
+import type { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
+import type { IntTask } from '../native-workers/pool/int-worker.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
+import { imageBatches } from './image-feed.js';
+import { workerPool } from './pool.js';
+import type { WorkSession } from './session.js';
+import type { TensorCache } from './tensor-cache.js';
+
+export type QuantEngine =
+  | { kind: 'sim'; plan: QuantPlan; assignment: Assignment; runner: SimRunner }
+  | { kind: 'int'; plan: QuantPlan; assignment: Assignment; program: IntProgram };
+
+export interface EngineEvaluation {
+  n: number;
+  fp?: { top1: number; top5: number };
+  quant?: { top1: number; top5: number; agreement: number };
+  perClass: Record<string, { n: number; top1: number }>;
+  skipped: { path: string; reason: string }[];
+  /** n x classes, in the order of the evaluated images (quant when present, else fp). */
+  logits?: Float32Array;
+}
+
+/** Integer logits of `count` images on the pool, a slice of images per worker task. */
+export async function runIntOnPool(program: IntProgram, inputs: Int32Array, count: number): Promise<Int32Array> {
+  const per = Math.max(1, Math.ceil(count / availableParallelism()));
+  const size = inputs.length / count;
+  const outSize = program.output.shape.reduce((a, b) => a * b, 1);
+  const parts: Promise<Int32Array>[] = [];
+  for (let start = 0; start < count; start += per) {
+    const n = Math.min(per, count - start);
+    const task: IntTask = { program, inputs: inputs.slice(start * size, (start + n) * size), count: n };
+    parts.push(workerPool('int-worker').run(task) as Promise<Int32Array>);
+  }
+  const out = new Int32Array(count * outSize);
+  let o = 0;
+  for (const p of await Promise.all(parts)) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Quantized-engine logits of one batch (m_y * 2^-f_y as float). */
+export async function quantLogits(engine: QuantEngine, data: Float32Array, count: number): Promise<Float32Array> {
+  const inputId = engine.plan.activationOf.get(engine.plan.inputName)!;
+  const inputFormat = engine.assignment[inputId]!;
+  const m = quantizeArray(data, inputFormat);
+  if (engine.kind === 'sim') return engine.runner.run(engine.assignment, dequantizeArray(m, inputFormat.frac), count);
+  const ints = await runIntOnPool(engine.program, m, count);
+  return dequantizeArray(ints, engine.program.output.frac);
+}
+
+export interface EvaluateOnOptions {
+  float?: FloatRunner;
+  quant?: QuantEngine;
+  cache: TensorCache;
+  batchSize?: number;
+  keepLogits?: boolean;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateOnOptions): Promise<EngineEvaluation> {
+  const classes = s.classes.ids.length;
+  const fpMeter = o.float ? new AccuracyMeter(classes) : undefined;
+  const qMeter = o.quant ? new AccuracyMeter(classes) : undefined;
+  const skipped: EngineEvaluation['skipped'] = [];
+  const logits: Float32Array[] = [];
+  let agree = 0;
+  let done = 0;
+  const imageSize = s.model.original.inputs[0]!.shape.slice(1).reduce((a, b) => a * b, 1);
+  const fixed = o.float?.fixedBatch ?? null;
+  for await (const batch of imageBatches({
+    dataset: s.dataset,
+    indices,
+    spec: s.spec,
+    imageSize,
+    batchSize: o.batchSize ?? (fixed && fixed > 1 ? fixed : 32),
+    cache: o.cache,
+    onSkip: (i, reason) => skipped.push({ path: s.dataset.images[i]!.path, reason }),
+  })) {
+    if (o.signal?.aborted) throw new FxpqError('The evaluation was cancelled.', 'io');
+    const count = batch.indices.length;
+    if (count > 0) {
+      const labels = batch.indices.map((i) => s.labels[i]!);
+      const fp = o.float ? await o.float.run(batch.data, count) : undefined;
+      const q = o.quant ? await quantLogits(o.quant, batch.data, count) : undefined;
+      for (const out of [fp, q]) {
+        if (out && out.length !== count * classes) {
+          throw new FxpqError(`${s.model.source} has ${out.length / count} outputs but the class list (${s.classes.source}) has ${classes} classes.`, 'invalid-model');
+        }
+      }
+      const fpTop = fp ? fpMeter!.add(fp, labels) : undefined;
+      const qTop = q ? qMeter!.add(q, labels) : undefined;
+      if (fpTop && qTop) fpTop.forEach((p, i) => (agree += p === qTop[i] ? 1 : 0));
+      if (o.keepLogits) logits.push((q ?? fp)!.slice());
+    }
+    done += count;
+    o.onProgress?.(done + skipped.length, indices.length);
+  }
+  const main = (qMeter ?? fpMeter)?.result();
+  if (!main || main.n === 0) throw new FxpqError(`No image of ${s.dataset.root} could be evaluated (${skipped.length} skipped).`, 'io');
+  const perClass: EngineEvaluation['perClass'] = {};
+  main.perClass.forEach((c, i) => {
+    if (c.seen > 0) perClass[s.classes.ids[i]!] = { n: c.seen, top1: c.top1 };
+  });
+  const result: EngineEvaluation = { n: main.n, perClass, skipped };
+  if (fpMeter) {
+    const r = fpMeter.result();
+    result.fp = { top1: r.top1, top5: r.top5 };
+  }
+  if (qMeter) {
+    const r = qMeter.result();
+    result.quant = { top1: r.top1, top5: r.top5, agreement: fpMeter ? agree / r.n : NaN };
+  }
+  if (o.keepLogits) {
+    const all = new Float32Array(logits.reduce((n, l) => n + l.length, 0));
+    let off = 0;
+    for (const l of logits) {
+      all.set(l, off);
+      off += l.length;
+    }
+    result.logits = all;
+  }
+  return result;
+}
+

@@ -1,0 +1,113 @@
+/**
+ * `fxpq quantize`: statistics, the format assignment (uniform now; the FxP-QNet search joins
+ * here), the held-out evaluation, and the run folder.
+ */
+import { structureRanges, memoryReport, uniformAssignment } from '../native-workers/engine/fixedpoint/assignment.js';
+import { buildPlan, type Assignment, type QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
+import { MAX_BITS, MIN_BITS } from '../native-workers/engine/fixedpoint/format.js';
+import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
+import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
+import { StatsAccumulator, StatsRunner, type ActivationStats } from '../native-workers/engine/runtime/stats-runner.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
+import { evaluateOn } from './engines.js';
+import { imageBatches } from './image-feed.js';
+import { sha256, writeRun, type RunConfig, type RunReport } from './runs.js';
+import { chooseSplit, inputNonNegative, openSession, type SessionOptions, type WorkSession } from './session.js';
+import { defaultCacheDir, TensorCache } from './tensor-cache.js';
+import { resolve } from 'node:path';
+
+export interface ProgressEvent {
+  stage: 'statistics' | 'evaluation';
+  done: number;
+  total: number;
+}
+
+export interface QuantizeOptions extends SessionOptions {
+  out: string;
+  uniform?: number;
+  budget?: number;
+  calib?: number;
+  eval?: number;
+  seed?: number;
+  cacheDir?: string;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+/** Streaming statistics of every activation over `indices` (spec §5 step 0). */
+export async function collectStatistics(s: WorkSession, plan: QuantPlan, indices: number[], cache: TensorCache, onProgress?: (e: ProgressEvent) => void): Promise<Map<string, ActivationStats>> {
+  const runner = await StatsRunner.create(plan);
+  const acc = new StatsAccumulator();
+  let done = 0;
+  try {
+    const imageSize = plan.shapes.get(plan.inputName)!.slice(1).reduce((a, b) => a * b, 1);
+    for await (const b of imageBatches({ dataset: s.dataset, indices, spec: s.spec, imageSize, batchSize: 32, cache, onSkip: () => {} })) {
+      if (b.indices.length > 0) acc.add(await runner.run(b.data, b.indices.length));
+      done += b.indices.length;
+      onProgress?.({ stage: 'statistics', done, total: indices.length });
+    }
+  } finally {
+    await runner.release();
+  }
+  return acc.stats;
+}
+
+export async function quantize(o: QuantizeOptions): Promise<RunReport> {
+  if (o.uniform === undefined) {
+    throw new FxpqError('The FxP-QNet search is not built yet; use --uniform B for a uniform assignment.', 'io');
+  }
+  if (!Number.isInteger(o.uniform) || o.uniform < MIN_BITS || o.uniform > MAX_BITS) {
+    throw new FxpqError(`--uniform ${o.uniform} is outside ${MIN_BITS}..${MAX_BITS} bits.`, 'io');
+  }
+  const started = performance.now();
+  const s = await openSession(o);
+  const split = chooseSplit(s, o.calib, o.eval, o.seed);
+  if (split.calib.length === 0 || split.eval.length === 0) {
+    throw new FxpqError(`${o.dataPath} gives ${split.calib.length} calibration and ${split.eval.length} evaluation images; both splits need images.`, 'io');
+  }
+  const cache = new TensorCache(o.cacheDir ?? defaultCacheDir());
+  const nonNegative = inputNonNegative(s.spec);
+  const plan = buildPlan(s.model.canonical, { inputNonNegative: nonNegative });
+  const stats = await collectStatistics(s, plan, split.calib, cache, o.onProgress);
+  const ranges = structureRanges(plan, (t) => stats.get(t)?.maxAbs ?? 0);
+  const assignment: Assignment = uniformAssignment(plan, o.uniform, ranges);
+
+  const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
+  const sim = await SimRunner.create(plan);
+  try {
+    const result = await evaluateOn(s, split.eval, {
+      float,
+      quant: { kind: 'sim', plan, assignment, runner: sim },
+      cache,
+      onProgress: (done, total) => o.onProgress?.({ stage: 'evaluation', done, total }),
+    });
+    const modelInfo = { path: resolve(o.modelPath), sha256: sha256(s.model.bytes) };
+    const config: RunConfig = {
+      format: 'fxpq-run',
+      version: 1,
+      model: modelInfo,
+      data: { path: resolve(o.dataPath), calib: split.calib, eval: split.eval, seed: split.seed, labelled: true },
+      preprocess: s.specText,
+      classes: { source: s.classes.source, ids: s.classes.ids },
+      inputNonNegative: nonNegative,
+      mode: { kind: 'uniform', bits: o.uniform },
+      assignment,
+    };
+    const report: RunReport = {
+      model: modelInfo,
+      budget: o.budget ?? null,
+      data: { calib: split.calib.length, eval: result.n, labelled: true, seed: split.seed },
+      fp: result.fp!,
+      quant: result.quant!,
+      memory: memoryReport(plan, assignment),
+      structures: plan.structures.map((st) => ({ layer: st.layer, kind: st.kind, tensor: st.tensor, elements: st.elements, signed: st.signed, bits: assignment[st.id]!.bits, frac: assignment[st.id]!.frac })),
+      search: { evaluations: 1, seconds: (performance.now() - started) / 1000 },
+      classes: { count: s.classes.ids.length, source: s.classes.source },
+      preprocess: s.specText,
+    };
+    await writeRun(o.out, config, report);
+    return report;
+  } finally {
+    await float.release();
+    await sim.release();
+  }
+}
