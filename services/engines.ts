@@ -98,7 +98,10 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
       const q = o.quant ? await quantLogits(o.quant, batch.data, count) : undefined;
       for (const out of [fp, q]) {
         if (out && out.length !== count * classes) {
-          throw new FxpqError(`${s.model.source} has ${out.length / count} outputs but the class list (${s.classes.source}) has ${classes} classes.`, 'invalid-model');
+          throw new FxpqError(
+            `${s.model.source} has ${out.length / count} outputs but the class list (${s.classes.source}) has ${classes} classes.`,
+            'invalid-model',
+          );
         }
       }
       const fpTop = fp ? fpMeter!.add(fp, labels) : undefined;
@@ -110,7 +113,8 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
     o.onProgress?.(done + skipped.length, indices.length);
   }
   const main = (qMeter ?? fpMeter)?.result();
-  if (!main || main.n === 0) throw new FxpqError(`No image of ${s.dataset.root} could be evaluated (${skipped.length} skipped).`, 'io');
+  if (!main || main.n === 0)
+    throw new FxpqError(`No image of ${s.dataset.root} could be evaluated (${skipped.length} skipped).`, 'io');
   const perClass: EngineEvaluation['perClass'] = {};
   main.perClass.forEach((c, i) => {
     if (c.seen > 0) perClass[s.classes.ids[i]!] = { n: c.seen, top1: c.top1 };
@@ -135,4 +139,3 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   }
   return result;
 }
-

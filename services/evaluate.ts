@@ -45,7 +45,10 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     preprocess: options.preprocess ?? run?.preprocess,
   });
   if (run && run.model.sha256 !== sha256(s.model.bytes)) {
-    throw new FxpqError(`${options.run} was made from another model (sha256 ${run.model.sha256.slice(0, 12)}...), not ${options.modelPath}.`, 'io');
+    throw new FxpqError(
+      `${options.run} was made from another model (sha256 ${run.model.sha256.slice(0, 12)}...), not ${options.modelPath}.`,
+      'io',
+    );
   }
   const recorded = run ? { seed: run.data.seed, calib: run.data.calib, eval: run.data.eval } : s.dataset.split;
   const indices = splitIndices(s.dataset, options.split, recorded);
@@ -63,7 +66,14 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     }
   }
   try {
-    const r = await evaluateOn(s, indices, { float, quant, cache, batchSize: options.batchSize, keepLogits: Boolean(options.saveLogits), onProgress: options.onProgress });
+    const r = await evaluateOn(s, indices, {
+      float,
+      quant,
+      cache,
+      batchSize: options.batchSize,
+      keepLogits: Boolean(options.saveLogits),
+      onProgress: options.onProgress,
+    });
     if (options.saveLogits) await writeFileAtomic(options.saveLogits, new Uint8Array(r.logits!.buffer));
     return {
       n: r.n,

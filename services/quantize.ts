@@ -34,13 +34,30 @@ export interface QuantizeOptions extends SessionOptions {
 }
 
 /** Streaming statistics of every activation over `indices` (spec §5 step 0). */
-export async function collectStatistics(s: WorkSession, plan: QuantPlan, indices: number[], cache: TensorCache, onProgress?: (e: ProgressEvent) => void): Promise<Map<string, ActivationStats>> {
+export async function collectStatistics(
+  s: WorkSession,
+  plan: QuantPlan,
+  indices: number[],
+  cache: TensorCache,
+  onProgress?: (e: ProgressEvent) => void,
+): Promise<Map<string, ActivationStats>> {
   const runner = await StatsRunner.create(plan);
   const acc = new StatsAccumulator();
   let done = 0;
   try {
-    const imageSize = plan.shapes.get(plan.inputName)!.slice(1).reduce((a, b) => a * b, 1);
-    for await (const b of imageBatches({ dataset: s.dataset, indices, spec: s.spec, imageSize, batchSize: 32, cache, onSkip: () => {} })) {
+    const imageSize = plan.shapes
+      .get(plan.inputName)!
+      .slice(1)
+      .reduce((a, b) => a * b, 1);
+    for await (const b of imageBatches({
+      dataset: s.dataset,
+      indices,
+      spec: s.spec,
+      imageSize,
+      batchSize: 32,
+      cache,
+      onSkip: () => {},
+    })) {
       if (b.indices.length > 0) acc.add(await runner.run(b.data, b.indices.length));
       done += b.indices.length;
       onProgress?.({ stage: 'statistics', done, total: indices.length });
@@ -62,7 +79,10 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
   const s = await openSession(o);
   const split = chooseSplit(s, o.calib, o.eval, o.seed);
   if (split.calib.length === 0 || split.eval.length === 0) {
-    throw new FxpqError(`${o.dataPath} gives ${split.calib.length} calibration and ${split.eval.length} evaluation images; both splits need images.`, 'io');
+    throw new FxpqError(
+      `${o.dataPath} gives ${split.calib.length} calibration and ${split.eval.length} evaluation images; both splits need images.`,
+      'io',
+    );
   }
   const cache = new TensorCache(o.cacheDir ?? defaultCacheDir());
   const nonNegative = inputNonNegative(s.spec);
@@ -99,7 +119,15 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
       fp: result.fp!,
       quant: result.quant!,
       memory: memoryReport(plan, assignment),
-      structures: plan.structures.map((st) => ({ layer: st.layer, kind: st.kind, tensor: st.tensor, elements: st.elements, signed: st.signed, bits: assignment[st.id]!.bits, frac: assignment[st.id]!.frac })),
+      structures: plan.structures.map((st) => ({
+        layer: st.layer,
+        kind: st.kind,
+        tensor: st.tensor,
+        elements: st.elements,
+        signed: st.signed,
+        bits: assignment[st.id]!.bits,
+        frac: assignment[st.id]!.frac,
+      })),
       search: { evaluations: 1, seconds: (performance.now() - started) / 1000 },
       classes: { count: s.classes.ids.length, source: s.classes.source },
       preprocess: s.specText,

@@ -26,7 +26,15 @@ export interface RunReport {
   fp: { top1: number; top5: number };
   quant: { top1: number; top5: number; agreement: number };
   memory: MemoryReport;
-  structures: { layer: string; kind: string; tensor: string; elements: number; signed: boolean; bits: number; frac: number }[];
+  structures: {
+    layer: string;
+    kind: string;
+    tensor: string;
+    elements: number;
+    signed: boolean;
+    bits: number;
+    frac: number;
+  }[];
   search: { evaluations: number; seconds: number };
   classes: { count: number; source: string };
   preprocess: string;
@@ -55,7 +63,7 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
   } catch {
     throw new FxpqError(`${file} is not valid JSON; the run folder is damaged.`, 'io');
   }
-  if (config.format !== 'fxpq-run' || !config.assignment) throw new FxpqError(`${file} is not an FxPQ run configuration.`, 'io');
+  if (config.format !== 'fxpq-run' || !config.assignment)
+    throw new FxpqError(`${file} is not an FxPQ run configuration.`, 'io');
   return config;
 }
-

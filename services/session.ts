@@ -27,14 +27,21 @@ export interface WorkSession {
 }
 
 /** The class order for a dataset and model (contracts.md): --classes, the dataset's, the model's, sorted folders. */
-export async function resolveClasses(dataset: Dataset, model: LoadedModel, option: string | undefined): Promise<ClassList> {
+export async function resolveClasses(
+  dataset: Dataset,
+  model: LoadedModel,
+  option: string | undefined,
+): Promise<ClassList> {
   if (option) return loadClassOption(option);
   if (dataset.classes) return dataset.classes;
   const hints = await modelHints(model);
   return hints.classes ?? sortedFolderClasses(dataset.images.map((i) => i.classId));
 }
 
-export async function resolvePreprocess(model: LoadedModel, option: string | undefined): Promise<{ spec: PreprocessSpec; text: string }> {
+export async function resolvePreprocess(
+  model: LoadedModel,
+  option: string | undefined,
+): Promise<{ spec: PreprocessSpec; text: string }> {
   const text = option ?? (await modelHints(model)).preprocess;
   if (!text) {
     throw new FxpqError(
@@ -51,7 +58,10 @@ export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
   return dataset.images.map((image) => {
     const label = index.get(image.classId);
     if (label === undefined) {
-      throw new FxpqError(`Class ${image.classId} of ${image.path} is not in the class list (${classes.source}, ${classes.ids.length} classes); pass the right --classes.`, 'invalid-model');
+      throw new FxpqError(
+        `Class ${image.classId} of ${image.path} is not in the class list (${classes.source}, ${classes.ids.length} classes); pass the right --classes.`,
+        'invalid-model',
+      );
     }
     return label;
   });
@@ -73,9 +83,17 @@ export function chooseSplit(s: WorkSession, calib?: number, evalCount?: number, 
   return stratifiedSplit(s.labels, calib ?? Math.min(1000, Math.floor(n / 2)), evalCount ?? null, seed ?? 0);
 }
 
-export function splitIndices(dataset: Dataset, split: 'all' | 'calib' | 'eval' | undefined, recorded: Split | null = dataset.split): number[] {
+export function splitIndices(
+  dataset: Dataset,
+  split: 'all' | 'calib' | 'eval' | undefined,
+  recorded: Split | null = dataset.split,
+): number[] {
   if (!split || split === 'all') return dataset.images.map((_, i) => i);
-  if (!recorded) throw new FxpqError('This dataset records no calibration/evaluation split; import it with fxpq dataset import.', 'io');
+  if (!recorded)
+    throw new FxpqError(
+      'This dataset records no calibration/evaluation split; import it with fxpq dataset import.',
+      'io',
+    );
   return recorded[split];
 }
 

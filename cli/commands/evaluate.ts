@@ -4,7 +4,8 @@ import type { Command } from '../command.js';
 
 export const evaluateCommand: Command = {
   name: 'evaluate',
-  usage: 'fxpq evaluate --model M.onnx --data DIR [--run RUN] [--engine sim|int] [--classes C] [--preprocess SPEC] [--split all|calib|eval] [--save-logits FILE] [--json]',
+  usage:
+    'fxpq evaluate --model M.onnx --data DIR [--run RUN] [--engine sim|int] [--classes C] [--preprocess SPEC] [--split all|calib|eval] [--save-logits FILE] [--json]',
   summary: 'top-1 / top-5 of the float model, and of the fixed-point one with --run',
   options: {
     model: { type: 'string' },
@@ -19,11 +20,13 @@ export const evaluateCommand: Command = {
   },
   async run({ positionals, values, out, err }) {
     if (positionals.length > 0) return { usageError: 'evaluate takes options only.' };
-    if (typeof values['model'] !== 'string' || typeof values['data'] !== 'string') return { usageError: 'evaluate needs --model and --data.' };
+    if (typeof values['model'] !== 'string' || typeof values['data'] !== 'string')
+      return { usageError: 'evaluate needs --model and --data.' };
     const split = (values['split'] as string | undefined) ?? 'all';
     if (!['all', 'calib', 'eval'].includes(split)) return { usageError: '--split must be all, calib or eval.' };
     const engine = values['engine'] as string | undefined;
-    if (engine !== undefined && engine !== 'sim' && engine !== 'int') return { usageError: '--engine must be sim or int.' };
+    if (engine !== undefined && engine !== 'sim' && engine !== 'int')
+      return { usageError: '--engine must be sim or int.' };
     if (engine !== undefined && values['run'] === undefined) return { usageError: '--engine needs --run RUN.' };
     const bar = progress('Evaluating', err);
     const r = await evaluate({
@@ -39,7 +42,15 @@ export const evaluateCommand: Command = {
     });
     bar.finish();
     if (values['json']) {
-      const doc = { n: r.n, fp: r.fp, ...(r.quant ? { quant: r.quant } : {}), perClass: r.perClass, classes: r.classes, preprocess: r.preprocess, skipped: r.skipped };
+      const doc = {
+        n: r.n,
+        fp: r.fp,
+        ...(r.quant ? { quant: r.quant } : {}),
+        perClass: r.perClass,
+        classes: r.classes,
+        preprocess: r.preprocess,
+        skipped: r.skipped,
+      };
       out.write(JSON.stringify(doc, null, 2) + '\n');
       return 0;
     }
@@ -55,7 +66,8 @@ export const evaluateCommand: Command = {
       lines.push(`Agreement with FP32  ${pct(r.quant.agreement)}`);
     }
     lines.push(`Per class top-1${r.quant ? ' (fixed point)' : ''}:`);
-    for (const [c, v] of Object.entries(r.perClass)) lines.push(`  ${c.padEnd(16)} ${(100 * v.top1).toFixed(1).padStart(5)} %  (${v.n})`);
+    for (const [c, v] of Object.entries(r.perClass))
+      lines.push(`  ${c.padEnd(16)} ${(100 * v.top1).toFixed(1).padStart(5)} %  (${v.n})`);
     if (r.skipped.length) lines.push('Skipped:', ...r.skipped.map((s) => `  ${s.path}: ${s.reason}`));
     out.write(lines.join('\n') + '\n');
     return 0;

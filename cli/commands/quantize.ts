@@ -5,12 +5,15 @@ import type { Command } from '../command.js';
 function intValue(v: unknown, name: string, min = 0): number | undefined | { usageError: string } {
   if (v === undefined) return undefined;
   const n = Number(v);
-  return Number.isInteger(n) && n >= min ? n : { usageError: `--${name} must be an integer >= ${min}, not ${String(v)}.` };
+  return Number.isInteger(n) && n >= min
+    ? n
+    : { usageError: `--${name} must be an integer >= ${min}, not ${String(v)}.` };
 }
 
 export const quantizeCommand: Command = {
   name: 'quantize',
-  usage: 'fxpq quantize --model M.onnx --data DIR --out RUN (--uniform B | --budget PP) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--json]',
+  usage:
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--uniform B | --budget PP) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--json]',
   summary: 'mixed-precision fixed-point network within an accuracy budget (now: --uniform B)',
   options: {
     model: { type: 'string' },
@@ -29,16 +32,24 @@ export const quantizeCommand: Command = {
   },
   async run({ positionals, values, out, err }) {
     if (positionals.length > 0) return { usageError: 'quantize takes options only.' };
-    for (const name of ['model', 'data', 'out']) if (typeof values[name] !== 'string') return { usageError: `quantize needs --${name}.` };
+    for (const name of ['model', 'data', 'out'])
+      if (typeof values[name] !== 'string') return { usageError: `quantize needs --${name}.` };
     const numbers: Record<string, number | undefined> = {};
-    for (const [name, min] of [['uniform', 2], ['calib', 1], ['eval', 1], ['seed', 0]] as const) {
+    for (const [name, min] of [
+      ['uniform', 2],
+      ['calib', 1],
+      ['eval', 1],
+      ['seed', 0],
+    ] as const) {
       const n = intValue(values[name], name, min);
       if (typeof n === 'object') return n;
       numbers[name] = n;
     }
     const budget = values['budget'] === undefined ? undefined : Number(values['budget']);
-    if (budget !== undefined && !(budget >= 0)) return { usageError: `--budget must be a number of percentage points >= 0, not ${String(values['budget'])}.` };
-    if (budget === undefined && numbers['uniform'] === undefined) return { usageError: 'quantize needs --budget PP or --uniform B.' };
+    if (budget !== undefined && !(budget >= 0))
+      return { usageError: `--budget must be a number of percentage points >= 0, not ${String(values['budget'])}.` };
+    if (budget === undefined && numbers['uniform'] === undefined)
+      return { usageError: 'quantize needs --budget PP or --uniform B.' };
     const bars = new Map<string, Progress>();
     const report = await quantize({
       modelPath: values['model'] as string,

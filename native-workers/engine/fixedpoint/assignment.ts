@@ -73,4 +73,3 @@ export function memoryReport(plan: QuantPlan, assignment: Assignment): MemoryRep
     avgBitsActivations: aBits / Math.max(aCount, 1),
   };
 }
-

@@ -33,7 +33,12 @@ export function compileProgram(plan: QuantPlan, assignment: Assignment, cache = 
       const wf = formatOf(plan, assignment, wId);
       const w = g.initializers.get(wName)!;
       constants[wName] = { dims: w.dims, data: cache.get(wId, wf), frac: wf.frac, structure: wId };
-      const fanIn = node.op === 'Conv' ? w.dims.slice(1).reduce((a, b) => a * b, 1) : node.op === 'Gemm' && node.attrs['transB']?.kind === 'int' && node.attrs['transB'].value === 1 ? w.dims[1]! : w.dims[0]!;
+      const fanIn =
+        node.op === 'Conv'
+          ? w.dims.slice(1).reduce((a, b) => a * b, 1)
+          : node.op === 'Gemm' && node.attrs['transB']?.kind === 'int' && node.attrs['transB'].value === 1
+            ? w.dims[1]!
+            : w.dims[0]!;
       checkAccumulator(node.name, wf.bits, fmtOfTensor(x).bits, fanIn);
       const bName = rules.biasInput !== undefined ? node.inputs[rules.biasInput] : undefined;
       if (bName) {
@@ -52,7 +57,8 @@ export function compileProgram(plan: QuantPlan, assignment: Assignment, cache = 
     }
     for (const name of node.inputs) {
       const t = g.initializers.get(name);
-      if (t && !constants[name] && node.op === 'Reshape') constants[name] = { dims: t.dims, data: Int32Array.from(tensorToNumbers(t)) };
+      if (t && !constants[name] && node.op === 'Reshape')
+        constants[name] = { dims: t.dims, data: Int32Array.from(tensorToNumbers(t)) };
     }
     if (node.op === 'Clip') {
       const { min, max } = clipLimits(node, g);
@@ -75,7 +81,12 @@ export function compileProgram(plan: QuantPlan, assignment: Assignment, cache = 
   }
   const inputId = plan.activationOf.get(plan.inputName)!;
   return {
-    input: { name: plan.inputName, shape: plan.shapes.get(plan.inputName)!, format: formatOf(plan, assignment, inputId), structure: inputId },
+    input: {
+      name: plan.inputName,
+      shape: plan.shapes.get(plan.inputName)!,
+      format: formatOf(plan, assignment, inputId),
+      structure: inputId,
+    },
     output: { name: plan.logitsTensor, frac: fracOf[plan.logitsTensor]!, shape: plan.shapes.get(plan.logitsTensor)! },
     nodes,
     constants,

@@ -5,11 +5,25 @@ import type { IntProgram, ProgramConstant, ProgramNode } from './program.js';
 
 /** Kernels read attributes through the IR helpers, which take a Node. */
 export function asNode(node: ProgramNode): Node {
-  return { name: node.name, op: node.op, attrs: node.attrs, inputs: node.inputs, outputs: [node.output], activation: node.activation };
+  return {
+    name: node.name,
+    op: node.op,
+    attrs: node.attrs,
+    inputs: node.inputs,
+    outputs: [node.output],
+    activation: node.activation,
+  };
 }
 
 /** m = clamp(rshift_round(acc, r), lo, hi) for a whole accumulator array (exact below 2^53). */
-export function requantizeInto(acc: Float64Array, r: number, lo: number, hi: number, out: Int32Array, offset = 0): void {
+export function requantizeInto(
+  acc: Float64Array,
+  r: number,
+  lo: number,
+  hi: number,
+  out: Int32Array,
+  offset = 0,
+): void {
   if (r > 0) {
     const half = 2 ** (r - 1);
     const inv = 2 ** -r;
@@ -35,6 +49,9 @@ export function constantOf(program: IntProgram, node: ProgramNode, index: number
 /** Refuse formats whose exact sums could pass 2^53 (JS numbers are exact below it). */
 export function checkAccumulator(layer: string, bitsW: number, bitsX: number, fanIn: number): void {
   if (bitsW + bitsX + Math.ceil(Math.log2(Math.max(fanIn, 1))) > 52) {
-    throw new FxpqError(`Layer ${layer}: ${bitsW}-bit weights times ${bitsX}-bit inputs over ${fanIn} terms need more than 52 bits; use shorter formats.`, 'invalid-model');
+    throw new FxpqError(
+      `Layer ${layer}: ${bitsW}-bit weights times ${bitsX}-bit inputs over ${fanIn} terms need more than 52 bits; use shorter formats.`,
+      'invalid-model',
+    );
   }
 }

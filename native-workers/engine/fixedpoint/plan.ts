@@ -53,13 +53,24 @@ export function buildPlan(graph: Graph, options: PlanOptions): QuantPlan {
   const structures: DataStructure[] = [];
   const activationOf = new Map<string, string>();
   const signedOf = new Map<string, boolean>();
-  if (graph.inputs.length !== 1) throw new FxpqError(`FxPQ quantizes models with one input; this one has ${graph.inputs.length}.`, 'unsupported-model');
+  if (graph.inputs.length !== 1)
+    throw new FxpqError(
+      `FxPQ quantizes models with one input; this one has ${graph.inputs.length}.`,
+      'unsupported-model',
+    );
   const inputName = graph.inputs[0]!.name;
   const add = (s: DataStructure): void => {
     structures.push(s);
   };
   const inputId = structureId('A', inputName);
-  add({ id: inputId, kind: 'A', layer: 'input', tensor: inputName, elements: elementCount(shapes.get(inputName)!), signed: !options.inputNonNegative });
+  add({
+    id: inputId,
+    kind: 'A',
+    layer: 'input',
+    tensor: inputName,
+    elements: elementCount(shapes.get(inputName)!),
+    signed: !options.inputNonNegative,
+  });
   activationOf.set(inputName, inputId);
   signedOf.set(inputName, !options.inputNonNegative);
 
@@ -73,9 +84,12 @@ export function buildPlan(graph: Graph, options: PlanOptions): QuantPlan {
     }
     const rules = module.fixedPoint!;
     nodes.push(node);
-    const activationInputs = node.inputs.filter((name, i) => name && i !== rules.weightInput && i !== rules.biasInput && !graph.initializers.has(name));
+    const activationInputs = node.inputs.filter(
+      (name, i) => name && i !== rules.weightInput && i !== rules.biasInput && !graph.initializers.has(name),
+    );
     for (const name of activationInputs) {
-      if (!activationOf.has(name)) throw new FxpqError(`Node ${node.name} reads ${name}, which has no fixed-point format.`, 'invalid-model');
+      if (!activationOf.has(name))
+        throw new FxpqError(`Node ${node.name} reads ${name}, which has no fixed-point format.`, 'invalid-model');
     }
     for (const [index, kind] of [
       [rules.weightInput, 'W'],
@@ -84,10 +98,24 @@ export function buildPlan(graph: Graph, options: PlanOptions): QuantPlan {
       const name = index === undefined ? undefined : node.inputs[index];
       if (!name) continue;
       const t = graph.initializers.get(name);
-      if (!t) throw new FxpqError(`Node ${node.name} (${node.op}) has non-constant ${kind === 'W' ? 'weights' : 'bias'}; FxPQ quantizes constant parameters.`, 'unsupported-model');
-      add({ id: structureId(kind, name), kind, layer: node.name, tensor: name, elements: elementCount(t.dims), signed: true });
+      if (!t)
+        throw new FxpqError(
+          `Node ${node.name} (${node.op}) has non-constant ${kind === 'W' ? 'weights' : 'bias'}; FxPQ quantizes constant parameters.`,
+          'unsupported-model',
+        );
+      add({
+        id: structureId(kind, name),
+        kind,
+        layer: node.name,
+        tensor: name,
+        elements: elementCount(t.dims),
+        signed: true,
+      });
     }
-    const signed = rules.outputSigned(node, activationInputs.map((n) => signedOf.get(n)!));
+    const signed = rules.outputSigned(
+      node,
+      activationInputs.map((n) => signedOf.get(n)!),
+    );
     const out = node.outputs[0]!;
     signedOf.set(out, signed);
     if (module.formatRole === 'requantize') {
@@ -99,8 +127,18 @@ export function buildPlan(graph: Graph, options: PlanOptions): QuantPlan {
     }
     logitsTensor = out;
   }
-  if (!graph.outputs.some((o) => isGraphOutput(graph, o.name))) throw new FxpqError('The graph has no output.', 'invalid-model');
-  return { graph, shapes, structures, byId: new Map(structures.map((s) => [s.id, s])), activationOf, nodes, inputName, logitsTensor };
+  if (!graph.outputs.some((o) => isGraphOutput(graph, o.name)))
+    throw new FxpqError('The graph has no output.', 'invalid-model');
+  return {
+    graph,
+    shapes,
+    structures,
+    byId: new Map(structures.map((s) => [s.id, s])),
+    activationOf,
+    nodes,
+    inputName,
+    logitsTensor,
+  };
 }
 
 /** Output clamp of a node: its format's range, narrowed by a fused Relu (lo 0) or Clip(0, x) (hi floor(x 2^f)). */

@@ -4,7 +4,16 @@
  * format-dependent value (quantized weights, aligned biases, scales, clamp bounds) is a
  * graph *input*, so one onnxruntime session serves every format assignment of a search.
  */
-import { DataType, floatTensor, int64Tensor, type AttrValue, type Graph, type Node, type Tensor, type ValueInfo } from '../ir/graph.js';
+import {
+  DataType,
+  floatTensor,
+  int64Tensor,
+  type AttrValue,
+  type Graph,
+  type Node,
+  type Tensor,
+  type ValueInfo,
+} from '../ir/graph.js';
 import { operatorModule } from '../ops/registry.js';
 import { dequantizeArray, POOL_RECIPROCAL_BITS, rshiftRound, type Format } from './format.js';
 import { outputBounds, structureId, type QuantPlan } from './plan.js';
@@ -39,7 +48,6 @@ export interface SimGraph {
 
 const scalar32 = (v: number): FeedValue => ({ type: 'float32', dims: [], data: Float32Array.of(v) });
 const scalar64 = (v: number): FeedValue => ({ type: 'float64', dims: [], data: Float64Array.of(v) });
-
 
 export class SimBuilder {
   readonly nodes: Node[] = [];
@@ -112,8 +120,16 @@ export class SimBuilder {
     const id = this.plan.activationOf.get(node.outputs[0]!)!;
     const key = `sim/Q/${id}`;
     const s = this.feed(`${key}/scale`, { dims: [], deps: [id], make: (ctx) => scalar32(2 ** ctx.format(id).frac) });
-    const lo = this.feed(`${key}/lo`, { dims: [], deps: [id], make: (ctx) => scalar32(outputBounds(node, ctx.format(id)).lo) });
-    const hi = this.feed(`${key}/hi`, { dims: [], deps: [id], make: (ctx) => scalar32(outputBounds(node, ctx.format(id)).hi) });
+    const lo = this.feed(`${key}/lo`, {
+      dims: [],
+      deps: [id],
+      make: (ctx) => scalar32(outputBounds(node, ctx.format(id)).lo),
+    });
+    const hi = this.feed(`${key}/hi`, {
+      dims: [],
+      deps: [id],
+      make: (ctx) => scalar32(outputBounds(node, ctx.format(id)).hi),
+    });
     const inv = this.feed(`${key}/inv`, { dims: [], deps: [id], make: (ctx) => scalar32(2 ** -ctx.format(id).frac) });
     const half = this.newConstant(floatTensor('sim/half', [], Float32Array.of(0.5)));
     const scaled = this.emit('Mul', [x, s]);
@@ -130,11 +146,32 @@ export class SimBuilder {
     const xId = this.plan.activationOf.get(node.inputs[0]!)!;
     const key = `sim/Q/${id}`;
     const r = Math.round(2 ** POOL_RECIPROCAL_BITS / count);
-    const k = this.feed(`${key}/k`, { dims: [], deps: [id, xId], make: (ctx) => scalar64(r * 2 ** (ctx.format(id).frac - POOL_RECIPROCAL_BITS)) }, DataType.DOUBLE);
-    const lo = this.feed(`${key}/lo`, { dims: [], deps: [id], make: (ctx) => scalar64(outputBounds(node, ctx.format(id)).lo) }, DataType.DOUBLE);
-    const hi = this.feed(`${key}/hi`, { dims: [], deps: [id], make: (ctx) => scalar64(outputBounds(node, ctx.format(id)).hi) }, DataType.DOUBLE);
-    const inv = this.feed(`${key}/inv`, { dims: [], deps: [id], make: (ctx) => scalar64(2 ** -ctx.format(id).frac) }, DataType.DOUBLE);
-    const half = this.newConstant({ name: 'sim/half64', dataType: DataType.DOUBLE, dims: [], data: Float64Array.of(0.5) });
+    const k = this.feed(
+      `${key}/k`,
+      { dims: [], deps: [id, xId], make: (ctx) => scalar64(r * 2 ** (ctx.format(id).frac - POOL_RECIPROCAL_BITS)) },
+      DataType.DOUBLE,
+    );
+    const lo = this.feed(
+      `${key}/lo`,
+      { dims: [], deps: [id], make: (ctx) => scalar64(outputBounds(node, ctx.format(id)).lo) },
+      DataType.DOUBLE,
+    );
+    const hi = this.feed(
+      `${key}/hi`,
+      { dims: [], deps: [id], make: (ctx) => scalar64(outputBounds(node, ctx.format(id)).hi) },
+      DataType.DOUBLE,
+    );
+    const inv = this.feed(
+      `${key}/inv`,
+      { dims: [], deps: [id], make: (ctx) => scalar64(2 ** -ctx.format(id).frac) },
+      DataType.DOUBLE,
+    );
+    const half = this.newConstant({
+      name: 'sim/half64',
+      dataType: DataType.DOUBLE,
+      dims: [],
+      data: Float64Array.of(0.5),
+    });
     const d = this.emit('Cast', [sum], { to: { kind: 'int', value: DataType.DOUBLE } });
     const rounded = this.emit('Floor', [this.emit('Add', [this.emit('Mul', [d, k]), half])]);
     const y = this.emit('Mul', [this.emit('Clip', [rounded, lo, hi]), inv]);
@@ -158,7 +195,14 @@ export function buildSimGraph(plan: QuantPlan): SimGraph {
     irVersion: 7,
     producer: 'fxpq',
     inputs: b.inputs,
-    outputs: [{ name: plan.logitsTensor, dataType: DataType.FLOAT, shape: [-1, ...plan.shapes.get(plan.logitsTensor)!.slice(1)], dimParams: ['N'] }],
+    outputs: [
+      {
+        name: plan.logitsTensor,
+        dataType: DataType.FLOAT,
+        shape: [-1, ...plan.shapes.get(plan.logitsTensor)!.slice(1)],
+        dimParams: ['N'],
+      },
+    ],
     nodes: b.nodes,
     initializers: b.initializers,
     metadata: {},
@@ -167,13 +211,19 @@ export function buildSimGraph(plan: QuantPlan): SimGraph {
 }
 
 /** Compute the feeds of an assignment, reusing `cache` for those whose formats did not change. */
-export function simFeeds(sim: SimGraph, ctx: FeedContext, cache?: Map<string, { key: string; value: FeedValue }>): Map<string, FeedValue> {
+export function simFeeds(
+  sim: SimGraph,
+  ctx: FeedContext,
+  cache?: Map<string, { key: string; value: FeedValue }>,
+): Map<string, FeedValue> {
   const out = new Map<string, FeedValue>();
   for (const [name, spec] of sim.feeds) {
-    const key = spec.deps.map((d) => {
-      const f = ctx.format(d);
-      return `${f.bits},${f.frac},${f.signed ? 1 : 0}`;
-    }).join('|');
+    const key = spec.deps
+      .map((d) => {
+        const f = ctx.format(d);
+        return `${f.bits},${f.frac},${f.signed ? 1 : 0}`;
+      })
+      .join('|');
     const hit = cache?.get(name);
     if (hit && hit.key === key) {
       out.set(name, hit.value);
@@ -185,4 +235,3 @@ export function simFeeds(sim: SimGraph, ctx: FeedContext, cache?: Map<string, { 
   }
   return out;
 }
-

@@ -62,7 +62,7 @@ function typeName(code: number): string {
 const SUPPORTED_TYPES = new Set<number>(Object.values(DataType));
 
 /** Decode ONNX bytes into the IR. `source` names the file in every error message. */
-export function readOnnx(bytes: Uint8Array, source: string): Graph {
+export function readOnnx(bytes: Uint8Array, source: string, options: { minOpset?: number } = {}): Graph {
   if (bytes.length === 0) {
     throw new FxpqError(`${source} is empty (0 bytes), so it is not an ONNX model.`, 'not-onnx');
   }
@@ -85,7 +85,7 @@ export function readOnnx(bytes: Uint8Array, source: string): Graph {
   }
   const defaultOpset = model.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
   const opset = defaultOpset ? Number(defaultOpset.version) : 0;
-  if (opset < MIN_OPSET || opset > MAX_OPSET) {
+  if (opset < (options.minOpset ?? MIN_OPSET) || opset > MAX_OPSET) {
     throw new FxpqError(
       `${source} uses ONNX opset ${opset}; FxPQ reads opsets ${MIN_OPSET} to ${MAX_OPSET}. Convert the model with onnx.version_converter first.`,
       'unsupported-model',

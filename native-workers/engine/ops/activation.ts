@@ -46,9 +46,18 @@ export const clip: OperatorModule = {
       const x = node.inputs[0]!;
       const id = sim.plan.activationOf.get(x)!;
       const { min, max } = clipLimits(node, sim.plan.graph);
-      const bound = (v: number, round: (x: number) => number) => (frac: number) => Float32Array.of(Number.isFinite(v) ? round(v * 2 ** frac) * 2 ** -frac : v);
-      const lo = sim.feed(`sim/clip/${node.name}/lo`, { dims: [], deps: [id], make: (ctx) => ({ type: 'float32', dims: [], data: bound(min, Math.ceil)(ctx.format(id).frac) }) });
-      const hi = sim.feed(`sim/clip/${node.name}/hi`, { dims: [], deps: [id], make: (ctx) => ({ type: 'float32', dims: [], data: bound(max, Math.floor)(ctx.format(id).frac) }) });
+      const bound = (v: number, round: (x: number) => number) => (frac: number) =>
+        Float32Array.of(Number.isFinite(v) ? round(v * 2 ** frac) * 2 ** -frac : v);
+      const lo = sim.feed(`sim/clip/${node.name}/lo`, {
+        dims: [],
+        deps: [id],
+        make: (ctx) => ({ type: 'float32', dims: [], data: bound(min, Math.ceil)(ctx.format(id).frac) }),
+      });
+      const hi = sim.feed(`sim/clip/${node.name}/hi`, {
+        dims: [],
+        deps: [id],
+        make: (ctx) => ({ type: 'float32', dims: [], data: bound(max, Math.floor)(ctx.format(id).frac) }),
+      });
       sim.emit('Clip', [x, lo, hi], {}, node.outputs[0]!);
     },
     runInt(node, [x]) {

@@ -19,7 +19,8 @@ export const add: OperatorModule = {
     },
     /** Align both inputs exactly to F = max(f_a, f_b), add, then one rounding to f_y. */
     runInt(node, [a, b]) {
-      if (a!.data.length !== b!.data.length) throw shapeError(asNode(node), 'integer Add needs inputs of the same shape');
+      if (a!.data.length !== b!.data.length)
+        throw shapeError(asNode(node), 'integer Add needs inputs of the same shape');
       const F = Math.max(a!.frac, b!.frac);
       const sa = 2 ** (F - a!.frac);
       const sb = 2 ** (F - b!.frac);

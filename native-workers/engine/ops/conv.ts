@@ -88,7 +88,8 @@ export const conv: OperatorModule = {
             const c1 = c0 + P;
             const c2 = c1 + P;
             const c3 = c2 + P;
-            for (let p = 0; p < P; p++) acc[p]! += w0 * col[c0 + p]! + w1 * col[c1 + p]! + w2 * col[c2 + p]! + w3 * col[c3 + p]!;
+            for (let p = 0; p < P; p++)
+              acc[p]! += w0 * col[c0 + p]! + w1 * col[c1 + p]! + w2 * col[c2 + p]! + w3 * col[c3 + p]!;
           }
           for (; k < Kc; k++) {
             const wv = ws[wBase + k]!;
@@ -103,4 +104,3 @@ export const conv: OperatorModule = {
     },
   },
 };
-

@@ -65,7 +65,8 @@ export const reshape: OperatorModule = {
       let shapeName = sim.constant(node.inputs[1]!);
       if (target) {
         const dims = tensorToNumbers(target);
-        if (dims[0] === 1 && sim.plan.shapes.get(node.inputs[0]!)![0] === 1) shapeName = sim.int64(`sim/shape/${node.name}`, [0, ...dims.slice(1)]);
+        if (dims[0] === 1 && sim.plan.shapes.get(node.inputs[0]!)![0] === 1)
+          shapeName = sim.int64(`sim/shape/${node.name}`, [0, ...dims.slice(1)]);
       }
       sim.emit('Reshape', [node.inputs[0]!, shapeName], node.attrs, node.outputs[0]!);
     },
@@ -90,7 +91,8 @@ export const transpose: OperatorModule = {
     ...moveData('Transpose'),
     runInt(node, [x]) {
       const rank = x!.shape.length;
-      const perm = node.attrs['perm']?.kind === 'ints' ? node.attrs['perm'].value : x!.shape.map((_, i) => rank - 1 - i);
+      const perm =
+        node.attrs['perm']?.kind === 'ints' ? node.attrs['perm'].value : x!.shape.map((_, i) => rank - 1 - i);
       const inStrides = new Array<number>(rank).fill(1);
       for (let i = rank - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1]! * x!.shape[i + 1]!;
       const dims = perm.map((p) => x!.shape[p]!);

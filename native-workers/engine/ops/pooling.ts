@@ -10,7 +10,12 @@ import type { Window } from './spatial.js';
 const samesign = (_node: unknown, [s]: boolean[]): boolean => s!;
 
 /** Visit each output position's window over one channel plane; padded positions are skipped. */
-function forEachWindow(x: IntTensor, outShape: number[], w: Window, visit: (plane: number, o: number, values: (fn: (v: number) => void) => void) => void): void {
+function forEachWindow(
+  x: IntTensor,
+  outShape: number[],
+  w: Window,
+  visit: (plane: number, o: number, values: (fn: (v: number) => void) => void) => void,
+): void {
   const [, C, H, W] = x.shape as [number, number, number, number];
   const [, , OH, OW] = outShape as [number, number, number, number];
   const [KH, KW] = w.kernel as [number, number];
@@ -98,7 +103,9 @@ export const averagePool: OperatorModule = {
       const channels = sim.plan.shapes.get(x)![1]!;
       const kernel = (node.attrs['kernel_shape'] as { value: number[] }).value;
       const n = kernel.reduce((p, d) => p * d, 1);
-      const ones = sim.newConstant(floatTensor(`sim/ones/${node.name}`, [channels, 1, ...kernel], new Float32Array(channels * n).fill(1)));
+      const ones = sim.newConstant(
+        floatTensor(`sim/ones/${node.name}`, [channels, 1, ...kernel], new Float32Array(channels * n).fill(1)),
+      );
       const attrs = { ...node.attrs, group: { kind: 'int' as const, value: channels } };
       delete (attrs as Record<string, unknown>)['count_include_pad'];
       delete (attrs as Record<string, unknown>)['ceil_mode'];
@@ -134,8 +141,15 @@ export const globalAveragePool: OperatorModule = {
       const x = node.inputs[0]!;
       const shape = sim.plan.shapes.get(x)!;
       const axes = shape.slice(2).map((_, i) => i + 2);
-      const sum = sim.emit('ReduceSum', [x, sim.int64(`sim/axes/${node.name}`, axes)], { keepdims: { kind: 'int', value: 1 } });
-      sim.quantizePooledSum(sum, shape.slice(2).reduce((p, d) => p * d, 1), node, node.outputs[0]!);
+      const sum = sim.emit('ReduceSum', [x, sim.int64(`sim/axes/${node.name}`, axes)], {
+        keepdims: { kind: 'int', value: 1 },
+      });
+      sim.quantizePooledSum(
+        sum,
+        shape.slice(2).reduce((p, d) => p * d, 1),
+        node,
+        node.outputs[0]!,
+      );
     },
     runInt(node, [x]) {
       const channels = x!.shape[1]!;

@@ -30,7 +30,10 @@ export class SimRunner {
   }
 
   get imageSize(): number {
-    return this.plan.shapes.get(this.plan.inputName)!.slice(1).reduce((a, b) => a * b, 1);
+    return this.plan.shapes
+      .get(this.plan.inputName)!
+      .slice(1)
+      .reduce((a, b) => a * b, 1);
   }
 
   feedContext(assignment: Assignment): FeedContext {
@@ -57,7 +60,10 @@ export class SimRunner {
       feeds[name] = t;
     }
     const inputShape = this.plan.shapes.get(this.plan.inputName)!;
-    feeds[this.plan.inputName] = new ort.Tensor('float32', quantizedInput.subarray(0, count * this.imageSize), [count, ...inputShape.slice(1)]);
+    feeds[this.plan.inputName] = new ort.Tensor('float32', quantizedInput.subarray(0, count * this.imageSize), [
+      count,
+      ...inputShape.slice(1),
+    ]);
     const result = await this.session.run(feeds, [this.sim.outputName]);
     return result[this.sim.outputName]!.data as Float32Array;
   }

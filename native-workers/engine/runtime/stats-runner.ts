@@ -33,12 +33,17 @@ export class StatsRunner {
       ...plan.graph,
       initializers: new Map(plan.graph.initializers),
       inputs: plan.graph.inputs.map((v) => ({ ...v, shape: [-1, ...v.shape.slice(1)] })),
-      outputs: tensors.map((name) => ({ name, dataType: DataType.FLOAT, shape: [-1, ...plan.shapes.get(name)!.slice(1)] })),
+      outputs: tensors.map((name) => ({
+        name,
+        dataType: DataType.FLOAT,
+        shape: [-1, ...plan.shapes.get(name)!.slice(1)],
+      })),
     };
     // Batch-1 models (mnist-8) carry Reshape targets with a literal batch of 1: copy the batch (0) instead.
     for (const n of g.nodes) {
       const target = n.op === 'Reshape' ? g.initializers.get(n.inputs[1]!) : undefined;
-      if (target && tensorToNumbers(target)[0] === 1) g.initializers.set(target.name, int64Tensor(target.name, [0, ...tensorToNumbers(target).slice(1)]));
+      if (target && tensorToNumbers(target)[0] === 1)
+        g.initializers.set(target.name, int64Tensor(target.name, [0, ...tensorToNumbers(target).slice(1)]));
     }
     const session = await ort.InferenceSession.create(writeOnnx(g), { graphOptimizationLevel: 'all' });
     return new StatsRunner(session, tensors, plan.inputName, plan.shapes.get(plan.inputName)!.slice(1));
@@ -46,7 +51,10 @@ export class StatsRunner {
 
   /** Float activations of a batch, by tensor name (the input included). */
   async run(input: Float32Array, count: number): Promise<Map<string, Float32Array>> {
-    const result = await this.session.run({ [this.inputName]: new ort.Tensor('float32', input, [count, ...this.imageShape]) }, this.tensors);
+    const result = await this.session.run(
+      { [this.inputName]: new ort.Tensor('float32', input, [count, ...this.imageShape]) },
+      this.tensors,
+    );
     const out = new Map<string, Float32Array>([[this.inputName, input]]);
     for (const name of this.tensors) out.set(name, result[name]!.data as Float32Array);
     return out;
@@ -73,7 +81,13 @@ export class StatsAccumulator {
         if (v < min) min = v;
       }
       if (!s) {
-        s = { maxAbs: 0, min: Infinity, histMax: maxAbs > 0 ? maxAbs : 1, histogram: new Float64Array(HISTOGRAM_BINS), count: 0 };
+        s = {
+          maxAbs: 0,
+          min: Infinity,
+          histMax: maxAbs > 0 ? maxAbs : 1,
+          histogram: new Float64Array(HISTOGRAM_BINS),
+          count: 0,
+        };
         this.stats.set(name, s);
       }
       while (maxAbs > s.histMax) {
