@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { benchDataset } from './dataset.js';
+import { benchEngine } from './engine.js';
 import { closePools } from '../services/pool.js';
 
 const shared = resolve(
@@ -12,6 +13,7 @@ const shared = resolve(
 const sections = process.argv.slice(2);
 const all: Record<string, () => Promise<string[]>> = {
   dataset: () => benchDataset(shared),
+  engine: () => benchEngine(shared),
 };
 
 const lines: string[] = [`# FxPQ benchmark, ${new Date().toISOString()}`, ''];

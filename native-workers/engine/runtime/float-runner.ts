@@ -14,7 +14,12 @@ export class FloatRunner {
     readonly outputName: string,
   ) {}
 
-  static async create(bytes: Uint8Array, graph: Graph, source: string): Promise<FloatRunner> {
+  static async create(
+    bytes: Uint8Array,
+    graph: Graph,
+    source: string,
+    options: { optimization?: 'basic' | 'extended' | 'all' } = {},
+  ): Promise<FloatRunner> {
     const input = graph.inputs[0];
     const output = graph.outputs[0];
     if (!input || !output || graph.inputs.length !== 1) {
@@ -29,7 +34,7 @@ export class FloatRunner {
         'unsupported-model',
       );
     }
-    const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+    const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: options.optimization ?? 'all' });
     const batch = input.shape[0]!;
     return new FloatRunner(session, input.name, input.shape.slice(1), batch > 0 ? batch : null, output.name);
   }
