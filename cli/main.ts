@@ -10,9 +10,17 @@ import { serveCommand } from './commands/serve.js';
 import { datasetCommand } from './commands/dataset.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { quantizeCommand } from './commands/quantize.js';
+import { demoCommand } from './commands/demo.js';
 import { closePools } from '../services/pool.js';
 
-const commands: Command[] = [inspectCommand, datasetCommand, quantizeCommand, evaluateCommand, serveCommand];
+const commands: Command[] = [
+  inspectCommand,
+  datasetCommand,
+  quantizeCommand,
+  evaluateCommand,
+  demoCommand,
+  serveCommand,
+];
 
 function helpText(): string {
   const width = Math.max(...commands.map((c) => c.usage.length));

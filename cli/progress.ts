@@ -1,14 +1,15 @@
 /** Progress on stderr: a bar with counts and ETA on a terminal, plain lines otherwise (contracts.md). */
 
 export interface Progress {
-  update(done: number, total: number): void;
+  update(done: number, total: number, detail?: string): void;
   finish(): void;
 }
 
 function eta(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--';
-  const m = Math.floor(seconds / 60);
-  const s = Math.round(seconds % 60);
+  const total = Math.round(seconds);
+  const m = Math.floor(total / 60);
+  const s = total % 60;
   return m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
 }
 
@@ -19,9 +20,11 @@ export function progress(
   const start = Date.now();
   let lastLine = 0;
   let lastPercent = -1;
+  let lastDone = -1;
   let shown = false;
+  let lastWidth = 0;
   return {
-    update(done, total) {
+    update(done, total, detail) {
       const elapsed = (Date.now() - start) / 1000;
       const remaining = done > 0 ? (elapsed / done) * (total - done) : Infinity;
       const percent = total > 0 ? Math.floor((100 * done) / total) : 100;
@@ -32,11 +35,16 @@ export function progress(
           `\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${percent}% ETA ${eta(remaining)} `,
         );
         shown = true;
-      } else if (done === total || (percent >= lastPercent + 10 && Date.now() - lastLine > 1000)) {
-        // Plain lines for logs: at most one a second, every 10 %, and the last one.
-        stream.write(`${label}: ${done}/${total} (${percent}%), ETA ${eta(remaining)}\n`);
+      } else if (
+        (done === total && lastDone !== done) ||
+        (percent >= lastPercent + 10 && Date.now() - lastLine > 1000) ||
+        (detail && Date.now() - lastLine > 5000)
+      ) {
+        // Plain lines for logs: every 10 % (at most one a second), every 5 s with details, and the last one.
+        stream.write(`${label}: ${done}/${total} (${percent}%), ETA ${eta(remaining)}${detail ? `, ${detail}` : ''}\n`);
         lastLine = Date.now();
         lastPercent = percent;
+        lastDone = done;
       }
     },
     finish() {

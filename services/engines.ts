@@ -8,6 +8,7 @@ import { AccuracyMeter } from '../native-workers/engine/data/metrics.js';
 import { dequantizeArray, quantizeArray } from '../native-workers/engine/fixedpoint/format.js';
 import type { Assignment, QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import type { IntProgram } from '../native-workers/engine/fixedpoint/program.js';
+import type { ParameterOverrides } from '../native-workers/engine/fixedpoint/quantized-cache.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
 import type { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import type { IntTask } from '../native-workers/pool/int-worker.js';
@@ -18,7 +19,7 @@ import type { WorkSession } from './session.js';
 import type { TensorCache } from './tensor-cache.js';
 
 export type QuantEngine =
-  | { kind: 'sim'; plan: QuantPlan; assignment: Assignment; runner: SimRunner }
+  | { kind: 'sim'; plan: QuantPlan; assignment: Assignment; runner: SimRunner; overrides?: ParameterOverrides }
   | { kind: 'int'; plan: QuantPlan; assignment: Assignment; program: IntProgram };
 
 export interface EngineEvaluation {
@@ -56,7 +57,8 @@ export async function quantLogits(engine: QuantEngine, data: Float32Array, count
   const inputId = engine.plan.activationOf.get(engine.plan.inputName)!;
   const inputFormat = engine.assignment[inputId]!;
   const m = quantizeArray(data, inputFormat);
-  if (engine.kind === 'sim') return engine.runner.run(engine.assignment, dequantizeArray(m, inputFormat.frac), count);
+  if (engine.kind === 'sim')
+    return engine.runner.run(engine.assignment, dequantizeArray(m, inputFormat.frac), count, engine.overrides);
   const ints = await runIntOnPool(engine.program, m, count);
   return dequantizeArray(ints, engine.program.output.frac);
 }

@@ -22,6 +22,7 @@ export interface EvaluateOptions {
   cacheDir?: string;
   saveLogits?: string;
   onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
 }
 
 export interface EvaluationResult {
@@ -60,9 +61,14 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     const plan = buildPlan(s.model.canonical, { inputNonNegative: run.inputNonNegative });
     if ((options.engine ?? 'sim') === 'sim') {
       sim = await SimRunner.create(plan);
-      quant = { kind: 'sim', plan, assignment: run.assignment, runner: sim };
+      quant = { kind: 'sim', plan, assignment: run.assignment, runner: sim, overrides: run.biases ?? {} };
     } else {
-      quant = { kind: 'int', plan, assignment: run.assignment, program: compileProgram(plan, run.assignment) };
+      quant = {
+        kind: 'int',
+        plan,
+        assignment: run.assignment,
+        program: compileProgram(plan, run.assignment, run.biases ?? {}),
+      };
     }
   }
   try {
@@ -73,6 +79,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       batchSize: options.batchSize,
       keepLogits: Boolean(options.saveLogits),
       onProgress: options.onProgress,
+      signal: options.signal,
     });
     if (options.saveLogits) await writeFileAtomic(options.saveLogits, new Uint8Array(r.logits!.buffer));
     return {

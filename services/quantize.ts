@@ -3,74 +3,31 @@
  * here), the held-out evaluation, and the run folder.
  */
 import { structureRanges, memoryReport, uniformAssignment } from '../native-workers/engine/fixedpoint/assignment.js';
-import { buildPlan, type Assignment, type QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
+import { buildPlan, type Assignment } from '../native-workers/engine/fixedpoint/plan.js';
 import { MAX_BITS, MIN_BITS } from '../native-workers/engine/fixedpoint/format.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
 import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
-import { StatsAccumulator, StatsRunner, type ActivationStats } from '../native-workers/engine/runtime/stats-runner.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { evaluateOn } from './engines.js';
-import { imageBatches } from './image-feed.js';
+import { quantizeSearch, type SearchJobOptions, type SearchJobProgress } from './search.js';
+import { collectStatistics } from './statistics.js';
 import { sha256, writeRun, type RunConfig, type RunReport } from './runs.js';
-import { chooseSplit, inputNonNegative, openSession, type SessionOptions, type WorkSession } from './session.js';
+import { chooseSplit, inputNonNegative, openSession } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import { resolve } from 'node:path';
 
-export interface ProgressEvent {
-  stage: 'statistics' | 'evaluation';
-  done: number;
-  total: number;
-}
+export type ProgressEvent = SearchJobProgress;
 
-export interface QuantizeOptions extends SessionOptions {
-  out: string;
+export interface QuantizeOptions extends Omit<SearchJobOptions, 'budget'> {
   uniform?: number;
   budget?: number;
-  calib?: number;
-  eval?: number;
-  seed?: number;
-  cacheDir?: string;
-  onProgress?: (e: ProgressEvent) => void;
-}
-
-/** Streaming statistics of every activation over `indices` (spec §5 step 0). */
-export async function collectStatistics(
-  s: WorkSession,
-  plan: QuantPlan,
-  indices: number[],
-  cache: TensorCache,
-  onProgress?: (e: ProgressEvent) => void,
-): Promise<Map<string, ActivationStats>> {
-  const runner = await StatsRunner.create(plan);
-  const acc = new StatsAccumulator();
-  let done = 0;
-  try {
-    const imageSize = plan.shapes
-      .get(plan.inputName)!
-      .slice(1)
-      .reduce((a, b) => a * b, 1);
-    for await (const b of imageBatches({
-      dataset: s.dataset,
-      indices,
-      spec: s.spec,
-      imageSize,
-      batchSize: 32,
-      cache,
-      onSkip: () => {},
-    })) {
-      if (b.indices.length > 0) acc.add(await runner.run(b.data, b.indices.length));
-      done += b.indices.length;
-      onProgress?.({ stage: 'statistics', done, total: indices.length });
-    }
-  } finally {
-    await runner.release();
-  }
-  return acc.stats;
 }
 
 export async function quantize(o: QuantizeOptions): Promise<RunReport> {
   if (o.uniform === undefined) {
-    throw new FxpqError('The FxP-QNet search is not built yet; use --uniform B for a uniform assignment.', 'io');
+    if (o.budget === undefined)
+      throw new FxpqError('quantize needs a budget (--budget PP) or a uniform word length (--uniform B).', 'io');
+    return quantizeSearch({ ...o, budget: o.budget, onProgress: (p) => o.onProgress?.(p) });
   }
   if (!Number.isInteger(o.uniform) || o.uniform < MIN_BITS || o.uniform > MAX_BITS) {
     throw new FxpqError(`--uniform ${o.uniform} is outside ${MIN_BITS}..${MAX_BITS} bits.`, 'io');

@@ -15,8 +15,12 @@ export interface RunConfig {
   preprocess: string;
   classes: { source: string; ids: string[] };
   inputNonNegative: boolean;
-  mode: { kind: 'uniform'; bits: number } | { kind: 'search'; budget: number; strategy: string };
+  mode:
+    | { kind: 'uniform'; bits: number }
+    | { kind: 'search'; budget: number; strategy: string; distill: boolean; biasCorrection: boolean };
   assignment: Assignment;
+  /** Bias values replaced by bias correction (float, per bias tensor). */
+  biases?: Record<string, number[]>;
 }
 
 export interface RunReport {
@@ -35,7 +39,7 @@ export interface RunReport {
     bits: number;
     frac: number;
   }[];
-  search: { evaluations: number; seconds: number };
+  search: { evaluations: number; seconds: number; fp32Passes?: number; simPasses?: number; strategy?: string };
   classes: { count: number; source: string };
   preprocess: string;
 }

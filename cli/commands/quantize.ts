@@ -28,6 +28,8 @@ export const quantizeCommand: Command = {
     seed: { type: 'string' },
     workers: { type: 'string' },
     strategy: { type: 'string' },
+    'no-distill': { type: 'boolean' },
+    'no-bias-correction': { type: 'boolean' },
     json: { type: 'boolean' },
   },
   async run({ positionals, values, out, err }) {
@@ -50,7 +52,16 @@ export const quantizeCommand: Command = {
       return { usageError: `--budget must be a number of percentage points >= 0, not ${String(values['budget'])}.` };
     if (budget === undefined && numbers['uniform'] === undefined)
       return { usageError: 'quantize needs --budget PP or --uniform B.' };
+    const strategy = values['strategy'] as string | undefined;
+    if (strategy !== undefined && !['schedule', 'sensitivity', 'tradeoff'].includes(strategy))
+      return { usageError: '--strategy must be schedule, sensitivity or tradeoff.' };
     const bars = new Map<string, Progress>();
+    const labels: Record<string, string> = {
+      statistics: 'Statistics',
+      teacher: 'Teacher logits',
+      search: 'Search (structures frozen)',
+      evaluation: 'Held-out evaluation',
+    };
     const report = await quantize({
       modelPath: values['model'] as string,
       dataPath: values['data'] as string,
@@ -62,14 +73,21 @@ export const quantizeCommand: Command = {
       calib: numbers['calib'],
       eval: numbers['eval'],
       seed: numbers['seed'],
+      strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
+      distill: values['no-distill'] ? false : undefined,
+      biasCorrection: values['no-bias-correction'] ? false : undefined,
       onProgress: (e) => {
         let bar = bars.get(e.stage);
         if (!bar) {
           for (const b of bars.values()) b.finish();
-          bar = progress(e.stage === 'statistics' ? 'Statistics' : 'Evaluation', err);
+          bar = progress(labels[e.stage] ?? e.stage, err);
           bars.set(e.stage, bar);
         }
-        bar.update(e.done, e.total);
+        const p = e.search;
+        const detail = p
+          ? `${p.phase} pass ${p.pass + 1}, step ${p.step}, drop ${p.drop.toFixed(2)} pt, ${p.reduction.toFixed(2)}x`
+          : undefined;
+        bar.update(e.done, e.total, detail);
       },
     });
     for (const b of bars.values()) b.finish();
@@ -86,6 +104,7 @@ export const quantizeCommand: Command = {
         `Fixed top-1    ${pct(report.quant.top1)}   top-5 ${pct(report.quant.top5)}   agreement ${pct(report.quant.agreement)}`,
         `Drop           ${(100 * (report.fp.top1 - report.quant.top1)).toFixed(2)} points`,
         `Memory         ${report.memory.reduction.toFixed(2)}x smaller (weights ${report.memory.weightsReduction.toFixed(2)}x), average bits W ${report.memory.avgBitsWeights.toFixed(2)}, A ${report.memory.avgBitsActivations.toFixed(2)}`,
+        `Search         ${report.search.evaluations} evaluations, ${report.search.seconds.toFixed(1)} s${report.search.fp32Passes !== undefined ? `, ${report.search.fp32Passes.toFixed(0)} FP32 passes over the calibration split` : ''}`,
         '',
       ].join('\n'),
     );

@@ -5,7 +5,7 @@ import { stratifiedSplit } from '../../native-workers/engine/data/split.js';
 import { structureRanges, formatFor } from '../../native-workers/engine/fixedpoint/assignment.js';
 import { buildPlan, type Assignment, type QuantPlan } from '../../native-workers/engine/fixedpoint/plan.js';
 import { seededRandom } from '../../native-workers/engine/data/split.js';
-import { collectStatistics } from '../../services/quantize.js';
+import { collectStatistics } from '../../services/statistics.js';
 import { inputNonNegative, openSession, type WorkSession } from '../../services/session.js';
 import { TensorCache } from '../../services/tensor-cache.js';
 import { imageBatches, type FeedBatch } from '../../services/image-feed.js';

@@ -7,7 +7,7 @@ import { checkAccumulator } from './kernel-util.js';
 import { formatRange, rshiftRound, type Format } from './format.js';
 import { outputBounds, structureId, type Assignment, type QuantPlan } from './plan.js';
 import type { IntProgram, ProgramConstant, ProgramNode } from './program.js';
-import { QuantizedCache } from './quantized-cache.js';
+import { QuantizedCache, type ParameterOverrides } from './quantized-cache.js';
 
 export function formatOf(plan: QuantPlan, assignment: Assignment, id: string): Format {
   const f = assignment[id];
@@ -15,7 +15,13 @@ export function formatOf(plan: QuantPlan, assignment: Assignment, id: string): F
   return f;
 }
 
-export function compileProgram(plan: QuantPlan, assignment: Assignment, cache = new QuantizedCache(plan)): IntProgram {
+export function compileProgram(
+  plan: QuantPlan,
+  assignment: Assignment,
+  overrides: ParameterOverrides = {},
+  cache = new QuantizedCache(plan),
+): IntProgram {
+  cache.setOverrides(overrides);
   const g = plan.graph;
   const fracOf: Record<string, number> = {};
   const fmtOfTensor = (t: string): Format => formatOf(plan, assignment, plan.activationOf.get(t)!);

@@ -4,14 +4,22 @@
  */
 import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';
-import { buildSimGraph, simFeeds, type FeedContext, type FeedValue, type SimGraph } from '../fixedpoint/sim-graph.js';
-import { QuantizedCache } from '../fixedpoint/quantized-cache.js';
+import {
+  buildSimGraph,
+  simFeeds,
+  withActivationOutputs,
+  type FeedContext,
+  type FeedValue,
+  type SimGraph,
+} from '../fixedpoint/sim-graph.js';
+import { QuantizedCache, type ParameterOverrides } from '../fixedpoint/quantized-cache.js';
 import { formatOf } from '../fixedpoint/compile.js';
 import type { Assignment, QuantPlan } from '../fixedpoint/plan.js';
 
 export class SimRunner {
   private readonly feedCache = new Map<string, { key: string; value: FeedValue }>();
   private readonly tensors = new WeakMap<FeedValue, ort.Tensor>();
+  private probe?: Promise<ort.InferenceSession>;
 
   private constructor(
     readonly plan: QuantPlan,
@@ -42,6 +50,7 @@ export class SimRunner {
       format: (id) => formatOf(this.plan, assignment, id),
       fracOf: (t) => formatOf(this.plan, assignment, this.plan.activationOf.get(t)!).frac,
       quantized: (id) => this.quantized.get(id, formatOf(this.plan, assignment, id)),
+      version: (id) => (this.plan.byId.get(id)!.kind === 'A' ? '' : this.quantized.version(id)),
     };
   }
 
@@ -49,7 +58,26 @@ export class SimRunner {
    * Run `count` images whose inputs are already quantized (m * 2^-f of the input format).
    * Returns count x classes logits on the output grid (m_y * 2^-f_y).
    */
-  async run(assignment: Assignment, quantizedInput: Float32Array, count: number): Promise<Float32Array> {
+  async run(
+    assignment: Assignment,
+    quantizedInput: Float32Array,
+    count: number,
+    overrides: ParameterOverrides = {},
+  ): Promise<Float32Array> {
+    return (await this.runOutputs(assignment, quantizedInput, count, [this.sim.outputName], overrides)).get(
+      this.sim.outputName,
+    )!;
+  }
+
+  /** Like `run`, returning the named activation tensors (dequantized) as well or instead. */
+  async runOutputs(
+    assignment: Assignment,
+    quantizedInput: Float32Array,
+    count: number,
+    outputs: string[],
+    overrides: ParameterOverrides = {},
+  ): Promise<Map<string, Float32Array>> {
+    this.quantized.setOverrides(overrides);
     const feeds: Record<string, ort.Tensor> = {};
     for (const [name, value] of simFeeds(this.sim, this.feedContext(assignment), this.feedCache)) {
       let t = this.tensors.get(value);
@@ -64,11 +92,18 @@ export class SimRunner {
       count,
       ...inputShape.slice(1),
     ]);
-    const result = await this.session.run(feeds, [this.sim.outputName]);
-    return result[this.sim.outputName]!.data as Float32Array;
+    const onlyLogits = outputs.length === 1 && outputs[0] === this.sim.outputName;
+    const session = onlyLogits
+      ? this.session
+      : await (this.probe ??= ort.InferenceSession.create(writeOnnx(withActivationOutputs(this.sim, this.plan).graph), {
+          graphOptimizationLevel: 'all',
+        }));
+    const result = await session.run(feeds, outputs);
+    return new Map(outputs.map((name) => [name, result[name]!.data as Float32Array]));
   }
 
   async release(): Promise<void> {
     await this.session.release();
+    if (this.probe) await (await this.probe).release();
   }
 }

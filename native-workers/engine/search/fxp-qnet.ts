@@ -1,0 +1,493 @@
+/**
+ * The FxP-QNet search (spec/method.md §5): gradual reduction of word lengths under a rising
+ * budget, fractional lengths that clip outliers, post-training self-distillation of the
+ * fractional lengths, bias correction from prediction-error statistics, and one more
+ * reduction pass. It is a resumable state machine: after every step the caller records the
+ * step and checkpoints the state, and `runSearch` continues from any saved state.
+ */
+import { FxpqError } from '../errors.js';
+import type { Node } from '../ir/graph.js';
+import { toFloat32 } from '../ir/graph.js';
+import { memoryReport } from '../fixedpoint/assignment.js';
+import type { Format } from '../fixedpoint/format.js';
+import type { Assignment, QuantPlan, StructureKind } from '../fixedpoint/plan.js';
+import { structureId } from '../fixedpoint/plan.js';
+import { operatorModule } from '../ops/registry.js';
+import { chooseFrac, histogramError, weightError, type Histogram } from './frac-choice.js';
+import { dropLowerBound, dropOf, dropUpperBound, type PairedCounts } from './prediction-error.js';
+
+export type Strategy = 'schedule' | 'sensitivity' | 'tradeoff';
+
+export interface SearchOptions {
+  /** Allowed top-1 drop, in percentage points. */
+  budget: number;
+  /** z of the paired bound (0: plain drop). */
+  z: number;
+  strategy: Strategy;
+  floors: Record<StructureKind, number>;
+  /** The pass at which the rising budget eps_t reaches eps. */
+  schedulePasses: number;
+  maxPasses: number;
+  distill: boolean;
+  biasCorrection: boolean;
+}
+
+export const DEFAULT_SEARCH: SearchOptions = {
+  budget: 1,
+  z: 1,
+  strategy: 'schedule',
+  floors: { W: 2, A: 2, B: 8 },
+  schedulePasses: 3,
+  maxPasses: 10,
+  distill: true,
+  biasCorrection: true,
+};
+
+export type Phase = 'init' | 'reduce' | 'distill' | 'bias' | 'final-reduce' | 'done';
+
+export interface SearchState {
+  phase: Phase;
+  pass: number;
+  cursor: number;
+  order: string[];
+  assignment: Assignment;
+  frozen: string[];
+  /** Per bias tensor: the corrected float values (bias correction). */
+  biases: Record<string, number[]>;
+  evaluations: number;
+  /** Images evaluated by the simulation, summed (the search's cost). */
+  images: number;
+  /** Lines of the trajectory that belong to this state. */
+  steps: number;
+  /** Self-distillation loss of the current assignment on the distillation set. */
+  loss?: number;
+  /** Assignment before distillation, restored if the distilled one leaves the budget. */
+  beforeDistill?: Assignment;
+}
+
+export interface TrajectoryStep {
+  step: number;
+  phase: Phase;
+  pass: number;
+  structure: string | null;
+  bits: number | null;
+  frac: number | null;
+  accepted: boolean;
+  drop: number;
+  bound: number;
+  kl: number | null;
+  budget: number;
+  reduction: number;
+  evaluations: number;
+  images: number;
+  note?: string;
+}
+
+export interface SearchProgress {
+  phase: Phase;
+  pass: number;
+  step: number;
+  structure: string | null;
+  drop: number;
+  reduction: number;
+  bits: Record<string, number>;
+  active: number;
+  total: number;
+}
+
+export interface SearchEnv {
+  plan: QuantPlan;
+  ranges: Map<string, number>;
+  histograms: Map<string, Histogram>;
+  calibCount: number;
+  /** Images of the early-rejection slice and of the distillation set (a prefix of D_c). */
+  sliceCount: number;
+  /** Paired counts and KL of an assignment on the first `count` calibration images. */
+  evaluate(a: Assignment, biases: Record<string, number[]>, count: number): Promise<PairedCounts>;
+  /** Mean float-minus-fixed output error per channel of `node` over the first `count` images. */
+  layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array>;
+  record(step: TrajectoryStep): Promise<void>;
+  checkpoint(state: SearchState): Promise<void>;
+  progress(p: SearchProgress): void;
+  signal?: AbortSignal;
+}
+
+export function initialState(): SearchState {
+  return {
+    phase: 'init',
+    pass: 0,
+    cursor: 0,
+    order: [],
+    assignment: {},
+    frozen: [],
+    biases: {},
+    evaluations: 0,
+    images: 0,
+    steps: 0,
+  };
+}
+
+const percent = (x: number): number => x * 100;
+
+export class FxpQNetSearch {
+  private readonly weights = new Map<string, Float32Array>();
+
+  constructor(
+    private readonly env: SearchEnv,
+    private readonly o: SearchOptions,
+  ) {
+    for (const s of env.plan.structures)
+      if (s.kind !== 'A') this.weights.set(s.id, toFloat32(env.plan.graph.initializers.get(s.tensor)!));
+  }
+
+  private formatAt(id: string, bits: number): Format {
+    const s = this.env.plan.byId.get(id)!;
+    const maxAbs = this.env.ranges.get(id) ?? 0;
+    if (s.kind === 'A') {
+      const h = this.env.histograms.get(s.tensor);
+      return h
+        ? chooseFrac(bits, s.signed, maxAbs, (f) => histogramError(h, f))
+        : chooseFrac(bits, s.signed, maxAbs, () => 0, 0);
+    }
+    return chooseFrac(bits, s.signed, maxAbs, weightError(this.weights.get(id)!));
+  }
+
+  private uniformAt(bits: number): Assignment {
+    return Object.fromEntries(
+      this.env.plan.structures.map((s) => [s.id, this.formatAt(s.id, Math.max(bits, this.o.floors[s.kind]))]),
+    );
+  }
+
+  private reduction(a: Assignment): number {
+    return memoryReport(this.env.plan, a).reduction;
+  }
+
+  private async evaluate(
+    state: SearchState,
+    a: Assignment,
+    count: number,
+    biases = state.biases,
+  ): Promise<PairedCounts> {
+    if (this.env.signal?.aborted) throw new FxpqError('The search was cancelled.', 'io');
+    const c = await this.env.evaluate(a, biases, count);
+    state.evaluations++;
+    state.images += count;
+    return c;
+  }
+
+  /**
+   * Record a step; checkpoint unless it is part of a larger atomic unit (the start, one
+   * structure's distillation moves), which a resumed search redoes from its beginning.
+   */
+  private async step(
+    state: SearchState,
+    s: Omit<TrajectoryStep, 'step' | 'evaluations' | 'images' | 'phase' | 'pass'>,
+    checkpoint = true,
+  ): Promise<void> {
+    await this.env.record({
+      step: state.steps,
+      phase: state.phase,
+      pass: state.pass,
+      evaluations: state.evaluations,
+      images: state.images,
+      ...s,
+    });
+    state.steps++;
+    if (checkpoint) await this.env.checkpoint(state);
+    const bits: Record<string, number> = {};
+    for (const [id, f] of Object.entries(state.assignment)) bits[id] = f.bits;
+    this.env.progress({
+      phase: state.phase,
+      pass: state.pass,
+      step: state.steps,
+      structure: s.structure,
+      drop: s.drop,
+      reduction: s.reduction,
+      bits,
+      active: this.env.plan.structures.length - state.frozen.length,
+      total: this.env.plan.structures.length,
+    });
+  }
+
+  async run(state: SearchState): Promise<SearchState> {
+    const eps = this.o.budget / 100;
+    for (;;) {
+      switch (state.phase) {
+        case 'init':
+          await this.init(state, eps);
+          break;
+        case 'reduce':
+          await this.reducePass(state, eps, false);
+          break;
+        case 'distill':
+          await this.distill(state, eps);
+          break;
+        case 'bias':
+          await this.correctBiases(state);
+          break;
+        case 'final-reduce':
+          await this.reducePass(state, eps, true);
+          break;
+        case 'done':
+          return state;
+      }
+    }
+  }
+
+  /** Step 1: 16 bits (drop ~0), then the whole network at 8 bits, or the lowest of 12/10/9 within eps/4. */
+  private async init(state: SearchState, eps: number): Promise<void> {
+    const full = this.env.calibCount;
+    const a16 = this.uniformAt(16);
+    const c16 = await this.evaluate(state, a16, full);
+    if (dropUpperBound(c16, this.o.z) > eps) {
+      throw new FxpqError(
+        `The budget of ${this.o.budget} point${this.o.budget === 1 ? '' : 's'} cannot be met: even at 16 bits the drop's bound is ${percent(dropUpperBound(c16, this.o.z)).toFixed(2)} points on the calibration images. Raise --budget or add calibration images.`,
+        'io',
+      );
+    }
+    state.assignment = a16;
+    await this.step(
+      state,
+      {
+        structure: null,
+        bits: 16,
+        frac: null,
+        accepted: true,
+        drop: percent(dropOf(c16)),
+        bound: percent(dropUpperBound(c16, this.o.z)),
+        kl: c16.kl,
+        budget: this.o.budget,
+        reduction: this.reduction(a16),
+        note: 'uniform 16 bits',
+      },
+      false,
+    );
+    for (const bits of [8, 9, 10, 12]) {
+      const a = this.uniformAt(bits);
+      const c = await this.evaluate(state, a, full);
+      const ok = dropUpperBound(c, this.o.z) <= eps / 4;
+      if (ok) state.assignment = a;
+      await this.step(
+        state,
+        {
+          structure: null,
+          bits,
+          frac: null,
+          accepted: ok,
+          drop: percent(dropOf(c)),
+          bound: percent(dropUpperBound(c, this.o.z)),
+          kl: c.kl,
+          budget: this.o.budget / 4,
+          reduction: this.reduction(a),
+          note: `uniform ${bits} bits`,
+        },
+        false,
+      );
+      if (ok) break;
+    }
+    state.phase = 'reduce';
+    state.pass = 0;
+    state.cursor = 0;
+    state.order = [];
+    await this.env.checkpoint(state);
+  }
+
+  private async orderFor(state: SearchState): Promise<string[]> {
+    const active = this.env.plan.structures.filter((s) => !state.frozen.includes(s.id));
+    const share = (id: string): number => this.env.plan.byId.get(id)!.elements * state.assignment[id]!.bits;
+    if (this.o.strategy === 'schedule')
+      return active.map((s) => s.id).sort((a, b) => share(b) - share(a) || (a < b ? -1 : 1));
+    // Measured options: the drop of each candidate on the slice, once per pass.
+    const scored: { id: string; score: number }[] = [];
+    for (const s of active) {
+      const f = state.assignment[s.id]!;
+      if (f.bits - 1 < this.o.floors[s.kind]) continue;
+      const a = { ...state.assignment, [s.id]: this.formatAt(s.id, f.bits - 1) };
+      const c = await this.evaluate(state, a, this.env.sliceCount);
+      const saved = s.elements;
+      // sensitivity: least harmful first; trade-off: memory saved per unit of distillation loss.
+      const score =
+        this.o.strategy === 'sensitivity' ? -dropOf(c) : saved / (Math.max(0, c.kl - (state.loss ?? 0)) + 1e-3);
+      scored.push({ id: s.id, score });
+    }
+    return scored.sort((x, y) => y.score - x.score || (x.id < y.id ? -1 : 1)).map((x) => x.id);
+  }
+
+  /** Step 2 (and step 4's extra pass): propose b - 1 for each active structure, accept on the paired bound. */
+  private async reducePass(state: SearchState, eps: number, final: boolean): Promise<void> {
+    if (state.cursor === 0 && state.order.length === 0) {
+      state.order = await this.orderFor(state);
+      await this.env.checkpoint(state);
+    }
+    const epsT = final ? eps : eps * Math.min(1, (state.pass + 1) / this.o.schedulePasses);
+    while (state.cursor < state.order.length) {
+      const id = state.order[state.cursor]!;
+      const s = this.env.plan.byId.get(id)!;
+      const current = state.assignment[id]!;
+      state.cursor++;
+      if (state.frozen.includes(id)) continue;
+      if (current.bits - 1 < this.o.floors[s.kind]) {
+        state.frozen.push(id);
+        continue;
+      }
+      const proposal = this.formatAt(id, current.bits - 1);
+      const a = { ...state.assignment, [id]: proposal };
+      // The slice decides while the schedule keeps eps_t below eps (its bound is wider, so
+      // more cautious); at the full budget the whole of D_c decides. A slice whose optimistic
+      // bound is already over budget rejects early either way.
+      const slice = Math.min(this.env.sliceCount, this.env.calibCount);
+      let c = await this.evaluate(state, a, slice);
+      let early = false;
+      if (slice < this.env.calibCount && epsT >= eps) {
+        if (dropLowerBound(c, this.o.z) > epsT) early = true;
+        else c = await this.evaluate(state, a, this.env.calibCount);
+      }
+      const accepted = !early && dropUpperBound(c, this.o.z) <= epsT;
+      if (accepted) state.assignment = a;
+      else if (epsT >= eps) state.frozen.push(id);
+      await this.step(state, {
+        structure: id,
+        bits: proposal.bits,
+        frac: proposal.frac,
+        accepted,
+        drop: percent(dropOf(c)),
+        bound: percent(dropUpperBound(c, this.o.z)),
+        kl: c.kl,
+        budget: percent(epsT),
+        reduction: this.reduction(accepted ? a : state.assignment),
+        ...(early ? { note: 'rejected early on the first slice' } : {}),
+      });
+    }
+    const allFrozen = this.env.plan.structures.every((s) => state.frozen.includes(s.id));
+    state.cursor = 0;
+    state.order = [];
+    if (final) {
+      state.phase = 'done';
+    } else if (allFrozen || state.pass + 1 >= this.o.maxPasses) {
+      state.phase = this.o.distill ? 'distill' : this.o.biasCorrection ? 'bias' : 'done';
+      state.pass = 0;
+    } else {
+      state.pass++;
+    }
+    await this.env.checkpoint(state);
+  }
+
+  /** Step 3: coordinate descent over the fractional lengths, minimizing KL to the teacher. */
+  private async distill(state: SearchState, eps: number): Promise<void> {
+    const ids = this.env.plan.structures.map((s) => s.id);
+    const slice = Math.min(this.env.sliceCount, this.env.calibCount);
+    if (state.beforeDistill === undefined) {
+      state.beforeDistill = state.assignment;
+      state.loss = (await this.evaluate(state, state.assignment, slice)).kl;
+      await this.env.checkpoint(state);
+    }
+    while (state.cursor < ids.length) {
+      const id = ids[state.cursor]!;
+      const start = state.assignment[id]!;
+      // Moves +1, +2 (if +1 helped), else -1, -2 (if -1 helped), relative to the starting frac.
+      for (const dir of [1, -1]) {
+        let improved = false;
+        for (const delta of [dir, 2 * dir]) {
+          const a = { ...state.assignment, [id]: { ...start, frac: start.frac + delta } };
+          const c = await this.evaluate(state, a, slice);
+          const better = c.kl < state.loss!;
+          if (better) {
+            state.assignment = a;
+            state.loss = c.kl;
+            improved = true;
+          }
+          await this.step(
+            state,
+            {
+              structure: id,
+              bits: start.bits,
+              frac: start.frac + delta,
+              accepted: better,
+              drop: percent(dropOf(c)),
+              bound: percent(dropUpperBound(c, this.o.z)),
+              kl: c.kl,
+              budget: this.o.budget,
+              reduction: this.reduction(state.assignment),
+              note: 'distillation',
+            },
+            false,
+          );
+          if (!better) break;
+        }
+        if (improved) break;
+      }
+      state.cursor++;
+      await this.env.checkpoint(state);
+    }
+    const check = await this.evaluate(state, state.assignment, this.env.calibCount);
+    const before = await this.evaluate(state, state.beforeDistill!, this.env.calibCount);
+    // Keep the distilled mapping when it is within the budget, or no worse than before it.
+    const within = dropUpperBound(check, this.o.z) <= Math.max(eps, dropUpperBound(before, this.o.z));
+    if (!within) state.assignment = state.beforeDistill!;
+    await this.step(state, {
+      structure: null,
+      bits: null,
+      frac: null,
+      accepted: within,
+      drop: percent(dropOf(check)),
+      bound: percent(dropUpperBound(check, this.o.z)),
+      kl: check.kl,
+      budget: this.o.budget,
+      reduction: this.reduction(state.assignment),
+      note: within ? 'distilled mapping kept' : 'distilled mapping left the budget: reverted',
+    });
+    state.phase = this.o.biasCorrection ? 'bias' : 'final-reduce';
+    state.cursor = 0;
+    state.order = [];
+    state.frozen = [];
+    state.loss = undefined;
+    await this.env.checkpoint(state);
+  }
+
+  /** Step 4: add the mean output error per channel to each layer's bias, in topological order, if the loss falls. */
+  private async correctBiases(state: SearchState): Promise<void> {
+    const layers = this.env.plan.nodes.filter((n) => {
+      const rules = operatorModule(n.op)!.fixedPoint!;
+      return rules.biasInput !== undefined && n.inputs[rules.biasInput] !== undefined;
+    });
+    const slice = Math.min(this.env.sliceCount, this.env.calibCount);
+    if (state.loss === undefined) {
+      state.loss = (await this.evaluate(state, state.assignment, slice)).kl;
+      await this.env.checkpoint(state);
+    }
+    while (state.cursor < layers.length) {
+      const node = layers[state.cursor]!;
+      const bName = node.inputs[operatorModule(node.op)!.fixedPoint!.biasInput!]!;
+      const error = await this.env.layerError(state.assignment, state.biases, node, slice);
+      const base = state.biases[bName] ?? Array.from(toFloat32(this.env.plan.graph.initializers.get(bName)!));
+      const corrected = base.map((v, i) => v + (error[i] ?? 0));
+      const biases = { ...state.biases, [bName]: corrected };
+      const c = await this.evaluate(state, state.assignment, slice, biases);
+      const better = c.kl < state.loss!;
+      if (better) {
+        state.biases = biases;
+        state.loss = c.kl;
+      }
+      state.cursor++;
+      const f = state.assignment[structureId('B', bName)]!;
+      await this.step(state, {
+        structure: structureId('B', bName),
+        bits: f.bits,
+        frac: f.frac,
+        accepted: better,
+        drop: percent(dropOf(c)),
+        bound: percent(dropUpperBound(c, this.o.z)),
+        kl: c.kl,
+        budget: this.o.budget,
+        reduction: this.reduction(state.assignment),
+        note: 'bias correction',
+      });
+    }
+    state.phase = 'final-reduce';
+    state.cursor = 0;
+    state.order = [];
+    state.frozen = [];
+    state.pass = 0;
+    await this.env.checkpoint(state);
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Paired prediction-error statistics of teacher and student on the same images (spec §5):
+ * n10 images the teacher gets right and the student wrong, n01 the reverse. The drop is
+ * (n10 - n01) / n and its upper bound drop + z sqrt(n10 + n01) / n; accepting on the bound
+ * keeps a search from overshooting its budget on held-out images.
+ */
+
+export interface PairedCounts {
+  n: number;
+  n10: number;
+  n01: number;
+  /** Student top-1 correct. */
+  correct: number;
+  /** Mean KL(softmax(teacher / T) || softmax(student / T)). */
+  kl: number;
+}
+
+export function dropOf(c: PairedCounts): number {
+  return c.n === 0 ? 0 : (c.n10 - c.n01) / c.n;
+}
+
+export function dropUpperBound(c: PairedCounts, z: number): number {
+  return c.n === 0 ? 0 : dropOf(c) + (z * Math.sqrt(c.n10 + c.n01)) / c.n;
+}
+
+export function dropLowerBound(c: PairedCounts, z: number): number {
+  return c.n === 0 ? 0 : dropOf(c) - (z * Math.sqrt(c.n10 + c.n01)) / c.n;
+}
+
+/** log-softmax of a row, in float64. */
+function logSoftmax(row: ArrayLike<number>, start: number, width: number, t: number, out: Float64Array): void {
+  let max = -Infinity;
+  for (let i = 0; i < width; i++) max = Math.max(max, row[start + i]! / t);
+  let sum = 0;
+  for (let i = 0; i < width; i++) sum += Math.exp(row[start + i]! / t - max);
+  const log = Math.log(sum) + max;
+  for (let i = 0; i < width; i++) out[i] = row[start + i]! / t - log;
+}
+
+/** KL(teacher || student) of one image's logits at temperature t. */
+export function klDivergence(
+  teacher: ArrayLike<number>,
+  student: ArrayLike<number>,
+  start: number,
+  width: number,
+  t = 1,
+): number {
+  const p = new Float64Array(width);
+  const q = new Float64Array(width);
+  logSoftmax(teacher, start, width, t, p);
+  logSoftmax(student, start, width, t, q);
+  let kl = 0;
+  for (let i = 0; i < width; i++) kl += Math.exp(p[i]!) * (p[i]! - q[i]!);
+  return kl;
+}

@@ -1,0 +1,378 @@
+/**
+ * The quantize job with a budget: the FxP-QNet search (engine/search/fxp-qnet.ts) wired to
+ * images, the teacher, the simulation and the run folder. Every step is appended to
+ * RUN/trajectory.jsonl and checkpointed to RUN/checkpoint.json (atomically); the same
+ * command on an existing RUN resumes from the last checkpoint and ends with the same result.
+ */
+import { appendFile, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { seededRandom } from '../native-workers/engine/data/split.js';
+import { topK } from '../native-workers/engine/data/metrics.js';
+import { memoryReport, structureRanges } from '../native-workers/engine/fixedpoint/assignment.js';
+import { dequantizeArray, quantizeArray } from '../native-workers/engine/fixedpoint/format.js';
+import { buildPlan, type Assignment, type QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
+import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
+import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
+import { StatsRunner } from '../native-workers/engine/runtime/stats-runner.js';
+import {
+  DEFAULT_SEARCH,
+  FxpQNetSearch,
+  initialState,
+  type SearchOptions,
+  type SearchProgress,
+  type SearchState,
+  type Strategy,
+  type TrajectoryStep,
+} from '../native-workers/engine/search/fxp-qnet.js';
+import { klDivergence, type PairedCounts } from '../native-workers/engine/search/prediction-error.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
+import type { Node } from '../native-workers/engine/ir/graph.js';
+import { evaluateOn } from './engines.js';
+import { writeFileAtomic } from './files.js';
+import { imageBatches } from './image-feed.js';
+import { collectStatistics } from './statistics.js';
+import { sha256, writeRun, type RunConfig, type RunReport } from './runs.js';
+import { chooseSplit, inputNonNegative, openSession, type SessionOptions, type WorkSession } from './session.js';
+import { defaultCacheDir, TensorCache } from './tensor-cache.js';
+
+export interface SearchJobOptions extends SessionOptions {
+  out: string;
+  budget: number;
+  calib?: number;
+  eval?: number;
+  seed?: number;
+  strategy?: Strategy;
+  distill?: boolean;
+  biasCorrection?: boolean;
+  /** z of the paired bound; 0 accepts on the plain drop. */
+  z?: number;
+  /** Images of the early-rejection and distillation slice (default: a quarter of D_c, at least 200). */
+  slice?: number;
+  cacheDir?: string;
+  onProgress?: (p: SearchJobProgress) => void;
+  signal?: AbortSignal;
+  /** Test hook: stop (as if killed) after this many checkpoints. */
+  stopAfterCheckpoints?: number;
+}
+
+export interface SearchJobProgress {
+  stage: 'statistics' | 'teacher' | 'search' | 'evaluation';
+  done: number;
+  total: number;
+  search?: SearchProgress;
+  etaSeconds?: number;
+}
+
+/** What identifies a run's inputs: the same command must resume it, another one must not. */
+interface JobIdentity {
+  model: string;
+  data: string;
+  budget: number;
+  seed: number;
+  calib: number;
+  eval: number;
+  strategy: Strategy;
+  distill: boolean;
+  biasCorrection: boolean;
+  z: number;
+  slice: number;
+  preprocess: string;
+  classes: string;
+}
+
+interface Checkpoint {
+  identity: JobIdentity;
+  state: SearchState;
+  seconds: number;
+}
+
+interface CalibBatch {
+  data: Float32Array;
+  count: number;
+  labels: number[];
+  teacher: Float32Array;
+}
+
+class SearchEvaluator {
+  readonly batches: CalibBatch[] = [];
+  classes = 0;
+
+  constructor(
+    private readonly plan: QuantPlan,
+    private readonly sim: SimRunner,
+    private readonly stats: StatsRunner,
+  ) {}
+
+  private batchesFor(count: number): CalibBatch[] {
+    const out: CalibBatch[] = [];
+    let n = 0;
+    for (const b of this.batches) {
+      if (n >= count) break;
+      out.push(b);
+      n += b.count;
+    }
+    return out;
+  }
+
+  private quantInput(a: Assignment, data: Float32Array): Float32Array {
+    const f = a[this.plan.activationOf.get(this.plan.inputName)!]!;
+    return dequantizeArray(quantizeArray(data, f), f.frac);
+  }
+
+  async evaluate(a: Assignment, biases: Record<string, number[]>, count: number): Promise<PairedCounts> {
+    const c: PairedCounts = { n: 0, n10: 0, n01: 0, correct: 0, kl: 0 };
+    const k = this.classes;
+    for (const b of this.batchesFor(count)) {
+      const out = await this.sim.run(a, this.quantInput(a, b.data), b.count, biases);
+      for (let i = 0; i < b.count; i++) {
+        const t = topK(b.teacher.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
+        const s = topK(out.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
+        c.n++;
+        if (s) c.correct++;
+        if (t && !s) c.n10++;
+        if (!t && s) c.n01++;
+        c.kl += klDivergence(b.teacher, out, i * k, k);
+      }
+    }
+    c.kl /= Math.max(c.n, 1);
+    return c;
+  }
+
+  async layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array> {
+    const tensor = node.outputs[0]!;
+    const channels = this.plan.shapes.get(tensor)![1]!;
+    const sum = new Float64Array(channels);
+    let per = 0;
+    for (const b of this.batchesFor(count)) {
+      const q = (await this.sim.runOutputs(a, this.quantInput(a, b.data), b.count, [tensor], biases)).get(tensor)!;
+      const fp = (await this.stats.run(b.data, b.count)).get(tensor)!;
+      const spatial = fp.length / (b.count * channels);
+      for (let i = 0; i < fp.length; i++) sum[Math.floor(i / spatial) % channels]! += fp[i]! - q[i]!;
+      per += b.count * spatial;
+    }
+    return sum.map((v) => v / Math.max(per, 1));
+  }
+}
+
+async function readCheckpoint(dir: string): Promise<Checkpoint | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')) as Checkpoint;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keep the first `lines` lines of the trajectory (a step recorded after the last checkpoint is redone). */
+async function truncateTrajectory(path: string, lines: number): Promise<void> {
+  if (!existsSync(path)) return;
+  const kept = (await readFile(path, 'utf8')).split('\n').filter(Boolean).slice(0, lines);
+  await writeFileAtomic(path, kept.map((l) => l + '\n').join(''));
+}
+
+class Stop extends Error {}
+
+export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
+  const s: WorkSession = await openSession(o);
+  const split = chooseSplit(s, o.calib, o.eval, o.seed);
+  if (split.calib.length < 10 || split.eval.length === 0) {
+    throw new FxpqError(
+      `${o.dataPath} gives ${split.calib.length} calibration and ${split.eval.length} evaluation images; the search needs at least 10 calibration images and some evaluation images.`,
+      'io',
+    );
+  }
+  const options: SearchOptions = {
+    ...DEFAULT_SEARCH,
+    budget: o.budget,
+    z: o.z ?? DEFAULT_SEARCH.z,
+    strategy: o.strategy ?? DEFAULT_SEARCH.strategy,
+    distill: o.distill ?? DEFAULT_SEARCH.distill,
+    biasCorrection: o.biasCorrection ?? DEFAULT_SEARCH.biasCorrection,
+  };
+  const slice = Math.min(split.calib.length, o.slice ?? Math.max(200, Math.ceil(split.calib.length / 4)));
+  const identity: JobIdentity = {
+    model: sha256(s.model.bytes),
+    data: resolve(o.dataPath),
+    budget: o.budget,
+    seed: split.seed,
+    calib: split.calib.length,
+    eval: split.eval.length,
+    strategy: options.strategy,
+    distill: options.distill,
+    biasCorrection: options.biasCorrection,
+    z: options.z,
+    slice,
+    preprocess: s.specText,
+    classes: s.classes.source,
+  };
+  const checkpointFile = join(o.out, 'checkpoint.json');
+  const trajectoryFile = join(o.out, 'trajectory.jsonl');
+  const previous = await readCheckpoint(o.out);
+  if (previous && JSON.stringify(previous.identity) !== JSON.stringify(identity)) {
+    throw new FxpqError(
+      `${o.out} holds a run started with other inputs or options; choose another --out folder or delete it.`,
+      'io',
+    );
+  }
+  const reportFile = join(o.out, 'report.json');
+  if (previous?.state.phase === 'done' && existsSync(reportFile))
+    return JSON.parse(await readFile(reportFile, 'utf8')) as RunReport;
+  if (previous) await truncateTrajectory(trajectoryFile, previous.state.steps);
+  else await writeFileAtomic(trajectoryFile, '');
+
+  const cache = new TensorCache(o.cacheDir ?? defaultCacheDir());
+  const nonNegative = inputNonNegative(s.spec);
+  const plan = buildPlan(s.model.canonical, { inputNonNegative: nonNegative });
+  // The slice must represent every class: a seeded shuffle of the (class-sorted) calibration split.
+  const rand = seededRandom(split.seed + 1);
+  const calibOrder = [...split.calib];
+  for (let i = calibOrder.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [calibOrder[i], calibOrder[j]] = [calibOrder[j]!, calibOrder[i]!];
+  }
+
+  const stats = await collectStatistics(s, plan, split.calib, cache, (e) =>
+    o.onProgress?.({ stage: 'statistics', done: e.done, total: e.total }),
+  );
+  const ranges = structureRanges(plan, (t) => stats.get(t)?.maxAbs ?? 0);
+  const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
+  const sim = await SimRunner.create(plan);
+  const statsRunner = await StatsRunner.create(plan);
+  const evaluator = new SearchEvaluator(plan, sim, statsRunner);
+  try {
+    // Teacher logits once, kept with the calibration images (the teacher never changes).
+    const imageSize = plan.shapes
+      .get(plan.inputName)!
+      .slice(1)
+      .reduce((a, b) => a * b, 1);
+    let teacherSeconds = 0;
+    let loaded = 0;
+    for await (const b of imageBatches({
+      dataset: s.dataset,
+      indices: calibOrder,
+      spec: s.spec,
+      imageSize,
+      batchSize: 50,
+      cache,
+      onSkip: () => {},
+    })) {
+      const t0 = performance.now();
+      const teacher = await float.run(b.data, b.indices.length);
+      teacherSeconds += (performance.now() - t0) / 1000;
+      evaluator.classes = teacher.length / b.indices.length;
+      evaluator.batches.push({
+        data: b.data.slice(),
+        count: b.indices.length,
+        labels: b.indices.map((i) => s.labels[i]!),
+        teacher,
+      });
+      loaded += b.indices.length;
+      o.onProgress?.({ stage: 'teacher', done: loaded, total: calibOrder.length });
+    }
+
+    let checkpoints = 0;
+    const secondsBefore = previous?.seconds ?? 0;
+    const processStart = performance.now();
+    let lastStepAt = performance.now();
+    const search = new FxpQNetSearch(
+      {
+        plan,
+        ranges,
+        histograms: stats,
+        calibCount: loaded,
+        sliceCount: slice,
+        evaluate: (a, biases, count) => evaluator.evaluate(a, biases, count),
+        layerError: (a, biases, node, count) => evaluator.layerError(a, biases, node, count),
+        record: async (step: TrajectoryStep) => {
+          await appendFile(trajectoryFile, JSON.stringify(step) + '\n');
+        },
+        checkpoint: async (state) => {
+          const seconds = secondsBefore + (performance.now() - processStart) / 1000;
+          await writeFileAtomic(checkpointFile, JSON.stringify({ identity, state, seconds } satisfies Checkpoint));
+          checkpoints++;
+          if (o.stopAfterCheckpoints !== undefined && checkpoints >= o.stopAfterCheckpoints)
+            throw new Stop('stopped for a test');
+        },
+        progress: (p) => {
+          const now = performance.now();
+          const perStep = (now - lastStepAt) / 1000;
+          lastStepAt = now;
+          o.onProgress?.({
+            stage: 'search',
+            done: p.total - p.active,
+            total: p.total,
+            search: p,
+            etaSeconds: perStep * p.active,
+          });
+        },
+        signal: o.signal,
+      },
+      options,
+    );
+    const state = await search.run(previous?.state ?? initialState());
+    const searchSeconds = secondsBefore + (performance.now() - processStart) / 1000;
+
+    // Step 5: teacher and result on the held-out split only.
+    const result = await evaluateOn(s, split.eval, {
+      float,
+      quant: { kind: 'sim', plan, assignment: state.assignment, runner: sim, overrides: state.biases },
+      cache,
+      onProgress: (done, total) => o.onProgress?.({ stage: 'evaluation', done, total }),
+    });
+    const modelInfo = { path: resolve(o.modelPath), sha256: identity.model };
+    const config: RunConfig = {
+      format: 'fxpq-run',
+      version: 1,
+      model: modelInfo,
+      data: { path: resolve(o.dataPath), calib: split.calib, eval: split.eval, seed: split.seed, labelled: true },
+      preprocess: s.specText,
+      classes: { source: s.classes.source, ids: s.classes.ids },
+      inputNonNegative: nonNegative,
+      mode: {
+        kind: 'search',
+        budget: o.budget,
+        strategy: options.strategy,
+        distill: options.distill,
+        biasCorrection: options.biasCorrection,
+      },
+      assignment: state.assignment,
+      biases: state.biases,
+    };
+    const report: RunReport = {
+      model: modelInfo,
+      budget: o.budget,
+      data: { calib: split.calib.length, eval: result.n, labelled: true, seed: split.seed },
+      fp: result.fp!,
+      quant: result.quant!,
+      memory: memoryReport(plan, state.assignment),
+      structures: plan.structures.map((st) => ({
+        layer: st.layer,
+        kind: st.kind,
+        tensor: st.tensor,
+        elements: st.elements,
+        signed: st.signed,
+        bits: state.assignment[st.id]!.bits,
+        frac: state.assignment[st.id]!.frac,
+      })),
+      search: {
+        evaluations: state.evaluations,
+        seconds: searchSeconds,
+        // Search cost in FP32 passes over D_c: its time over the teacher's time for one pass.
+        fp32Passes: searchSeconds / Math.max(teacherSeconds, 1e-9),
+        simPasses: state.images / loaded,
+        strategy: options.strategy,
+      },
+      classes: { count: s.classes.ids.length, source: s.classes.source },
+      preprocess: s.specText,
+    };
+    await writeRun(o.out, config, report);
+    return report;
+  } catch (e) {
+    if (e instanceof Stop) throw new FxpqError('The search stopped at a checkpoint (test hook).', 'io');
+    throw e;
+  } finally {
+    await float.release();
+    await sim.release();
+    await statsRunner.release();
+  }
+}
