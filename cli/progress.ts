@@ -31,9 +31,15 @@ export function progress(
       if (stream.isTTY) {
         const width = 30;
         const filled = Math.round((width * percent) / 100);
-        stream.write(
-          `\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${percent}% ETA ${eta(remaining)} `,
-        );
+        const columns = (stream.columns ?? 120) - 1;
+        const line =
+          `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${percent}% ETA ${eta(remaining)}${detail ? `  ${detail}` : ''}`.slice(
+            0,
+            columns,
+          );
+        // Pad over what the previous, longer line left on the terminal.
+        stream.write(`\r${line.padEnd(Math.min(lastWidth, columns))}`);
+        lastWidth = line.length;
         shown = true;
       } else if (
         (done === total && lastDone !== done) ||
