@@ -5,15 +5,26 @@
 import { resolve } from 'node:path';
 import { benchDataset } from './dataset.js';
 import { benchEngine } from './engine.js';
+import { benchSearch } from './search.js';
 import { closePools } from '../services/pool.js';
 
 const shared = resolve(
   process.env['FXPQ_SHARED_FIXTURES'] ?? resolve(import.meta.dirname, '..', '..', 'shared', 'fixtures'),
 );
-const sections = process.argv.slice(2);
+const [first, ...rest] = process.argv.slice(2);
+const sections = first ? [first] : [];
+const ALL_MODELS = [
+  'mnist-8',
+  'fmnist_resnet20',
+  'fmnist_vgg_small',
+  'resnet8_mlperf_tiny_cifar10',
+  'mobilenet_v1_0.25_224',
+];
 const all: Record<string, () => Promise<string[]>> = {
   dataset: () => benchDataset(shared),
   engine: () => benchEngine(shared),
+  // Minutes per model: only when asked for (`npm run bench -- search [model ...]`).
+  ...(first === 'search' ? { search: () => benchSearch(shared, rest.length > 0 ? rest : ALL_MODELS) } : {}),
 };
 
 const lines: string[] = [`# FxPQ benchmark, ${new Date().toISOString()}`, ''];

@@ -28,6 +28,7 @@ export const quantizeCommand: Command = {
     seed: { type: 'string' },
     workers: { type: 'string' },
     strategy: { type: 'string' },
+    slice: { type: 'string' },
     'no-distill': { type: 'boolean' },
     'no-bias-correction': { type: 'boolean' },
     json: { type: 'boolean' },
@@ -42,6 +43,7 @@ export const quantizeCommand: Command = {
       ['calib', 1],
       ['eval', 1],
       ['seed', 0],
+      ['slice', 1],
     ] as const) {
       const n = intValue(values[name], name, min);
       if (typeof n === 'object') return n;
@@ -73,6 +75,7 @@ export const quantizeCommand: Command = {
       calib: numbers['calib'],
       eval: numbers['eval'],
       seed: numbers['seed'],
+      slice: numbers['slice'],
       strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
       distill: values['no-distill'] ? false : undefined,
       biasCorrection: values['no-bias-correction'] ? false : undefined,

@@ -1,0 +1,150 @@
+/**
+ * The quantize job end to end on a small real model (mnist-8, committed MNIST images):
+ * typed progress events, cancellation, resume from the checkpoint to the same result as an
+ * uninterrupted run, SIGKILL at a random point and resume, and bad inputs.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { JobManager, type JobProgressEvent } from '../../services/jobs.js';
+import { quantize } from '../../services/quantize.js';
+import { closePools } from '../../services/pool.js';
+import type { RunReport } from '../../services/runs.js';
+import { cliEntry, modelPath, repoRoot } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'fxpq-search-'));
+const cacheDir = join(tmp, 'cache');
+const base = {
+  modelPath: modelPath('mnist-8')!,
+  dataPath: join(repoRoot, 'test/fixtures/mnist'),
+  budget: 2,
+  calib: 60,
+  slice: 20,
+  seed: 3,
+  cacheDir,
+};
+afterAll(() => closePools());
+
+const essence = (r: RunReport) => ({
+  structures: r.structures.map((s) => [s.tensor, s.bits, s.frac]),
+  quant: r.quant,
+  memory: r.memory,
+  evaluations: r.search.evaluations,
+});
+
+let reference: RunReport;
+
+describe('quantize job with a budget', () => {
+  it('runs to the end with typed progress, within budget, smaller than 8 bits', async () => {
+    const jobs = new JobManager();
+    const events: JobProgressEvent[] = [];
+    jobs.on('progress', (e) => events.push(e));
+    const job = jobs.start('quantize', { ...base, out: join(tmp, 'ref') });
+    reference = await job.result;
+    expect(job.status).toBe('done');
+    expect(new Set(events.map((e) => e.stage))).toEqual(new Set(['statistics', 'teacher', 'search', 'evaluation']));
+    const search = events.find((e) => e.stage === 'search' && e.search)!.search!;
+    expect(Object.keys(search.bits).length).toBe(10);
+    expect(typeof search.drop).toBe('number');
+    expect(reference.memory.reduction).toBeGreaterThan(4);
+    expect(reference.search.evaluations).toBeGreaterThan(5);
+    expect(reference.search.fp32Passes).toBeGreaterThan(0);
+    const lines = readFileSync(join(tmp, 'ref', 'trajectory.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.length).toBeGreaterThan(10);
+    expect(lines.some((l) => l.accepted === false)).toBe(true);
+    expect(lines.map((l) => l.step)).toEqual(lines.map((_, i) => i));
+  }, 240_000);
+
+  it('cancels, then resumes from its checkpoint to the same result', async () => {
+    const jobs = new JobManager();
+    const out = join(tmp, 'cancelled');
+    const job = jobs.start('quantize', { ...base, out });
+    let seen = 0;
+    jobs.on('progress', (e) => {
+      if (e.stage === 'search' && ++seen === 8) job.cancel();
+    });
+    await expect(job.result).rejects.toThrow(/cancelled/);
+    expect(job.status).toBe('cancelled');
+    expect(existsSync(join(out, 'checkpoint.json'))).toBe(true);
+    expect(existsSync(join(out, 'report.json'))).toBe(false);
+    const resumed = await quantize({ ...base, out });
+    expect(essence(resumed)).toEqual(essence(reference));
+  }, 240_000);
+
+  it('survives SIGKILL at an arbitrary step: the same command resumes to the same result', async () => {
+    const out = join(tmp, 'killed');
+    const args = [
+      'quantize',
+      '--model',
+      base.modelPath,
+      '--data',
+      base.dataPath,
+      '--budget',
+      '2',
+      '--calib',
+      '60',
+      '--seed',
+      '3',
+      '--slice',
+      '20',
+      '--out',
+      out,
+      '--json',
+    ];
+    const child = spawn(process.execPath, [cliEntry, ...args], { env: { ...process.env, FXPQ_CACHE_DIR: cacheDir } });
+    const trajectory = join(out, 'trajectory.jsonl');
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const lines = existsSync(trajectory) ? readFileSync(trajectory, 'utf8').split('\n').length : 0;
+        if (lines > 13) {
+          clearInterval(timer);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 20);
+    });
+    await new Promise((r) => child.on('close', r));
+    expect(existsSync(join(out, 'report.json'))).toBe(false);
+    const again = await runCli(args, { env: { FXPQ_CACHE_DIR: cacheDir } });
+    expect(again.code).toBe(0);
+    expect(essence(JSON.parse(again.stdout) as RunReport)).toEqual(essence(reference));
+    const lines = readFileSync(trajectory, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.step)).toEqual(lines.map((_, i) => i));
+  }, 240_000);
+
+  it('explains bad inputs', async () => {
+    await expect(quantize({ ...base, out: join(tmp, 'x'), modelPath: join(tmp, 'missing.onnx') })).rejects.toThrow(
+      /missing\.onnx does not exist/,
+    );
+    await expect(quantize({ ...base, out: join(tmp, 'ref'), budget: 3 })).rejects.toThrow(
+      /holds a run started with other inputs or options/,
+    );
+    const flat = join(tmp, 'unlabelled');
+    mkdirSync(flat, { recursive: true });
+    writeFileSync(join(flat, 'a.png'), readFileSync(join(base.dataPath, '0', '00003.png')));
+    await expect(quantize({ ...base, out: join(tmp, 'y'), dataPath: flat })).rejects.toThrow(
+      /no class sub-folders.*layout is unknown/,
+    );
+    const usage = await runCli([
+      'quantize',
+      '--model',
+      base.modelPath,
+      '--data',
+      base.dataPath,
+      '--out',
+      join(tmp, 'z'),
+      '--budget',
+      '-1',
+    ]);
+    expect(usage.code).toBe(2);
+  });
+});
