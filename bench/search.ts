@@ -21,15 +21,21 @@ interface Variant {
 const VARIANTS: Variant[] = [
   { label: 'uniform 8', uniform: 8 },
   { label: 'schedule (default)', strategy: 'schedule' },
-  { label: 'schedule, no distillation', strategy: 'schedule', distill: false },
-  { label: 'schedule, no bias correction', strategy: 'schedule', biasCorrection: false },
+  { label: 'schedule without distillation', strategy: 'schedule', distill: false },
+  { label: 'schedule without bias correction', strategy: 'schedule', biasCorrection: false },
   { label: 'sensitivity', strategy: 'sensitivity' },
   { label: 'trade-off', strategy: 'tradeoff' },
 ];
 
 const BUDGET: Record<string, number> = { 'mobilenet_v1_0.25_224': 2 };
 
-export async function benchSearch(sharedFixtures: string, models: string[], variants = VARIANTS): Promise<string[]> {
+export async function benchSearch(
+  sharedFixtures: string,
+  models: string[],
+  variants = VARIANTS.filter(
+    (v) => !process.env['FXPQ_BENCH_VARIANTS'] || process.env['FXPQ_BENCH_VARIANTS'].split(',').includes(v.label),
+  ),
+): Promise<string[]> {
   const lines = [
     '## FxP-QNet search (held-out split only; default split: up to 1000 calibration images, the rest held out)',
     '',
@@ -55,9 +61,10 @@ export async function benchSearch(sharedFixtures: string, models: string[], vari
         biasCorrection: v.biasCorrection,
       });
       const drop = 100 * (r.fp.top1 - r.quant.top1);
-      lines.push(
-        `| ${name} | ${v.label} | ${v.uniform ? '-' : budget} | ${(100 * r.fp.top1).toFixed(1)} | ${(100 * r.quant.top1).toFixed(1)} | ${drop.toFixed(2)} | ${r.memory.reduction.toFixed(2)}x | ${r.memory.weightsReduction.toFixed(2)}x | ${r.memory.avgBitsWeights.toFixed(2)} / ${r.memory.avgBitsActivations.toFixed(2)} | ${r.search.evaluations} | ${r.search.seconds.toFixed(0)} | ${r.search.fp32Passes?.toFixed(0) ?? '-'} |`,
-      );
+      const row = `| ${name} | ${v.label} | ${v.uniform ? '-' : budget} | ${(100 * r.fp.top1).toFixed(1)} | ${(100 * r.quant.top1).toFixed(1)} | ${drop.toFixed(2)} | ${r.memory.reduction.toFixed(2)}x | ${r.memory.weightsReduction.toFixed(2)}x | ${r.memory.avgBitsWeights.toFixed(2)} / ${r.memory.avgBitsActivations.toFixed(2)} | ${r.search.evaluations} | ${r.search.seconds.toFixed(0)} | ${r.search.fp32Passes?.toFixed(0) ?? '-'} |`;
+      // Rows also go to stderr as they finish: a full table takes long.
+      process.stderr.write(`${row}\n`);
+      lines.push(row);
     }
   }
   lines.push('');
