@@ -5,6 +5,8 @@
  */
 import { attrFloat, isFloatType, toFloat32, type Graph, type Node } from '../ir/graph.js';
 import { requireInput, noMacs, type OperatorModule } from './operator.js';
+import { elementwise } from '../export/c-util.js';
+import type { ProgramNode } from '../fixedpoint/program.js';
 
 /** A Clip's real bounds: attributes before opset 11, constant inputs from 11 on. */
 export function clipLimits(node: Node, graph: Graph): { min: number; max: number } {
@@ -16,6 +18,13 @@ export function clipLimits(node: Node, graph: Graph): { min: number; max: number
     return t && isFloatType(t.dataType) ? toFloat32(t)[0]! : fallback;
   };
   return { min: value(1, -Infinity), max: value(2, Infinity) };
+}
+
+/** A compiled standalone Clip's bounds on the integer grid of its input. */
+function clipIntBounds(node: ProgramNode, frac: number): { lo: number; hi: number } {
+  const min = node.attrs['min']?.kind === 'float' ? node.attrs['min'].value : -Infinity;
+  const max = node.attrs['max']?.kind === 'float' ? node.attrs['max'].value : Infinity;
+  return { lo: Math.ceil(min * 2 ** frac), hi: Math.floor(max * 2 ** frac) };
 }
 
 export const relu: OperatorModule = {
@@ -30,6 +39,7 @@ export const relu: OperatorModule = {
       sim.emit('Relu', [node.inputs[0]!], {}, node.outputs[0]!);
     },
     runInt: (_node, [x]) => x!.data.map((v) => (v < 0 ? 0 : v)),
+    emitC: (node, c) => elementwise(node, c.buffer(node.inputs[0]!), c.buffer(node.output), (v) => `(${v} < 0 ? 0 : ${v})`),
   },
 };
 
@@ -60,11 +70,13 @@ export const clip: OperatorModule = {
       });
       sim.emit('Clip', [x, lo, hi], {}, node.outputs[0]!);
     },
+    emitC(node, c) {
+      const x = node.inputs[0]!;
+      const { lo, hi } = clipIntBounds(node, c.program.fracOf[x]!);
+      return elementwise(node, c.buffer(x), c.buffer(node.output), (v) => `fxpq_clamp(${v}, ${Math.max(lo, -(2 ** 31))}, ${Math.min(hi, 2 ** 31 - 1)})`);
+    },
     runInt(node, [x]) {
-      const min = node.attrs['min']?.kind === 'float' ? node.attrs['min'].value : -Infinity;
-      const max = node.attrs['max']?.kind === 'float' ? node.attrs['max'].value : Infinity;
-      const lo = Math.ceil(min * 2 ** x!.frac);
-      const hi = Math.floor(max * 2 ** x!.frac);
+      const { lo, hi } = clipIntBounds(node, x!.frac);
       return x!.data.map((v) => (v < lo ? lo : v > hi ? hi : v));
     },
   },

@@ -3,6 +3,7 @@ import { requireInput, noMacs, type OperatorModule } from './operator.js';
 import { broadcastShapes } from './broadcast.js';
 import { shapeError } from './operator.js';
 import { asNode } from '../fixedpoint/kernel-util.js';
+import { numel } from '../export/c-util.js';
 
 export const add: OperatorModule = {
   op: 'Add',
@@ -18,6 +19,16 @@ export const add: OperatorModule = {
       sim.quantize(sim.emit('Add', node.inputs), node, node.outputs[0]!);
     },
     /** Align both inputs exactly to F = max(f_a, f_b), add, then one rounding to f_y. */
+    emitC(node, c) {
+      const [a, b] = node.inputs as [string, string];
+      const [fa, fb] = [c.program.fracOf[a]!, c.program.fracOf[b]!];
+      const F = Math.max(fa, fb);
+      return `    int i;
+    for (i = 0; i < ${numel(node.outShape)}; i++) {
+      const int64_t sum = (int64_t)${c.buffer(a)}[i] * ${2 ** (F - fa)} + (int64_t)${c.buffer(b)}[i] * ${2 ** (F - fb)};
+      ${c.buffer(node.output)}[i] = fxpq_clamp(fxpq_rsr(sum, ${F - node.out.frac}), ${node.out.lo}, ${node.out.hi});
+    }`;
+    },
     runInt(node, [a, b]) {
       if (a!.data.length !== b!.data.length)
         throw shapeError(asNode(node), 'integer Add needs inputs of the same shape');

@@ -2,6 +2,7 @@
 import { attrInt } from '../ir/graph.js';
 import { requireInput, noMacs, shapeError, type OperatorModule } from './operator.js';
 import { rshiftRound } from '../fixedpoint/format.js';
+import { numel } from '../export/c-util.js';
 
 export const concat: OperatorModule = {
   op: 'Concat',
@@ -28,6 +29,22 @@ export const concat: OperatorModule = {
       sim.emit('Concat', parts, node.attrs, node.outputs[0]!);
     },
     /** Each input rshift_round to the output format and clamped, then laid side by side. */
+    emitC(node, c) {
+      const axisAttr = node.attrs['axis'];
+      const a = axisAttr?.kind === 'int' ? axisAttr.value : 1;
+      const axis = a < 0 ? a + node.outShape.length : a;
+      const outer = node.outShape.slice(0, axis).reduce((p, d) => p * d, 1);
+      const outInner = numel(node.outShape) / outer;
+      let offset = 0;
+      const parts = node.inputs.map((x) => {
+        const inner = numel(c.shape(x)) / outer;
+        const code = `    for (o = 0; o < ${outer}; o++) for (i = 0; i < ${inner}; i++) ${c.buffer(node.output)}[o * ${outInner} + ${offset} + i] = fxpq_clamp(fxpq_rsr(${c.buffer(x)}[o * ${inner} + i], ${c.program.fracOf[x]! - node.out.frac}), ${node.out.lo}, ${node.out.hi});`;
+        offset += inner;
+        return code;
+      });
+      return `    int o, i;
+${parts.join('\n')}`;
+    },
     runInt(node, inputs) {
       const axisAttr = node.attrs['axis'];
       const rank = node.outShape.length;

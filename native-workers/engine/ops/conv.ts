@@ -32,6 +32,45 @@ export const conv: OperatorModule = {
     biasInput: 2,
     outputSigned: linearLayerSign,
     lowerSim: lowerLinearLayer,
+    emitC(node, c) {
+      const x = node.inputs[0]!;
+      const [wName, bName] = [node.inputs[1]!, node.inputs[2]];
+      const w = c.program.constants[wName]!;
+      const [, , H, W] = c.shape(x) as [number, number, number, number];
+      const [OC, Cg, KH, KW] = w.dims as [number, number, number, number];
+      const [, , OH, OW] = node.outShape as [number, number, number, number];
+      const group = attrInt(asNode(node), 'group', 1);
+      const win = resolveWindow(asNode(node), c.shape(x), [KH, KW]);
+      const [sh, sw] = win.strides as [number, number];
+      const [dh, dw] = win.dilations as [number, number];
+      const [pt, pl] = win.pads as [number, number];
+      const fx = c.program.fracOf[x]!;
+      const acc = c.accumulator(wName, x, Cg * KH * KW, bName);
+      const b = bName ? c.program.constants[bName]! : undefined;
+      const init = b ? `(${acc})fxpq_rsr(${c.constant(bName!, 'oc')}, ${b.frac! - (w.frac! + fx)})` : '0';
+      const X = c.buffer(x);
+      return `    int oc, oh, ow, ic, kh, kw;
+    for (oc = 0; oc < ${OC}; oc++) {
+      const int g = oc / ${OC / group};
+      for (oh = 0; oh < ${OH}; oh++) {
+        for (ow = 0; ow < ${OW}; ow++) {
+          ${acc} acc = ${init};
+          for (ic = 0; ic < ${Cg}; ic++) {
+            for (kh = 0; kh < ${KH}; kh++) {
+              const int ih = oh * ${sh} - ${pt} + kh * ${dh};
+              if (ih < 0 || ih >= ${H}) continue;
+              for (kw = 0; kw < ${KW}; kw++) {
+                const int iw = ow * ${sw} - ${pl} + kw * ${dw};
+                if (iw < 0 || iw >= ${W}) continue;
+                acc += (${acc})${c.constant(wName, `((oc * ${Cg} + ic) * ${KH} + kh) * ${KW} + kw`)} * ${X}[((g * ${Cg} + ic) * ${H} + ih) * ${W} + iw];
+              }
+            }
+          }
+          ${c.buffer(node.output)}[(oc * ${OH} + oh) * ${OW} + ow] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + fx - node.out.frac}), ${node.out.lo}, ${node.out.hi});
+        }
+      }
+    }`;
+    },
     runInt(node, [x], program) {
       const w = constantOf(program, node, 1);
       const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;

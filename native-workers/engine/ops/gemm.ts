@@ -2,6 +2,7 @@
 import { attrFloat, attrInt } from '../ir/graph.js';
 import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { asNode, constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
+import { numel } from '../export/c-util.js';
 import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
 
 export const gemm: OperatorModule = {
@@ -31,6 +32,27 @@ export const gemm: OperatorModule = {
     biasInput: 2,
     outputSigned: linearLayerSign,
     lowerSim: lowerLinearLayer,
+    emitC(node, c) {
+      const x = node.inputs[0]!;
+      const [wName, bName] = [node.inputs[1]!, node.inputs[2]];
+      const w = c.program.constants[wName]!;
+      const transB = attrInt(asNode(node), 'transB', 0) === 1;
+      const [K, N] = transB ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!];
+      const rows = numel(c.shape(x)) / K;
+      const fx = c.program.fracOf[x]!;
+      const acc = c.accumulator(wName, x, K, bName);
+      const b = bName ? c.program.constants[bName]! : undefined;
+      const init = b ? `(${acc})fxpq_rsr(${c.constant(bName!, 'n')}, ${b.frac! - (w.frac! + fx)})` : '0';
+      const index = transB ? `n * ${K} + k` : `k * ${N} + n`;
+      return `    int r, n, k;
+    for (r = 0; r < ${rows}; r++) {
+      for (n = 0; n < ${N}; n++) {
+        ${acc} acc = ${init};
+        for (k = 0; k < ${K}; k++) acc += (${acc})${c.constant(wName, index)} * ${c.buffer(x)}[r * ${K} + k];
+        ${c.buffer(node.output)}[r * ${N} + n] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + fx - node.out.frac}), ${node.out.lo}, ${node.out.hi});
+      }
+    }`;
+    },
     runInt(node, [x], program) {
       const w = constantOf(program, node, 1);
       const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;

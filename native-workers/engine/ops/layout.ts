@@ -1,6 +1,7 @@
 /** Data-movement operators: Flatten, Reshape, Transpose. Integers move, formats stay. */
 import { attrInt, attrInts, tensorToNumbers } from '../ir/graph.js';
 import { requireInput, noMacs, shapeError, type OperatorModule, type FixedPointRules } from './operator.js';
+import { elementwise } from '../export/c-util.js';
 
 /** Data movement keeps integers and formats; only Transpose reorders them. */
 const moveData = (op: string): FixedPointRules => ({
@@ -9,6 +10,7 @@ const moveData = (op: string): FixedPointRules => ({
     sim.emit(op, [node.inputs[0]!], node.attrs, node.outputs[0]!);
   },
   runInt: (_node, [x]) => x!.data,
+  emitC: (node, c) => elementwise(node, c.buffer(node.inputs[0]!), c.buffer(node.output), (v) => v),
 });
 
 export const flatten: OperatorModule = {
@@ -89,6 +91,18 @@ export const transpose: OperatorModule = {
   macs: noMacs,
   fixedPoint: {
     ...moveData('Transpose'),
+    emitC(node, c) {
+      const x = node.inputs[0]!;
+      const shape = c.shape(x);
+      const rank = shape.length;
+      const perm = node.attrs['perm']?.kind === 'ints' ? node.attrs['perm'].value : shape.map((_, i) => rank - 1 - i);
+      const inStrides = shape.map((_, i) => shape.slice(i + 1).reduce((p, d) => p * d, 1));
+      const dims = perm.map((p) => shape[p]!);
+      const idx = dims.map((_, i) => `i${i}`);
+      const loops = dims.map((d, i) => `${'  '.repeat(i)}    for (i${i} = 0; i${i} < ${d}; i${i}++)`).join('\n');
+      const src = perm.map((p, i) => `i${i} * ${inStrides[p]}`).join(' + ');
+      return `    int ${idx.join(', ')}, o = 0;\n${loops}\n${'  '.repeat(rank)}    ${c.buffer(node.output)}[o++] = ${c.buffer(x)}[${src}];`;
+    },
     runInt(node, [x]) {
       const rank = x!.shape.length;
       const perm =

@@ -1,6 +1,7 @@
 /** MatMul with a constant 2-D right-hand side (a fully connected layer without bias). */
 import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
+import { numel } from '../export/c-util.js';
 import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
 
 export const matmul: OperatorModule = {
@@ -24,6 +25,22 @@ export const matmul: OperatorModule = {
     weightInput: 1,
     outputSigned: linearLayerSign,
     lowerSim: lowerLinearLayer,
+    emitC(node, c) {
+      const x = node.inputs[0]!;
+      const wName = node.inputs[1]!;
+      const w = c.program.constants[wName]!;
+      const [K, N] = w.dims as [number, number];
+      const rows = numel(c.shape(x)) / K;
+      const acc = c.accumulator(wName, x, K);
+      return `    int r, n, k;
+    for (r = 0; r < ${rows}; r++) {
+      for (n = 0; n < ${N}; n++) {
+        ${acc} acc = 0;
+        for (k = 0; k < ${K}; k++) acc += (${acc})${c.constant(wName, `k * ${N} + n`)} * ${c.buffer(x)}[r * ${K} + k];
+        ${c.buffer(node.output)}[r * ${N} + n] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + c.program.fracOf[x]! - node.out.frac}), ${node.out.lo}, ${node.out.hi});
+      }
+    }`;
+    },
     runInt(node, [x], program) {
       const w = constantOf(program, node, 1);
       const [K, N] = w.dims as [number, number];

@@ -8,6 +8,7 @@ import type { Node, Shape, Tensor } from '../ir/graph.js';
 import { FxpqError } from '../errors.js';
 import type { IntProgram, IntTensor, ProgramNode } from '../fixedpoint/program.js';
 import type { SimBuilder } from '../fixedpoint/sim-graph.js';
+import type { CEmitContext } from '../export/c-emitter.js';
 
 export interface ShapeContext {
   node: Node;
@@ -48,7 +49,8 @@ export interface FixedPointRules {
   lowerSim(node: Node, sim: SimBuilder): void;
   /** Integer kernel for one image: shifts, clamps and exact integer sums only. */
   runInt(node: ProgramNode, inputs: IntTensor[], program: IntProgram): Int32Array;
-  // emitC: the C emitter joins here with the export issue.
+  /** C emitter: C99 statements computing the node's output buffer from its inputs' (integer-only). */
+  emitC?(node: ProgramNode, c: CEmitContext): string;
 }
 
 export function shapeError(node: Node, problem: string): FxpqError {

@@ -41,6 +41,35 @@ function forEachWindow(
   }
 }
 
+/** C loops over each output position's window of one channel plane (padded positions skipped). */
+function windowLoopC(xShape: number[], outShape: number[], w: Window, body: { init: string; visit: (v: string) => string; done: string }, X: string): string {
+  const [, C, H, W] = xShape as [number, number, number, number];
+  const [, , OH, OW] = outShape as [number, number, number, number];
+  const [KH, KW] = w.kernel as [number, number];
+  const [sh, sw] = w.strides as [number, number];
+  const [dh, dw] = w.dilations as [number, number];
+  const [pt, pl] = w.pads as [number, number];
+  return `    int c, oh, ow, kh, kw;
+    for (c = 0; c < ${C}; c++) {
+      for (oh = 0; oh < ${OH}; oh++) {
+        for (ow = 0; ow < ${OW}; ow++) {
+          const int o = (c * ${OH} + oh) * ${OW} + ow;
+          ${body.init}
+          for (kh = 0; kh < ${KH}; kh++) {
+            const int ih = oh * ${sh} - ${pt} + kh * ${dh};
+            if (ih < 0 || ih >= ${H}) continue;
+            for (kw = 0; kw < ${KW}; kw++) {
+              const int iw = ow * ${sw} - ${pl} + kw * ${dw};
+              if (iw < 0 || iw >= ${W}) continue;
+              ${body.visit(`${X}[(c * ${H} + ih) * ${W} + iw]`)}
+            }
+          }
+          ${body.done}
+        }
+      }
+    }`;
+}
+
 /** m_y = clamp(rshift_round(sum * R, P + f_x - f_y)) with R = round(2^P / n): spec §2. */
 function averageRequantize(sum: number, n: number, x: IntTensor, node: ProgramNode): number {
   const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
@@ -65,6 +94,11 @@ export const maxPool: OperatorModule = {
     outputSigned: samesign,
     lowerSim(node, sim) {
       sim.emit('MaxPool', [node.inputs[0]!], node.attrs, node.outputs[0]!);
+    },
+    emitC(node, c) {
+      const x = node.inputs[0]!;
+      const Y = c.buffer(node.output);
+      return windowLoopC(c.shape(x), node.outShape, poolWindow(asNode(node), c.shape(x)), { init: 'int32_t best = INT32_MIN;', visit: (v) => `if (${v} > best) best = ${v};`, done: `${Y}[o] = best;` }, c.buffer(x));
     },
     runInt(node, [x]) {
       const out = new Int32Array(node.outShape.reduce((p, d) => p * d, 1));
@@ -112,6 +146,15 @@ export const averagePool: OperatorModule = {
       const sum = sim.emit('Conv', [x, ones], attrs);
       sim.quantizePooledSum(sum, n, node, node.outputs[0]!);
     },
+    emitC(node, c) {
+      const x = node.inputs[0]!;
+      const window = poolWindow(asNode(node), c.shape(x));
+      const n = window.kernel.reduce((p, d) => p * d, 1);
+      const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
+      const r = POOL_RECIPROCAL_BITS + c.program.fracOf[x]! - node.out.frac;
+      const Y = c.buffer(node.output);
+      return windowLoopC(c.shape(x), node.outShape, window, { init: 'int64_t sum = 0;', visit: (v) => `sum += ${v};`, done: `${Y}[o] = fxpq_clamp(fxpq_rsr(sum * ${R}, ${r}), ${node.out.lo}, ${node.out.hi});` }, c.buffer(x));
+    },
     runInt(node, [x]) {
       const window = poolWindow(asNode(node), x!.shape);
       const n = window.kernel.reduce((p, d) => p * d, 1);
@@ -150,6 +193,19 @@ export const globalAveragePool: OperatorModule = {
         node,
         node.outputs[0]!,
       );
+    },
+    emitC(node, c) {
+      const x = node.inputs[0]!;
+      const channels = c.shape(x)[1]!;
+      const n = c.shape(x).slice(2).reduce((p, d) => p * d, 1);
+      const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
+      const r = POOL_RECIPROCAL_BITS + c.program.fracOf[x]! - node.out.frac;
+      return `    int ch, i;
+    for (ch = 0; ch < ${channels}; ch++) {
+      int64_t sum = 0;
+      for (i = 0; i < ${n}; i++) sum += ${c.buffer(x)}[ch * ${n} + i];
+      ${c.buffer(node.output)}[ch] = fxpq_clamp(fxpq_rsr(sum * ${R}, ${r}), ${node.out.lo}, ${node.out.hi});
+    }`;
     },
     runInt(node, [x]) {
       const channels = x!.shape[1]!;

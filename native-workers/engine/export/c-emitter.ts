@@ -1,0 +1,191 @@
+/**
+ * Portable integer-only C99 from an integer program: no float, no malloc, no libm. Weights
+ * and biases are `static const` byte arrays bit-packed at their word length; activations live
+ * in static int32_t buffers; every operator's code comes from its module's `emitC`.
+ */
+import { FxpqError } from '../errors.js';
+import { operatorModule } from '../ops/registry.js';
+import type { IntProgram } from '../fixedpoint/program.js';
+import type { Format } from '../fixedpoint/format.js';
+import { packBits } from './bit-pack.js';
+import type { GoldenVectors } from './fxpq-package.js';
+
+export interface CEmitContext {
+  program: IntProgram;
+  /** C name of an activation tensor's int32_t buffer. */
+  buffer(tensor: string): string;
+  /** Shape (batch 1) of an activation tensor. */
+  shape(tensor: string): number[];
+  /** C expression for element `index` of a packed weight or bias. */
+  constant(name: string, index: string): string;
+  /** int32_t when b_w + b_x + ceil(log2 K) <= 31 (spec §2) and the aligned bias fits, int64_t otherwise. */
+  accumulator(weights: string, input: string, fanIn: number, bias?: string): 'int32_t' | 'int64_t';
+}
+
+const PRELUDE = `#include <stdint.h>
+#include "model.h"
+
+/* rshift_round(v, r): (v + 2^(r-1)) >> r for r > 0, v * 2^-r for r <= 0, as a floor division
+   so that negative values round half up without relying on implementation-defined shifts. */
+static int64_t fxpq_rsr(int64_t v, int r) {
+  int64_t t;
+  if (r <= 0) return v * ((int64_t)1 << -r);
+  t = v + ((int64_t)1 << (r - 1));
+  return t >= 0 ? (t >> r) : -((-t + ((int64_t)1 << r) - 1) >> r);
+}
+
+static int32_t fxpq_clamp(int64_t v, int32_t lo, int32_t hi) {
+  return v < lo ? lo : (v > hi ? hi : (int32_t)v);
+}
+
+/* Value i of a stream packed at \`bits\` bits per value, little-endian bit order. */
+static int32_t fxpq_unpack(const uint8_t *p, uint32_t i, int bits, int is_signed) {
+  uint32_t bit = i * (uint32_t)bits;
+  uint32_t v = 0;
+  int k;
+  for (k = 0; k < bits; k++, bit++) v |= (uint32_t)((p[bit >> 3] >> (bit & 7)) & 1u) << k;
+  if (is_signed && bits < 32 && (v >> (bits - 1)) & 1u) return (int32_t)((int64_t)v - ((int64_t)1 << bits));
+  return (int32_t)v;
+}
+`;
+
+function cName(s: string, prefix: string, used: Map<string, string>): string {
+  const existing = used.get(`${prefix}:${s}`);
+  if (existing) return existing;
+  let base = `${prefix}_${s.replace(/[^A-Za-z0-9_]/g, '_')}`.slice(0, 60);
+  for (let i = 1; [...used.values()].includes(base); i++) base = `${base.slice(0, 56)}_${i}`;
+  used.set(`${prefix}:${s}`, base);
+  return base;
+}
+
+function byteArray(name: string, bytes: Uint8Array): string {
+  const rows: string[] = [];
+  for (let i = 0; i < bytes.length; i += 24) rows.push('  ' + Array.from(bytes.subarray(i, i + 24)).join(','));
+  return `static const uint8_t ${name}[${Math.max(bytes.length, 1)}] = {\n${rows.join(',\n') || '  0'}\n};`;
+}
+
+function intArray(name: string, values: ArrayLike<number>, type = 'int32_t', qualifier = 'static const'): string {
+  const rows: string[] = [];
+  for (let i = 0; i < values.length; i += 16) rows.push('  ' + Array.from(values as ArrayLike<number>).slice(i, i + 16).join(','));
+  return `${qualifier} ${type} ${name}[${Math.max(values.length, 1)}] = {\n${rows.join(',\n') || '  0'}\n};`;
+}
+
+export interface CSources {
+  header: string;
+  source: string;
+  harness: string;
+}
+
+export function emitC(program: IntProgram, golden: GoldenVectors, formatOfConstant: (name: string) => Format | undefined): CSources {
+  const used = new Map<string, string>();
+  const decls: string[] = [];
+  const packed = new Map<string, { name: string; bits: number; signed: boolean }>();
+  for (const [name, c] of Object.entries(program.constants)) {
+    const f = formatOfConstant(name);
+    if (!f) continue;
+    const id = cName(name, 'P', used);
+    decls.push(byteArray(id, packBits(c.data, f.bits)));
+    packed.set(name, { name: id, bits: f.bits, signed: f.signed });
+  }
+  const shapes = new Map<string, number[]>([[program.input.name, program.input.shape]]);
+  for (const n of program.nodes) shapes.set(n.output, n.outShape);
+  const size = (t: string): number => shapes.get(t)!.reduce((a, b) => a * b, 1);
+  const buffers = new Map<string, string>();
+  const buffer = (t: string): string => {
+    let b = buffers.get(t);
+    if (!b) {
+      b = cName(t, 'T', used);
+      buffers.set(t, b);
+      if (t !== program.input.name) decls.push(`static int32_t ${b}[${size(t)}];`);
+    }
+    return b;
+  };
+  const ctx: CEmitContext = {
+    program,
+    buffer,
+    shape: (t) => shapes.get(t)!,
+    constant: (name, index) => {
+      const p = packed.get(name);
+      if (!p) throw new FxpqError(`Constant ${name} has no packed format.`, 'invalid-model');
+      return `fxpq_unpack(${p.name}, (uint32_t)(${index}), ${p.bits}, ${p.signed ? 1 : 0})`;
+    },
+    accumulator: (weights, input, fanIn, bias) => {
+      const bw = packed.get(weights)!.bits;
+      const bx = formatBits(program, input);
+      let biasMax = 0;
+      for (const v of bias ? program.constants[bias]!.aligned! : []) biasMax = Math.max(biasMax, Math.abs(v));
+      return bw + bx + Math.ceil(Math.log2(Math.max(fanIn, 1))) <= 30 && biasMax < 2 ** 29 ? 'int32_t' : 'int64_t';
+    },
+  };
+  // The input buffer is the caller's array.
+  buffers.set(program.input.name, 'input');
+  const body: string[] = [];
+  for (const node of program.nodes) {
+    const emit = operatorModule(node.op)?.fixedPoint?.emitC;
+    if (!emit) throw new FxpqError(`Operator ${node.op} (node ${node.name}) has no C emitter.`, 'unsupported-op');
+    body.push(`  /* ${node.op} ${node.name.replace(/\*\//g, '')} */\n  {\n${emit(node, ctx)}\n  }`);
+  }
+  const outSize = size(program.output.name);
+  const inSize = size(program.input.name);
+  body.push(`  { int i; for (i = 0; i < ${outSize}; i++) output[i] = ${buffer(program.output.name)}[i]; }`);
+  const header = `/* Generated by FxPQ: integer-only inference, C99, no float, no malloc. */
+#ifndef FXPQ_MODEL_H
+#define FXPQ_MODEL_H
+#include <stdint.h>
+
+#define FXPQ_INPUT_SIZE ${inSize}
+#define FXPQ_OUTPUT_SIZE ${outSize}
+/* Input: integers m of the input format (value = m * 2^-${program.input.format.frac}, ${program.input.format.bits} bits, ${program.input.format.signed ? 'signed' : 'unsigned'}). */
+#define FXPQ_INPUT_FRAC ${program.input.format.frac}
+/* Output logits: integers m (value = m * 2^-${program.output.frac}); top-1 is the largest, ties to the lower index. */
+#define FXPQ_OUTPUT_FRAC ${program.output.frac}
+
+void fxpq_run(const int32_t *input, int32_t *output);
+
+#endif
+`;
+  const source = `/* Generated by FxPQ: integer-only inference, C99, no float, no malloc. */
+${PRELUDE}
+${decls.join('\n')}
+
+void fxpq_run(const int32_t *input, int32_t *output) {
+${body.join('\n')}
+}
+`;
+  const n = golden.inputs.length;
+  const harness = `/* Generated by FxPQ: runs the golden vectors; exit 0 only if every output matches. */
+#include <stdio.h>
+#include <stdint.h>
+#include "model.h"
+
+${golden.inputs.map((v, i) => intArray(`golden_in_${i}`, v)).join('\n')}
+${golden.outputs.map((v, i) => intArray(`golden_out_${i}`, v)).join('\n')}
+static const int32_t *const golden_in[${n}] = {${golden.inputs.map((_, i) => `golden_in_${i}`).join(', ')}};
+static const int32_t *const golden_out[${n}] = {${golden.outputs.map((_, i) => `golden_out_${i}`).join(', ')}};
+
+int main(void) {
+  static int32_t out[FXPQ_OUTPUT_SIZE];
+  int v, i, failed = 0;
+  for (v = 0; v < ${n}; v++) {
+    fxpq_run(golden_in[v], out);
+    for (i = 0; i < FXPQ_OUTPUT_SIZE; i++) {
+      if (out[i] != golden_out[v][i]) {
+        if (failed < 10) printf("vector %d, output %d: %ld, expected %ld\\n", v, i, (long)out[i], (long)golden_out[v][i]);
+        failed++;
+      }
+    }
+  }
+  printf("%d golden vectors, %d mismatching outputs\\n", ${n}, failed);
+  return failed == 0 ? 0 : 1;
+}
+`;
+  return { header, source, harness };
+}
+
+function formatBits(program: IntProgram, tensor: string): number {
+  if (tensor === program.input.name) return program.input.format.bits;
+  // Pass-through tensors share their producer's clamp range: derive the width from it.
+  const producer = program.nodes.find((n) => n.output === tensor)!;
+  return producer.out.bits;
+}
+
