@@ -1,0 +1,167 @@
+/**
+ * `model.qdq.onnx`: standard ONNX (opset 21) that any tool runs as a float model. Each
+ * quantized tensor passes QuantizeLinear -> Clip -> DequantizeLinear with scale 2^-f and zero
+ * point 0 in an int8/uint8 container (b <= 8) or QuantizeLinear -> DequantizeLinear -> Clip in
+ * an int16/uint16 one (onnxruntime's Clip has no 16-bit integer kernel), clipped to the b-bit
+ * range (the pattern Brevitas uses below 8 bits). Weights are stored as integers; biases as
+ * int32 on the accumulator grid.
+ *
+ * onnxruntime's QuantizeLinear rounds half to even where FxPQ rounds half up, and ties are
+ * common (a value on a grid only one bit finer than the output is a tie half the time). So
+ * before each requantization that drops bits, the graph adds half a step of the finer grid:
+ * ties then round up, and no other value crosses a rounding boundary. For Conv/Gemm this
+ * offset is folded into the bias (int32 on a grid one bit finer).
+ */
+import { FxpqError } from '../errors.js';
+import { DataType, floatTensor, int64Tensor, type Graph, type Node, type Tensor } from '../ir/graph.js';
+import { writeOnnx } from '../onnx/onnx-format.js';
+import { POOL_RECIPROCAL_BITS, type Format } from '../fixedpoint/format.js';
+import type { IntProgram } from '../fixedpoint/program.js';
+import type { QuantPlan } from '../fixedpoint/plan.js';
+
+const INT8 = 3;
+const UINT8 = 2;
+const INT16 = 5;
+const UINT16 = 4;
+
+function container(f: { bits: number; signed: boolean }, what: string): number {
+  if (f.bits <= 8) return f.signed ? INT8 : UINT8;
+  if (f.bits <= 16) return f.signed ? INT16 : UINT16;
+  throw new FxpqError(`${what} has ${f.bits} bits; standard ONNX QDQ holds at most 16-bit integers.`, 'unsupported-model');
+}
+
+function typedFor(type: number, values: ArrayLike<number>): Tensor['data'] {
+  if (type === INT8) return Int8Array.from(values);
+  if (type === UINT8) return Uint8Array.from(values);
+  if (type === INT16) return Int16Array.from(values);
+  if (type === UINT16) return Uint16Array.from(values);
+  return Int32Array.from(values);
+}
+
+export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (tensor: string) => Format): Graph {
+  const nodes: Node[] = [];
+  const inits = new Map<string, Tensor>();
+  let k = 0;
+  const emit = (op: string, inputs: string[], attrs: Node['attrs'] = {}, output?: string): string => {
+    const out = output ?? `qdq/${op}_${k++}`;
+    nodes.push({ name: `qdq/${op}_${k++}`, op, inputs, outputs: [out], attrs });
+    return out;
+  };
+  const constant = (t: Tensor): string => {
+    inits.set(t.name, t);
+    return t.name;
+  };
+  const scalar = (name: string, type: number, v: number): string => constant({ name, dataType: type as DataType, dims: [], data: typedFor(type, [v]) });
+  const fscalar = (name: string, v: number): string => constant(floatTensor(name, [], Float32Array.of(v)));
+
+  /** x -> Q -> Clip -> DQ (or Q -> DQ -> Clip for 16-bit containers) on format f with clamp [lo, hi]. */
+  const qdq = (x: string, f: Format, lo: number, hi: number, tag: string, output?: string): string => {
+    const type = container(f, tag);
+    const scale = fscalar(`${tag}/scale`, 2 ** -f.frac);
+    const zero = scalar(`${tag}/zero`, type, 0);
+    const q = emit('QuantizeLinear', [x, scale, zero]);
+    if (type === INT8 || type === UINT8) {
+      const c = emit('Clip', [q, scalar(`${tag}/lo`, type, lo), scalar(`${tag}/hi`, type, hi)]);
+      return emit('DequantizeLinear', [c, scale, zero], {}, output);
+    }
+    const dq = emit('DequantizeLinear', [q, scale, zero]);
+    return emit('Clip', [dq, fscalar(`${tag}/lo`, lo * 2 ** -f.frac), fscalar(`${tag}/hi`, hi * 2 ** -f.frac)], {}, output);
+  };
+
+  /** Half a step of the grid 2^-fGrid when requantizing to 2^-fOut drops bits (see above). */
+  const halfUp = (x: string, fGrid: number, fOut: number, tag: string): string =>
+    fGrid - fOut >= 1 ? emit('Add', [x, fscalar(`${tag}/half-up`, 2 ** -(fGrid + 1))]) : x;
+
+  const inputFormat = program.input.format;
+  const inputRange = inputFormat.signed ? [-(2 ** (inputFormat.bits - 1)), 2 ** (inputFormat.bits - 1) - 1] : [0, 2 ** inputFormat.bits - 1];
+  const xq = qdq('input', inputFormat, inputRange[0]!, inputRange[1]!, 'input', 'input/qdq');
+  const rename = new Map<string, string>([[program.input.name, xq]]);
+  const t = (name: string): string => rename.get(name) ?? name;
+
+  const byOutput = new Map(program.nodes.map((n) => [n.output, n]));
+  for (const node of plan.nodes) {
+    const p = byOutput.get(node.outputs[0]!)!;
+    const f: Format = { bits: p.out.bits, frac: p.out.frac, signed: p.out.signed };
+    const out = node.outputs[0]!;
+    const linear = node.op === 'Conv' || node.op === 'Gemm' || node.op === 'MatMul';
+    if (linear) {
+      const wName = node.inputs[1]!;
+      const w = program.constants[wName]!;
+      const wf = formatOf(wName);
+      const wType = container(wf, `weights ${wName}`);
+      const wInt = constant({ name: `${wName}/int`, dataType: wType as DataType, dims: w.dims, data: typedFor(wType, w.data) });
+      const wDq = emit('DequantizeLinear', [wInt, fscalar(`${wName}/scale`, 2 ** -w.frac!), scalar(`${wName}/zero`, wType, 0)]);
+      const inputs = [t(node.inputs[0]!), wDq];
+      const bName = node.inputs[2];
+      const fAcc = w.frac! + program.fracOf[node.inputs[0]!]!;
+      const dropsBits = fAcc - f.frac >= 1;
+      if (bName) {
+        const b = program.constants[bName]!;
+        // On a grid one bit finer than the accumulator, plus the half-up offset when bits are dropped.
+        const aligned = Array.from(b.aligned!, (v) => 2 * v + (dropsBits ? 1 : 0));
+        if (aligned.some((v) => Math.abs(v) >= 2 ** 31)) throw new FxpqError(`The aligned bias of ${node.name} does not fit int32.`, 'unsupported-model');
+        const bInt = constant({ name: `${bName}/int32`, dataType: DataType.INT32, dims: b.dims, data: Int32Array.from(aligned) });
+        inputs.push(emit('DequantizeLinear', [bInt, fscalar(`${bName}/scale`, 2 ** -(fAcc + 1)), scalar(`${bName}/zero`, DataType.INT32, 0)]));
+      }
+      const pre = emit(node.op, inputs, node.attrs);
+      rename.set(out, qdq(bName ? pre : halfUp(pre, fAcc, f.frac, out), f, p.out.lo, p.out.hi, out));
+    } else if (node.op === 'Add') {
+      const F = Math.max(...node.inputs.map((x) => program.fracOf[x]!));
+      rename.set(out, qdq(halfUp(emit('Add', node.inputs.map(t)), F, f.frac, out), f, p.out.lo, p.out.hi, out));
+    } else if (node.op === 'Concat') {
+      const parts = node.inputs.map((x, i) => qdq(halfUp(t(x), program.fracOf[x]!, f.frac, `${out}/part${i}`), f, p.out.lo, p.out.hi, `${out}/part${i}`));
+      rename.set(out, emit('Concat', parts, node.attrs));
+    } else if (node.op === 'AveragePool' || node.op === 'GlobalAveragePool') {
+      // Window sum, times R * 2^-P (the integer rule's reciprocal), then the output quantizer.
+      const x = t(node.inputs[0]!);
+      const shape = plan.shapes.get(node.inputs[0]!)!;
+      let sum: string;
+      let n: number;
+      if (node.op === 'GlobalAveragePool') {
+        n = shape.slice(2).reduce((a, b) => a * b, 1);
+        sum = emit('ReduceSum', [x, constant(int64Tensor(`${out}/axes`, shape.slice(2).map((_, i) => i + 2)))], { keepdims: { kind: 'int', value: 1 } });
+      } else {
+        const kernel = (node.attrs['kernel_shape'] as { value: number[] }).value;
+        n = kernel.reduce((a, b) => a * b, 1);
+        const attrs = { ...node.attrs, group: { kind: 'int' as const, value: shape[1]! } };
+        delete (attrs as Record<string, unknown>)['count_include_pad'];
+        delete (attrs as Record<string, unknown>)['ceil_mode'];
+        sum = emit('Conv', [x, constant(floatTensor(`${out}/ones`, [shape[1]!, 1, ...kernel], new Float32Array(shape[1]! * n).fill(1)))], attrs);
+      }
+      const scaled = emit('Mul', [sum, fscalar(`${out}/reciprocal`, Math.round(2 ** POOL_RECIPROCAL_BITS / n) * 2 ** -POOL_RECIPROCAL_BITS)]);
+      const fSum = POOL_RECIPROCAL_BITS + program.fracOf[node.inputs[0]!]!;
+      rename.set(out, qdq(halfUp(scaled, fSum, f.frac, out), f, p.out.lo, p.out.hi, out));
+    } else if (node.op === 'Clip') {
+      const lo = p.attrs['min']?.kind === 'float' ? p.attrs['min'].value : -3.4e38;
+      const hi = p.attrs['max']?.kind === 'float' ? p.attrs['max'].value : 3.4e38;
+      rename.set(out, emit('Clip', [t(node.inputs[0]!), fscalar(`${out}/min`, lo), fscalar(`${out}/max`, hi)]));
+    } else {
+      // Data movement, MaxPool, Relu: float semantics equal the integer ones on grid values.
+      const extra = node.inputs.slice(1).map((name) => {
+        const init = plan.graph.initializers.get(name);
+        if (init) inits.set(name, init);
+        return name;
+      });
+      rename.set(out, emit(node.op, [t(node.inputs[0]!), ...extra], node.attrs));
+    }
+  }
+  const logits = t(program.output.name);
+  nodes.push({ name: 'qdq/output', op: 'Identity', inputs: [logits], outputs: ['logits'], attrs: {} });
+  const inputShape = plan.graph.inputs[0]!.shape;
+  return {
+    name: `${plan.graph.name}-fxpq-qdq`,
+    opset: 21,
+    irVersion: 10,
+    producer: 'fxpq',
+    inputs: [{ name: 'input', dataType: DataType.FLOAT, shape: inputShape, dimParams: plan.graph.inputs[0]!.dimParams }],
+    outputs: [{ name: 'logits', dataType: DataType.FLOAT, shape: [inputShape[0]!, ...program.output.shape.slice(1)], dimParams: plan.graph.inputs[0]!.dimParams }],
+    nodes,
+    initializers: inits,
+    metadata: {},
+  };
+}
+
+export function writeQdqModel(plan: QuantPlan, program: IntProgram, formatOf: (tensor: string) => Format): Uint8Array {
+  return writeOnnx(buildQdqGraph(plan, program, formatOf));
+}
+
