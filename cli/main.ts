@@ -11,6 +11,7 @@ import { datasetCommand } from './commands/dataset.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { demoCommand } from './commands/demo.js';
+import { exportCommand } from './commands/export.js';
 import { closePools } from '../services/pool.js';
 
 const commands: Command[] = [
@@ -18,17 +19,17 @@ const commands: Command[] = [
   datasetCommand,
   quantizeCommand,
   evaluateCommand,
+  exportCommand,
   demoCommand,
   serveCommand,
 ];
 
 function helpText(): string {
-  const width = Math.max(...commands.map((c) => c.usage.length));
   return [
     'FxPQ: training-free mixed-precision dynamic fixed-point quantization of CNNs.',
     '',
     'Usage:',
-    ...commands.map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`),
+    ...commands.map((c) => `  ${c.usage}\n      ${c.summary}`),
     '',
   ].join('\n');
 }

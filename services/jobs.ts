@@ -10,6 +10,7 @@ import { isFxpqError } from '../native-workers/engine/errors.js';
 import { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluate.js';
 import { quantize, type ProgressEvent, type QuantizeOptions } from './quantize.js';
 import type { RunReport } from './runs.js';
+import { exportRun, type ExportOptions, type ExportResult } from './export.js';
 
 export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -26,7 +27,8 @@ export interface JobProgressEvent {
 
 interface JobKinds {
   quantize: { options: Omit<QuantizeOptions, 'onProgress' | 'signal'>; result: RunReport };
-  evaluate: { options: Omit<EvaluateOptions, 'onProgress'>; result: EvaluationResult };
+  evaluate: { options: Omit<EvaluateOptions, 'onProgress' | 'signal'>; result: EvaluationResult };
+  export: { options: Omit<ExportOptions, 'onProgress' | 'signal'>; result: ExportResult };
 }
 export type JobKind = keyof JobKinds;
 
@@ -54,6 +56,13 @@ export class JobManager extends EventEmitter<{ progress: [JobProgressEvent]; fin
           ...(options as QuantizeOptions),
           signal: controller.signal,
           onProgress: (e) => emit(e.stage, e.done, e.total, { search: e.search, etaSeconds: e.etaSeconds }),
+        })) as JobKinds[K]['result'];
+      }
+      if (kind === 'export') {
+        return (await exportRun({
+          ...(options as ExportOptions),
+          signal: controller.signal,
+          onProgress: (stage) => emit(stage, 0, 1),
         })) as JobKinds[K]['result'];
       }
       return (await evaluate({

@@ -13,8 +13,8 @@ function intValue(v: unknown, name: string, min = 0): number | undefined | { usa
 export const quantizeCommand: Command = {
   name: 'quantize',
   usage:
-    'fxpq quantize --model M.onnx --data DIR --out RUN (--uniform B | --budget PP) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--json]',
-  summary: 'mixed-precision fixed-point network within an accuracy budget (now: --uniform B)',
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--no-distill] [--no-bias-correction] [--json]',
+  summary: 'the smallest mixed-precision fixed-point network within an accuracy budget (resumable)',
   options: {
     model: { type: 'string' },
     data: { type: 'string' },

@@ -66,7 +66,13 @@ function byteArray(name: string, bytes: Uint8Array): string {
 
 function intArray(name: string, values: ArrayLike<number>, type = 'int32_t', qualifier = 'static const'): string {
   const rows: string[] = [];
-  for (let i = 0; i < values.length; i += 16) rows.push('  ' + Array.from(values as ArrayLike<number>).slice(i, i + 16).join(','));
+  for (let i = 0; i < values.length; i += 16)
+    rows.push(
+      '  ' +
+        Array.from(values as ArrayLike<number>)
+          .slice(i, i + 16)
+          .join(','),
+    );
   return `${qualifier} ${type} ${name}[${Math.max(values.length, 1)}] = {\n${rows.join(',\n') || '  0'}\n};`;
 }
 
@@ -76,7 +82,11 @@ export interface CSources {
   harness: string;
 }
 
-export function emitC(program: IntProgram, golden: GoldenVectors, formatOfConstant: (name: string) => Format | undefined): CSources {
+export function emitC(
+  program: IntProgram,
+  golden: GoldenVectors,
+  formatOfConstant: (name: string) => Format | undefined,
+): CSources {
   const used = new Map<string, string>();
   const decls: string[] = [];
   const packed = new Map<string, { name: string; bits: number; signed: boolean }>();
@@ -188,4 +198,3 @@ function formatBits(program: IntProgram, tensor: string): number {
   const producer = program.nodes.find((n) => n.output === tensor)!;
   return producer.out.bits;
 }
-

@@ -41,7 +41,10 @@ interface Manifest {
   version: 1;
   meta: PackageMeta;
   program: Omit<IntProgram, 'constants'> & {
-    constants: Record<string, Omit<ProgramConstant, 'data' | 'aligned'> & { blob: BlobRef; format?: Format; alignShift?: number }>;
+    constants: Record<
+      string,
+      Omit<ProgramConstant, 'data' | 'aligned'> & { blob: BlobRef; format?: Format; alignShift?: number }
+    >;
   };
   golden: { inputs: BlobRef[]; outputs: BlobRef[] };
 }
@@ -61,7 +64,12 @@ function bitsFor(values: Int32Array, signed: boolean): number {
 }
 
 /** Write a package. `formatOfConstant` gives the word length of each weight and bias. */
-export function writeFxpqPackage(program: IntProgram, meta: PackageMeta, golden: GoldenVectors, formatOfConstant: (name: string) => Format | undefined): FxpqPackage {
+export function writeFxpqPackage(
+  program: IntProgram,
+  meta: PackageMeta,
+  golden: GoldenVectors,
+  formatOfConstant: (name: string) => Format | undefined,
+): FxpqPackage {
   const blobs: Uint8Array[] = [];
   let offset = 0;
   const addBlob = (values: Int32Array, bits: number, signed: boolean): BlobRef => {
@@ -84,10 +92,18 @@ export function writeFxpqPackage(program: IntProgram, meta: PackageMeta, golden:
   const inputBits = program.input.format;
   const outNode = program.nodes.find((n) => n.output === program.output.name);
   const goldenIn = golden.inputs.map((v) => addBlob(v, inputBits.bits, inputBits.signed));
-  const goldenOut = golden.outputs.map((v) => addBlob(v, outNode ? outNode.out.bits : 32, outNode ? outNode.out.signed : true));
+  const goldenOut = golden.outputs.map((v) =>
+    addBlob(v, outNode ? outNode.out.bits : 32, outNode ? outNode.out.signed : true),
+  );
   const goldenBytes = [...goldenIn, ...goldenOut].reduce((s, b) => s + b.bytes, 0);
   const { constants: _c, ...programRest } = program;
-  const manifest: Manifest = { format: 'fxpq-package', version: 1, meta, program: { ...programRest, constants }, golden: { inputs: goldenIn, outputs: goldenOut } };
+  const manifest: Manifest = {
+    format: 'fxpq-package',
+    version: 1,
+    meta,
+    program: { ...programRest, constants },
+    golden: { inputs: goldenIn, outputs: goldenOut },
+  };
   const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
   const header = 8 + 4;
   const out = new Uint8Array(header + manifestBytes.length + offset);
@@ -122,7 +138,12 @@ export function readFxpqPackage(bytes: Uint8Array, source: string): ReadPackage 
   const base = 12 + length;
   const blob = (ref: BlobRef): Int32Array => {
     if (base + ref.offset + ref.bytes > bytes.length) throw new FxpqError(`${source} is truncated.`, 'io');
-    return unpackBits(bytes.subarray(base + ref.offset, base + ref.offset + ref.bytes), ref.count, ref.bits, ref.signed);
+    return unpackBits(
+      bytes.subarray(base + ref.offset, base + ref.offset + ref.bytes),
+      ref.count,
+      ref.bits,
+      ref.signed,
+    );
   };
   const constants: IntProgram['constants'] = {};
   for (const [name, c] of Object.entries(manifest.program.constants)) {
@@ -138,5 +159,9 @@ export function readFxpqPackage(bytes: Uint8Array, source: string): ReadPackage 
     b.aligned = Float64Array.from(b.data, (v) => rshiftRound(v, shift));
   }
   const program: IntProgram = { ...manifest.program, constants };
-  return { meta: manifest.meta, program, golden: { inputs: manifest.golden.inputs.map(blob), outputs: manifest.golden.outputs.map(blob) } };
+  return {
+    meta: manifest.meta,
+    program,
+    golden: { inputs: manifest.golden.inputs.map(blob), outputs: manifest.golden.outputs.map(blob) },
+  };
 }

@@ -27,7 +27,10 @@ const UINT16 = 4;
 function container(f: { bits: number; signed: boolean }, what: string): number {
   if (f.bits <= 8) return f.signed ? INT8 : UINT8;
   if (f.bits <= 16) return f.signed ? INT16 : UINT16;
-  throw new FxpqError(`${what} has ${f.bits} bits; standard ONNX QDQ holds at most 16-bit integers.`, 'unsupported-model');
+  throw new FxpqError(
+    `${what} has ${f.bits} bits; standard ONNX QDQ holds at most 16-bit integers.`,
+    'unsupported-model',
+  );
 }
 
 function typedFor(type: number, values: ArrayLike<number>): Tensor['data'] {
@@ -51,7 +54,8 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
     inits.set(t.name, t);
     return t.name;
   };
-  const scalar = (name: string, type: number, v: number): string => constant({ name, dataType: type as DataType, dims: [], data: typedFor(type, [v]) });
+  const scalar = (name: string, type: number, v: number): string =>
+    constant({ name, dataType: type as DataType, dims: [], data: typedFor(type, [v]) });
   const fscalar = (name: string, v: number): string => constant(floatTensor(name, [], Float32Array.of(v)));
 
   /** x -> Q -> Clip -> DQ (or Q -> DQ -> Clip for 16-bit containers) on format f with clamp [lo, hi]. */
@@ -65,7 +69,12 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
       return emit('DequantizeLinear', [c, scale, zero], {}, output);
     }
     const dq = emit('DequantizeLinear', [q, scale, zero]);
-    return emit('Clip', [dq, fscalar(`${tag}/lo`, lo * 2 ** -f.frac), fscalar(`${tag}/hi`, hi * 2 ** -f.frac)], {}, output);
+    return emit(
+      'Clip',
+      [dq, fscalar(`${tag}/lo`, lo * 2 ** -f.frac), fscalar(`${tag}/hi`, hi * 2 ** -f.frac)],
+      {},
+      output,
+    );
   };
 
   /** Half a step of the grid 2^-fGrid when requantizing to 2^-fOut drops bits (see above). */
@@ -73,7 +82,9 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
     fGrid - fOut >= 1 ? emit('Add', [x, fscalar(`${tag}/half-up`, 2 ** -(fGrid + 1))]) : x;
 
   const inputFormat = program.input.format;
-  const inputRange = inputFormat.signed ? [-(2 ** (inputFormat.bits - 1)), 2 ** (inputFormat.bits - 1) - 1] : [0, 2 ** inputFormat.bits - 1];
+  const inputRange = inputFormat.signed
+    ? [-(2 ** (inputFormat.bits - 1)), 2 ** (inputFormat.bits - 1) - 1]
+    : [0, 2 ** inputFormat.bits - 1];
   const xq = qdq('input', inputFormat, inputRange[0]!, inputRange[1]!, 'input', 'input/qdq');
   const rename = new Map<string, string>([[program.input.name, xq]]);
   const t = (name: string): string => rename.get(name) ?? name;
@@ -89,8 +100,17 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
       const w = program.constants[wName]!;
       const wf = formatOf(wName);
       const wType = container(wf, `weights ${wName}`);
-      const wInt = constant({ name: `${wName}/int`, dataType: wType as DataType, dims: w.dims, data: typedFor(wType, w.data) });
-      const wDq = emit('DequantizeLinear', [wInt, fscalar(`${wName}/scale`, 2 ** -w.frac!), scalar(`${wName}/zero`, wType, 0)]);
+      const wInt = constant({
+        name: `${wName}/int`,
+        dataType: wType as DataType,
+        dims: w.dims,
+        data: typedFor(wType, w.data),
+      });
+      const wDq = emit('DequantizeLinear', [
+        wInt,
+        fscalar(`${wName}/scale`, 2 ** -w.frac!),
+        scalar(`${wName}/zero`, wType, 0),
+      ]);
       const inputs = [t(node.inputs[0]!), wDq];
       const bName = node.inputs[2];
       const fAcc = w.frac! + program.fracOf[node.inputs[0]!]!;
@@ -99,9 +119,21 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
         const b = program.constants[bName]!;
         // On a grid one bit finer than the accumulator, plus the half-up offset when bits are dropped.
         const aligned = Array.from(b.aligned!, (v) => 2 * v + (dropsBits ? 1 : 0));
-        if (aligned.some((v) => Math.abs(v) >= 2 ** 31)) throw new FxpqError(`The aligned bias of ${node.name} does not fit int32.`, 'unsupported-model');
-        const bInt = constant({ name: `${bName}/int32`, dataType: DataType.INT32, dims: b.dims, data: Int32Array.from(aligned) });
-        inputs.push(emit('DequantizeLinear', [bInt, fscalar(`${bName}/scale`, 2 ** -(fAcc + 1)), scalar(`${bName}/zero`, DataType.INT32, 0)]));
+        if (aligned.some((v) => Math.abs(v) >= 2 ** 31))
+          throw new FxpqError(`The aligned bias of ${node.name} does not fit int32.`, 'unsupported-model');
+        const bInt = constant({
+          name: `${bName}/int32`,
+          dataType: DataType.INT32,
+          dims: b.dims,
+          data: Int32Array.from(aligned),
+        });
+        inputs.push(
+          emit('DequantizeLinear', [
+            bInt,
+            fscalar(`${bName}/scale`, 2 ** -(fAcc + 1)),
+            scalar(`${bName}/zero`, DataType.INT32, 0),
+          ]),
+        );
       }
       const pre = emit(node.op, inputs, node.attrs);
       rename.set(out, qdq(bName ? pre : halfUp(pre, fAcc, f.frac, out), f, p.out.lo, p.out.hi, out));
@@ -109,7 +141,9 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
       const F = Math.max(...node.inputs.map((x) => program.fracOf[x]!));
       rename.set(out, qdq(halfUp(emit('Add', node.inputs.map(t)), F, f.frac, out), f, p.out.lo, p.out.hi, out));
     } else if (node.op === 'Concat') {
-      const parts = node.inputs.map((x, i) => qdq(halfUp(t(x), program.fracOf[x]!, f.frac, `${out}/part${i}`), f, p.out.lo, p.out.hi, `${out}/part${i}`));
+      const parts = node.inputs.map((x, i) =>
+        qdq(halfUp(t(x), program.fracOf[x]!, f.frac, `${out}/part${i}`), f, p.out.lo, p.out.hi, `${out}/part${i}`),
+      );
       rename.set(out, emit('Concat', parts, node.attrs));
     } else if (node.op === 'AveragePool' || node.op === 'GlobalAveragePool') {
       // Window sum, times R * 2^-P (the integer rule's reciprocal), then the output quantizer.
@@ -119,16 +153,35 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
       let n: number;
       if (node.op === 'GlobalAveragePool') {
         n = shape.slice(2).reduce((a, b) => a * b, 1);
-        sum = emit('ReduceSum', [x, constant(int64Tensor(`${out}/axes`, shape.slice(2).map((_, i) => i + 2)))], { keepdims: { kind: 'int', value: 1 } });
+        sum = emit(
+          'ReduceSum',
+          [
+            x,
+            constant(
+              int64Tensor(
+                `${out}/axes`,
+                shape.slice(2).map((_, i) => i + 2),
+              ),
+            ),
+          ],
+          { keepdims: { kind: 'int', value: 1 } },
+        );
       } else {
         const kernel = (node.attrs['kernel_shape'] as { value: number[] }).value;
         n = kernel.reduce((a, b) => a * b, 1);
         const attrs = { ...node.attrs, group: { kind: 'int' as const, value: shape[1]! } };
         delete (attrs as Record<string, unknown>)['count_include_pad'];
         delete (attrs as Record<string, unknown>)['ceil_mode'];
-        sum = emit('Conv', [x, constant(floatTensor(`${out}/ones`, [shape[1]!, 1, ...kernel], new Float32Array(shape[1]! * n).fill(1)))], attrs);
+        sum = emit(
+          'Conv',
+          [x, constant(floatTensor(`${out}/ones`, [shape[1]!, 1, ...kernel], new Float32Array(shape[1]! * n).fill(1)))],
+          attrs,
+        );
       }
-      const scaled = emit('Mul', [sum, fscalar(`${out}/reciprocal`, Math.round(2 ** POOL_RECIPROCAL_BITS / n) * 2 ** -POOL_RECIPROCAL_BITS)]);
+      const scaled = emit('Mul', [
+        sum,
+        fscalar(`${out}/reciprocal`, Math.round(2 ** POOL_RECIPROCAL_BITS / n) * 2 ** -POOL_RECIPROCAL_BITS),
+      ]);
       const fSum = POOL_RECIPROCAL_BITS + program.fracOf[node.inputs[0]!]!;
       rename.set(out, qdq(halfUp(scaled, fSum, f.frac, out), f, p.out.lo, p.out.hi, out));
     } else if (node.op === 'Clip') {
@@ -153,8 +206,17 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
     opset: 21,
     irVersion: 10,
     producer: 'fxpq',
-    inputs: [{ name: 'input', dataType: DataType.FLOAT, shape: inputShape, dimParams: plan.graph.inputs[0]!.dimParams }],
-    outputs: [{ name: 'logits', dataType: DataType.FLOAT, shape: [inputShape[0]!, ...program.output.shape.slice(1)], dimParams: plan.graph.inputs[0]!.dimParams }],
+    inputs: [
+      { name: 'input', dataType: DataType.FLOAT, shape: inputShape, dimParams: plan.graph.inputs[0]!.dimParams },
+    ],
+    outputs: [
+      {
+        name: 'logits',
+        dataType: DataType.FLOAT,
+        shape: [inputShape[0]!, ...program.output.shape.slice(1)],
+        dimParams: plan.graph.inputs[0]!.dimParams,
+      },
+    ],
     nodes,
     initializers: inits,
     metadata: {},
@@ -164,4 +226,3 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
 export function writeQdqModel(plan: QuantPlan, program: IntProgram, formatOf: (tensor: string) => Format): Uint8Array {
   return writeOnnx(buildQdqGraph(plan, program, formatOf));
 }
-

@@ -39,7 +39,8 @@ export const relu: OperatorModule = {
       sim.emit('Relu', [node.inputs[0]!], {}, node.outputs[0]!);
     },
     runInt: (_node, [x]) => x!.data.map((v) => (v < 0 ? 0 : v)),
-    emitC: (node, c) => elementwise(node, c.buffer(node.inputs[0]!), c.buffer(node.output), (v) => `(${v} < 0 ? 0 : ${v})`),
+    emitC: (node, c) =>
+      elementwise(node, c.buffer(node.inputs[0]!), c.buffer(node.output), (v) => `(${v} < 0 ? 0 : ${v})`),
   },
 };
 
@@ -73,7 +74,12 @@ export const clip: OperatorModule = {
     emitC(node, c) {
       const x = node.inputs[0]!;
       const { lo, hi } = clipIntBounds(node, c.program.fracOf[x]!);
-      return elementwise(node, c.buffer(x), c.buffer(node.output), (v) => `fxpq_clamp(${v}, ${Math.max(lo, -(2 ** 31))}, ${Math.min(hi, 2 ** 31 - 1)})`);
+      return elementwise(
+        node,
+        c.buffer(x),
+        c.buffer(node.output),
+        (v) => `fxpq_clamp(${v}, ${Math.max(lo, -(2 ** 31))}, ${Math.min(hi, 2 ** 31 - 1)})`,
+      );
     },
     runInt(node, [x]) {
       const { lo, hi } = clipIntBounds(node, x!.frac);

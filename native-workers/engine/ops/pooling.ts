@@ -42,7 +42,13 @@ function forEachWindow(
 }
 
 /** C loops over each output position's window of one channel plane (padded positions skipped). */
-function windowLoopC(xShape: number[], outShape: number[], w: Window, body: { init: string; visit: (v: string) => string; done: string }, X: string): string {
+function windowLoopC(
+  xShape: number[],
+  outShape: number[],
+  w: Window,
+  body: { init: string; visit: (v: string) => string; done: string },
+  X: string,
+): string {
   const [, C, H, W] = xShape as [number, number, number, number];
   const [, , OH, OW] = outShape as [number, number, number, number];
   const [KH, KW] = w.kernel as [number, number];
@@ -98,7 +104,13 @@ export const maxPool: OperatorModule = {
     emitC(node, c) {
       const x = node.inputs[0]!;
       const Y = c.buffer(node.output);
-      return windowLoopC(c.shape(x), node.outShape, poolWindow(asNode(node), c.shape(x)), { init: 'int32_t best = INT32_MIN;', visit: (v) => `if (${v} > best) best = ${v};`, done: `${Y}[o] = best;` }, c.buffer(x));
+      return windowLoopC(
+        c.shape(x),
+        node.outShape,
+        poolWindow(asNode(node), c.shape(x)),
+        { init: 'int32_t best = INT32_MIN;', visit: (v) => `if (${v} > best) best = ${v};`, done: `${Y}[o] = best;` },
+        c.buffer(x),
+      );
     },
     runInt(node, [x]) {
       const out = new Int32Array(node.outShape.reduce((p, d) => p * d, 1));
@@ -153,7 +165,17 @@ export const averagePool: OperatorModule = {
       const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
       const r = POOL_RECIPROCAL_BITS + c.program.fracOf[x]! - node.out.frac;
       const Y = c.buffer(node.output);
-      return windowLoopC(c.shape(x), node.outShape, window, { init: 'int64_t sum = 0;', visit: (v) => `sum += ${v};`, done: `${Y}[o] = fxpq_clamp(fxpq_rsr(sum * ${R}, ${r}), ${node.out.lo}, ${node.out.hi});` }, c.buffer(x));
+      return windowLoopC(
+        c.shape(x),
+        node.outShape,
+        window,
+        {
+          init: 'int64_t sum = 0;',
+          visit: (v) => `sum += ${v};`,
+          done: `${Y}[o] = fxpq_clamp(fxpq_rsr(sum * ${R}, ${r}), ${node.out.lo}, ${node.out.hi});`,
+        },
+        c.buffer(x),
+      );
     },
     runInt(node, [x]) {
       const window = poolWindow(asNode(node), x!.shape);
@@ -197,7 +219,10 @@ export const globalAveragePool: OperatorModule = {
     emitC(node, c) {
       const x = node.inputs[0]!;
       const channels = c.shape(x)[1]!;
-      const n = c.shape(x).slice(2).reduce((p, d) => p * d, 1);
+      const n = c
+        .shape(x)
+        .slice(2)
+        .reduce((p, d) => p * d, 1);
       const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
       const r = POOL_RECIPROCAL_BITS + c.program.fracOf[x]! - node.out.frac;
       return `    int ch, i;

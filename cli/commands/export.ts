@@ -1,0 +1,40 @@
+import { EXPORT_FORMATS, exportRun, type ExportFormat } from '../../services/export.js';
+import type { Command } from '../command.js';
+
+export const exportCommand: Command = {
+  name: 'export',
+  usage: 'fxpq export RUN --out DIR [--format qdq,fxpq,c] [--json]',
+  summary: 'standard QDQ ONNX, the packed .fxpq package and integer-only C, each verified',
+  options: { out: { type: 'string' }, format: { type: 'string' }, json: { type: 'boolean' } },
+  async run({ positionals, values, out, err }) {
+    if (positionals.length !== 1) return { usageError: 'export takes one run folder.' };
+    if (typeof values['out'] !== 'string') return { usageError: 'export needs --out DIR.' };
+    const formats = ((values['format'] as string | undefined) ?? EXPORT_FORMATS.join(','))
+      .split(',')
+      .map((f) => f.trim());
+    const unknown = formats.filter((f) => !(EXPORT_FORMATS as string[]).includes(f));
+    if (unknown.length > 0 || formats.length === 0)
+      return {
+        usageError: `--format takes ${EXPORT_FORMATS.join(', ')} (comma-separated), not ${unknown.join(', ')}.`,
+      };
+    const result = await exportRun({
+      run: positionals[0]!,
+      out: values['out'],
+      formats: formats as ExportFormat[],
+      onProgress: (stage) => err.write(`Export: ${stage}...\n`),
+    });
+    if (values['json']) {
+      out.write(JSON.stringify(result, null, 2) + '\n');
+      return 0;
+    }
+    out.write(
+      [
+        `Exported to ${result.out}:`,
+        ...result.files.map((f) => `  ${f.name.padEnd(16)} ${String(f.bytes).padStart(9)} B  ${f.note}`),
+        '  report.json, report.html',
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,337 @@
+/**
+ * `fxpq export RUN --out DIR`: the deployable formats of spec §6, each verified before it is
+ * written (a failed verification is an error, never a warning). Everything is built in a
+ * temporary folder beside DIR and moved in only when every format passed.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { topK } from '../native-workers/engine/data/metrics.js';
+import { classIndex } from '../native-workers/engine/data/classes.js';
+import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
+import { quantizeArray, type Format } from '../native-workers/engine/fixedpoint/format.js';
+import { runImage } from '../native-workers/engine/fixedpoint/int-executor.js';
+import { buildPlan, structureId } from '../native-workers/engine/fixedpoint/plan.js';
+import { emitC } from '../native-workers/engine/export/c-emitter.js';
+import { readFxpqPackage, writeFxpqPackage } from '../native-workers/engine/export/fxpq-package.js';
+import { writeQdqModel } from '../native-workers/engine/export/qdq.js';
+import { renderHtmlReport } from '../native-workers/engine/export/report-html.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
+import { runIntOnPool } from './engines.js';
+import { describeFsError } from './files.js';
+import { imageBatches } from './image-feed.js';
+import { readRunConfig, sha256, type RunReport } from './runs.js';
+import { openSession } from './session.js';
+import { defaultCacheDir, TensorCache } from './tensor-cache.js';
+
+const run = promisify(execFile);
+
+export type ExportFormat = 'qdq' | 'fxpq' | 'c';
+export const EXPORT_FORMATS: ExportFormat[] = ['qdq', 'fxpq', 'c'];
+
+export interface ExportOptions {
+  run: string;
+  out: string;
+  formats?: ExportFormat[];
+  /** Held-out images the QDQ model is checked on (default: the run's evaluation split, up to 1000). */
+  verifyImages?: number;
+  goldenVectors?: number;
+  cacheDir?: string;
+  onProgress?: (stage: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExportResult {
+  out: string;
+  files: { name: string; bytes: number; note: string }[];
+  qdq?: { images: number; top1Agreement: number; logitMismatches: number };
+  fxpq?: { bytes: number; weightsBytes: number; manifestBytes: number; goldenBytes: number; expectedBytes: number };
+  c?: { text: number; data: number; bss: number; goldenVectors: number };
+}
+
+async function gccAvailable(): Promise<boolean> {
+  try {
+    await run('gcc', ['--version']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function exportRun(o: ExportOptions): Promise<ExportResult> {
+  const formats = o.formats ?? EXPORT_FORMATS;
+  const config = await readRunConfig(o.run);
+  const reportPath = join(o.run, 'report.json');
+  if (!existsSync(reportPath))
+    throw new FxpqError(
+      `${o.run} is incomplete: report.json is missing (the quantize run did not finish; run the same quantize command again to resume it).`,
+      'not-found',
+    );
+  const report = JSON.parse(await readFile(reportPath, 'utf8')) as RunReport;
+  const s = await openSession({
+    modelPath: config.model.path,
+    dataPath: config.data.path,
+    preprocess: config.preprocess,
+  });
+  if (sha256(s.model.bytes) !== config.model.sha256) {
+    throw new FxpqError(
+      `${config.model.path} is not the model ${o.run} was made from (its sha256 differs); export needs the original model.`,
+      'io',
+    );
+  }
+  // The run's own class order decides the labels.
+  s.classes = { ids: config.classes.ids, names: config.classes.ids, source: config.classes.source };
+  const index = classIndex(s.classes);
+  s.labels = s.dataset.images.map((im) => index.get(im.classId) ?? -1);
+
+  const out = resolve(o.out);
+  const parent = dirname(out);
+  try {
+    await mkdir(parent, { recursive: true });
+  } catch (e) {
+    throw describeFsError(e, parent, 'a folder');
+  }
+  let staging: string;
+  try {
+    staging = await mkdtemp(join(parent, `.${basename(out)}.export-`));
+  } catch (e) {
+    throw new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io');
+  }
+  try {
+    const plan = buildPlan(s.model.canonical, { inputNonNegative: config.inputNonNegative });
+    const program = compileProgram(plan, config.assignment, config.biases ?? {});
+    const formatOfConstant = (name: string): Format | undefined =>
+      config.assignment[structureId('W', name)] ?? config.assignment[structureId('B', name)];
+    const inputFormat = program.input.format;
+
+    // The reference: integer logits of held-out images.
+    o.onProgress?.('reference');
+    const cache = new TensorCache(o.cacheDir ?? defaultCacheDir());
+    const indices = config.data.eval.slice(0, o.verifyImages ?? 1000);
+    const imageShape = s.model.original.inputs[0]!.shape.slice(1);
+    const imageSize = imageShape.reduce((a, b) => a * b, 1);
+    const images: { input: Float32Array; ints: Int32Array; reference: Int32Array }[] = [];
+    for await (const b of imageBatches({
+      dataset: s.dataset,
+      indices,
+      spec: s.spec,
+      imageSize,
+      batchSize: 32,
+      cache,
+      onSkip: () => {},
+    })) {
+      if (o.signal?.aborted) throw new FxpqError('The export was cancelled.', 'io');
+      const ints = quantizeArray(b.data, inputFormat);
+      const ref = await runIntOnPool(program, ints, b.indices.length);
+      const outSize = ref.length / b.indices.length;
+      for (let i = 0; i < b.indices.length; i++) {
+        images.push({
+          input: b.data.slice(i * imageSize, (i + 1) * imageSize),
+          ints: ints.slice(i * imageSize, (i + 1) * imageSize),
+          reference: ref.slice(i * outSize, (i + 1) * outSize),
+        });
+      }
+    }
+    if (images.length === 0)
+      throw new FxpqError(
+        `No evaluation image of ${config.data.path} could be read for the export's verification.`,
+        'io',
+      );
+    const goldenCount = Math.min(o.goldenVectors ?? (imageSize > 50_000 ? 2 : 4), images.length);
+    const golden = {
+      inputs: images.slice(0, goldenCount).map((im) => im.ints),
+      outputs: images.slice(0, goldenCount).map((im) => im.reference),
+    };
+    const result: ExportResult = { out, files: [] };
+
+    if (formats.includes('qdq')) {
+      o.onProgress?.('qdq');
+      const bytes = writeQdqModel(plan, program, (name) => formatOfConstant(name)!);
+      const session = await ort.InferenceSession.create(bytes);
+      let agree = 0;
+      let mismatches = 0;
+      try {
+        for (const im of images) {
+          const feeds = { input: new ort.Tensor('float32', im.input, [1, ...imageShape]) };
+          const logits = (await session.run(feeds))['logits']!.data as Float32Array;
+          const ints = Float64Array.from(logits, (v) => v * 2 ** program.output.frac);
+          if (topK(ints, 1)[0] === topK(Float64Array.from(im.reference), 1)[0]) agree++;
+          ints.forEach((v, i) => (mismatches += v === im.reference[i] ? 0 : 1));
+        }
+      } finally {
+        await session.release();
+      }
+      const agreement = agree / images.length;
+      if (agreement < 0.999) {
+        throw new FxpqError(
+          `Verification failed: model.qdq.onnx agrees with the integer executor on ${(100 * agreement).toFixed(2)} % of ${images.length} images (needed: 99.9 %); nothing was written.`,
+          'io',
+        );
+      }
+      await writeFile(join(staging, 'model.qdq.onnx'), bytes);
+      result.qdq = { images: images.length, top1Agreement: agreement, logitMismatches: mismatches };
+      result.files.push({
+        name: 'model.qdq.onnx',
+        bytes: bytes.length,
+        note: `onnxruntime top-1 = integer executor on ${agree}/${images.length} images; ${mismatches} differing logits`,
+      });
+    }
+
+    if (formats.includes('fxpq')) {
+      o.onProgress?.('fxpq');
+      const pkg = writeFxpqPackage(
+        program,
+        {
+          model: config.model,
+          classes: config.classes.ids,
+          preprocess: config.preprocess,
+          formats: config.assignment,
+          memory: { ...report.memory },
+        },
+        golden,
+        formatOfConstant,
+      );
+      const back = readFxpqPackage(pkg.bytes, 'model.fxpq');
+      back.golden.inputs.forEach((input, v) => {
+        const again = runImage(back.program, input);
+        if (again.some((m, i) => m !== golden.outputs[v]![i]))
+          throw new FxpqError(
+            'Verification failed: model.fxpq read back does not reproduce the golden outputs; nothing was written.',
+            'io',
+          );
+      });
+      const weightBits = report.structures
+        .filter((st) => st.kind !== 'A')
+        .reduce((sum, st) => sum + st.bits * st.elements, 0);
+      const expected = weightBits / 8 + pkg.sizes.manifest;
+      const measured = pkg.bytes.length - pkg.sizes.golden;
+      if (measured > expected * 1.02) {
+        throw new FxpqError(
+          `Verification failed: model.fxpq holds ${measured} bytes besides its golden vectors, over 2 % above the ${Math.ceil(expected)} bytes of packed weights and manifest.`,
+          'io',
+        );
+      }
+      await writeFile(join(staging, 'model.fxpq'), pkg.bytes);
+      result.fxpq = {
+        bytes: pkg.bytes.length,
+        weightsBytes: pkg.sizes.weights,
+        manifestBytes: pkg.sizes.manifest,
+        goldenBytes: pkg.sizes.golden,
+        expectedBytes: Math.ceil(expected),
+      };
+      result.files.push({
+        name: 'model.fxpq',
+        bytes: pkg.bytes.length,
+        note: `read back and bit-exact on ${goldenCount} golden vectors; ${measured} bytes vs ${Math.ceil(expected)} for packed weights + manifest`,
+      });
+    }
+
+    if (formats.includes('c')) {
+      o.onProgress?.('c');
+      if (!(await gccAvailable()))
+        throw new FxpqError(
+          'The C export is verified by compiling it, and gcc was not found on PATH; install gcc or leave out --format c.',
+          'io',
+        );
+      const c = emitC(program, golden, formatOfConstant);
+      const dir = join(staging, 'c');
+      await mkdir(dir);
+      await writeFile(join(dir, 'model.h'), c.header);
+      await writeFile(join(dir, 'model.c'), c.source);
+      await writeFile(join(dir, 'test_main.c'), c.harness);
+      const build = join(staging, 'build');
+      await mkdir(build);
+      try {
+        await run('gcc', [
+          '-std=c99',
+          '-Wall',
+          '-Wextra',
+          '-Werror',
+          '-O2',
+          join(dir, 'model.c'),
+          join(dir, 'test_main.c'),
+          '-o',
+          join(build, 'golden'),
+        ]);
+      } catch (e) {
+        throw new FxpqError(
+          `Verification failed: the generated C does not compile warning-free (${String((e as { stderr?: string }).stderr ?? e).split('\n')[0]}).`,
+          'io',
+        );
+      }
+      try {
+        await run(join(build, 'golden'));
+      } catch (e) {
+        throw new FxpqError(
+          `Verification failed: the generated C differs from the integer executor on the golden vectors (${String(
+            (e as { stdout?: string }).stdout ?? '',
+          )
+            .trim()
+            .split('\n')
+            .pop()}).`,
+          'io',
+        );
+      }
+      await run('gcc', ['-std=c99', '-O2', '-c', join(dir, 'model.c'), '-o', join(build, 'model.o')]);
+      const size = (await run('size', [join(build, 'model.o')])).stdout
+        .trim()
+        .split('\n')[1]!
+        .trim()
+        .split(/\s+/)
+        .map(Number);
+      await rm(build, { recursive: true, force: true });
+      result.c = { text: size[0]!, data: size[1]!, bss: size[2]!, goldenVectors: goldenCount };
+      result.files.push({
+        name: 'c/model.c',
+        bytes: Buffer.byteLength(c.source),
+        note: `gcc -std=c99 -Wall -Wextra -Werror -O2 clean; ${goldenCount} golden vectors bit-exact; object: text ${size[0]} B, data ${size[1]} B, bss ${size[2]} B`,
+      });
+    }
+
+    o.onProgress?.('report');
+    const trajectoryPath = join(o.run, 'trajectory.jsonl');
+    const trajectory = existsSync(trajectoryPath)
+      ? (await readFile(trajectoryPath, 'utf8'))
+          .split('\n')
+          .filter(Boolean)
+          .map(
+            (l) => JSON.parse(l) as { step: number; accepted: boolean; reduction: number; drop: number; phase: string },
+          )
+      : [];
+    await writeFile(join(staging, 'report.json'), JSON.stringify({ ...report, export: result }, null, 2));
+    await writeFile(
+      join(staging, 'report.html'),
+      renderHtmlReport({
+        title: `FxPQ export of ${basename(config.model.path)}`,
+        report,
+        trajectory,
+        exports: result.files,
+      }),
+    );
+
+    // Everything verified: move the files in (a file at a time, each an atomic rename).
+    try {
+      await mkdir(out, { recursive: true });
+      if (formats.includes('c')) await mkdir(join(out, 'c'), { recursive: true });
+      for (const name of [
+        'model.qdq.onnx',
+        'model.fxpq',
+        'c/model.h',
+        'c/model.c',
+        'c/test_main.c',
+        'report.json',
+        'report.html',
+      ]) {
+        if (existsSync(join(staging, name))) await rename(join(staging, name), join(out, name));
+      }
+    } catch (e) {
+      throw new FxpqError(`${out} cannot be written: ${describeFsError(e, out).message}`, 'io');
+    }
+    return result;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
