@@ -10,7 +10,6 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { topK } from '../native-workers/engine/data/metrics.js';
-import { classIndex } from '../native-workers/engine/data/classes.js';
 import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
 import { quantizeArray, type Format } from '../native-workers/engine/fixedpoint/format.js';
 import { runImage } from '../native-workers/engine/fixedpoint/int-executor.js';
@@ -25,6 +24,7 @@ import { describeFsError } from './files.js';
 import { imageBatches } from './image-feed.js';
 import { readRunConfig, sha256, type RunReport } from './runs.js';
 import { openSession } from './session.js';
+import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 
 const run = promisify(execFile);
@@ -71,22 +71,21 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
       'not-found',
     );
   const report = JSON.parse(await readFile(reportPath, 'utf8')) as RunReport;
-  const s = await openSession({
-    modelPath: config.model.path,
-    dataPath: config.data.path,
-    preprocess: config.preprocess,
-  });
-  if (sha256(s.model.bytes) !== config.model.sha256) {
+  const model = await loadModelFile(config.model.path);
+  if (sha256(model.bytes) !== config.model.sha256) {
     throw new FxpqError(
       `${config.model.path} is not the model ${o.run} was made from (its sha256 differs); export needs the original model.`,
       'io',
     );
   }
   // The run's own class order decides the labels.
-  s.classes = { ids: config.classes.ids, names: config.classes.ids, source: config.classes.source };
-  const index = classIndex(s.classes);
-  s.labels = s.dataset.images.map((im) => index.get(im.classId) ?? -1);
-
+  const classList = { ids: config.classes.ids, names: config.classes.ids, source: config.classes.source };
+  const s = await openSession({
+    modelPath: config.model.path,
+    dataPath: config.data.path,
+    preprocess: config.preprocess,
+    classList,
+  });
   const out = resolve(o.out);
   const parent = dirname(out);
   try {

@@ -14,6 +14,8 @@ export interface SessionOptions {
   modelPath: string;
   dataPath: string;
   classes?: string;
+  /** A class list already decided (a run records its own), used instead of `classes`. */
+  classList?: ClassList;
   preprocess?: string;
 }
 
@@ -70,7 +72,7 @@ export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
 export async function openSession(o: SessionOptions): Promise<WorkSession> {
   const model = await loadModelFile(o.modelPath);
   const dataset = await openDataset(o.dataPath);
-  const classes = await resolveClasses(dataset, model, o.classes);
+  const classes = o.classList ?? (await resolveClasses(dataset, model, o.classes));
   const labels = labelsFor(dataset, classes);
   const { spec, text } = await resolvePreprocess(model, o.preprocess);
   return { model, dataset, classes, labels, spec, specText: text };

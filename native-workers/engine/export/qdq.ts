@@ -85,7 +85,15 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
   const inputRange = inputFormat.signed
     ? [-(2 ** (inputFormat.bits - 1)), 2 ** (inputFormat.bits - 1) - 1]
     : [0, 2 ** inputFormat.bits - 1];
-  const xq = qdq('input', inputFormat, inputRange[0]!, inputRange[1]!, 'input', 'input/qdq');
+  // The input comes from arbitrary floats, where no half-step offset is safe: round it half
+  // up explicitly (floor(x 2^f + 0.5) 2^-f), so the QuantizeLinear that follows sees grid values.
+  const rounded = emit('Mul', [
+    emit('Floor', [
+      emit('Add', [emit('Mul', ['input', fscalar('input/up', 2 ** inputFormat.frac)]), fscalar('input/half', 0.5)]),
+    ]),
+    fscalar('input/down', 2 ** -inputFormat.frac),
+  ]);
+  const xq = qdq(rounded, inputFormat, inputRange[0]!, inputRange[1]!, 'input', 'input/qdq');
   const rename = new Map<string, string>([[program.input.name, xq]]);
   const t = (name: string): string => rename.get(name) ?? name;
 

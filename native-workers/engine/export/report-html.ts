@@ -36,7 +36,9 @@ const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
 
 /** Memory reduction (accepted steps) and drop (every step) against the step number. */
 function trajectoryChart(points: HtmlReportInput['trajectory']): string {
-  if (points.length === 0) return '<p>No search trajectory (a uniform assignment).</p>';
+  if (points.length === 0) {
+    return '<svg viewBox="0 0 760 60" width="760" height="60" role="img" aria-label="search trajectory"><text x="10" y="35" font-size="13">No search trajectory: a uniform assignment (fxpq quantize --uniform).</text></svg>';
+  }
   const w = 760;
   const h = 260;
   const pad = 40;

@@ -1,0 +1,155 @@
+/**
+ * Exports of every fixture model, at uniform 8 bits and at a random mixed 2..8-bit
+ * assignment: the QDQ model in onnxruntime, the .fxpq package read back, the C compiled with
+ * gcc exactly as contracts.md says; and the bad inputs an export can meet.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { exportRun } from '../../services/export.js';
+import { quantize } from '../../services/quantize.js';
+import { closePools } from '../../services/pool.js';
+import { readFxpqPackage } from '../../native-workers/engine/export/fxpq-package.js';
+import { runImage } from '../../native-workers/engine/fixedpoint/int-executor.js';
+import { loadModelFile } from '../../services/models.js';
+import { buildPlan } from '../../native-workers/engine/fixedpoint/plan.js';
+import { formatFor } from '../../native-workers/engine/fixedpoint/assignment.js';
+import { seededRandom } from '../../native-workers/engine/data/split.js';
+import { ALL_MODELS, hasShared, modelPath, repoRoot, sharedModels } from '../helpers/fixtures.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'fxpq-export-'));
+const cacheDir = join(tmp, 'cache');
+afterAll(() => closePools());
+
+const DATA: Record<string, string> = {
+  fmnist_resnet20: join(repoRoot, 'test/fixtures/fashion-mnist'),
+  'mnist-8': join(repoRoot, 'test/fixtures/mnist'),
+};
+function dataFor(name: string): string {
+  return (
+    DATA[name] ??
+    join(sharedModels, (JSON.parse(readFileSync(join(sharedModels, `${name}.json`), 'utf8')) as { data: string }).data)
+  );
+}
+
+/** A finished uniform-8 run, small splits. */
+async function uniformRun(name: string): Promise<string> {
+  const out = join(tmp, `run-${name}`);
+  if (!existsSync(join(out, 'report.json'))) {
+    await quantize({
+      modelPath: modelPath(name)!,
+      dataPath: dataFor(name),
+      classes: name.startsWith('mobilenet') ? 'imagenet1k' : undefined,
+      out,
+      uniform: 8,
+      calib: 20,
+      eval: 20,
+      seed: 1,
+      cacheDir,
+    });
+  }
+  return out;
+}
+
+/** The same run with every structure at a random 2..8-bit format. */
+async function mixedRun(name: string): Promise<string> {
+  const base = await uniformRun(name);
+  const out = join(tmp, `mixed-${name}`);
+  execFileSync('cp', ['-r', base, out]);
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  const plan = buildPlan((await loadModelFile(modelPath(name)!)).canonical, {
+    inputNonNegative: config.inputNonNegative,
+  });
+  const rand = seededRandom(11);
+  for (const s of plan.structures) {
+    const f = config.assignment[s.id];
+    const bits = 2 + Math.floor(rand() * 7);
+    config.assignment[s.id] = {
+      ...formatFor(s, bits, 2 ** (f.bits - 1 - (s.signed ? 1 : 0) - f.frac + 1)),
+      frac: f.frac - (f.bits - bits) + Math.floor(rand() * 3),
+    };
+  }
+  writeFileSync(join(out, 'config.json'), JSON.stringify(config));
+  return out;
+}
+
+function compileAndRunC(dir: string): string {
+  const bin = join(dir, 't');
+  execFileSync('sh', ['-c', `gcc -std=c99 -Wall -Wextra -Werror -O2 ${join(dir, 'c')}/*.c -o ${bin} && ${bin}`]);
+  return execFileSync(bin, { encoding: 'utf8' });
+}
+
+describe.each(ALL_MODELS)('export of %s', (name) => {
+  const available = modelPath(name) !== undefined && (hasShared || name in DATA);
+  it.skipIf(!available)(
+    'writes all three formats, verified, at uniform 8 and at mixed 2..8 bits',
+    async () => {
+      for (const run of [await uniformRun(name), await mixedRun(name)]) {
+        const out = join(tmp, `export-${name}-${run.endsWith(name) && run.includes('mixed') ? 'mixed' : 'u8'}`);
+        const r = await exportRun({ run, out, cacheDir });
+        for (const f of [
+          'model.qdq.onnx',
+          'model.fxpq',
+          'c/model.h',
+          'c/model.c',
+          'c/test_main.c',
+          'report.json',
+          'report.html',
+        ])
+          expect(existsSync(join(out, f)), f).toBe(true);
+        expect(r.qdq!.top1Agreement).toBeGreaterThanOrEqual(0.999);
+        expect(r.fxpq!.bytes - r.fxpq!.goldenBytes).toBeLessThanOrEqual(r.fxpq!.expectedBytes * 1.02);
+        // The QDQ model runs in onnxruntime as a plain model.
+        const session = await ort.InferenceSession.create(join(out, 'model.qdq.onnx'));
+        expect(session.outputNames).toEqual(['logits']);
+        await session.release();
+        // The package reads back and reproduces its golden vectors bit for bit.
+        const pkg = readFxpqPackage(new Uint8Array(readFileSync(join(out, 'model.fxpq'))), 'model.fxpq');
+        pkg.golden.inputs.forEach((input, v) =>
+          expect(Array.from(runImage(pkg.program, input))).toEqual(Array.from(pkg.golden.outputs[v]!)),
+        );
+        // The C builds with the contract's command alone and passes its golden vectors; no float anywhere.
+        expect(compileAndRunC(out)).toMatch(/golden vectors, 0 mismatching outputs/);
+        const code = readFileSync(join(out, 'c', 'model.c'), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+        expect(code).not.toMatch(/\b(float|double|malloc|free)\b|math\.h/);
+        expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/<svg[\s\S]*<\/svg>/);
+        expect(r.c!.text).toBeGreaterThan(0);
+      }
+    },
+    600_000,
+  );
+});
+
+describe('export bad inputs', () => {
+  it('explains an incomplete run, a run from another model, and an unwritable output folder', async () => {
+    const run = await uniformRun('mnist-8');
+    const incomplete = join(tmp, 'incomplete');
+    execFileSync('cp', ['-r', run, incomplete]);
+    rmSync(join(incomplete, 'report.json'));
+    await expect(exportRun({ run: incomplete, out: join(tmp, 'e1'), cacheDir })).rejects.toThrow(
+      /incomplete: report\.json is missing/,
+    );
+    await expect(exportRun({ run: join(tmp, 'nothing'), out: join(tmp, 'e1'), cacheDir })).rejects.toThrow(
+      /is not a finished FxPQ run/,
+    );
+
+    const other = join(tmp, 'other-model');
+    execFileSync('cp', ['-r', run, other]);
+    const config = JSON.parse(readFileSync(join(other, 'config.json'), 'utf8'));
+    config.model.path = modelPath('fmnist_resnet20');
+    writeFileSync(join(other, 'config.json'), JSON.stringify(config));
+    await expect(exportRun({ run: other, out: join(tmp, 'e2'), cacheDir })).rejects.toThrow(
+      /is not the model .* was made from/,
+    );
+
+    const blocker = join(tmp, 'a-file');
+    writeFileSync(blocker, 'x');
+    await expect(exportRun({ run, out: join(blocker, 'out'), cacheDir })).rejects.toThrow(
+      /cannot be (written|read or written)/,
+    );
+    expect(existsSync(join(tmp, 'e1'))).toBe(false);
+  }, 120_000);
+});
