@@ -44,6 +44,21 @@ async function decode(data: Uint8Array): Promise<PixelImage> {
 
 let serial: Promise<unknown> = Promise.resolve();
 
+/** Recognise a file cut short by its format's end marker (used when libvips lost its message). */
+function truncationHint(data: Uint8Array): string | undefined {
+  const n = data.length;
+  if (n > 3 && data[0] === 0xff && data[1] === 0xd8 && !(data[n - 2] === 0xff && data[n - 1] === 0xd9))
+    return 'the JPEG has no end-of-image marker';
+  if (
+    n > 8 &&
+    data[0] === 0x89 &&
+    data[1] === 0x50 &&
+    !Buffer.from(data.subarray(Math.max(0, n - 16))).includes('IEND')
+  )
+    return 'the PNG has no IEND chunk';
+  return undefined;
+}
+
 export async function decodeRgb(data: Uint8Array): Promise<PixelImage> {
   if (data.length === 0) throw new ImageDecodeError('empty file (0 bytes)');
   try {
@@ -57,7 +72,10 @@ export async function decodeRgb(data: Uint8Array): Promise<PixelImage> {
       return await retry;
     } catch (e) {
       const message = String((e as Error).message ?? e);
-      throw new ImageDecodeError(reasonFor(/unknown error/i.test(message) ? first : e));
+      const reason = reasonFor(/unknown error/i.test(message) ? first : e);
+      // Under load libvips can lose its error text twice: fall back on the file's structure.
+      const hint = /unknown error/i.test(reason) ? truncationHint(data) : undefined;
+      throw new ImageDecodeError(hint ? `truncated or corrupt image (${hint})` : reason);
     }
   }
 }
