@@ -64,8 +64,8 @@ function trajectoryChart(points: HtmlReportInput['trajectory']): string {
 <line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#888"/><line x1="${pad}" y1="${pad}" x2="${pad}" y2="${h - pad}" stroke="#888"/>
 <path d="${line}" fill="none" stroke="#1c7ed6" stroke-width="2"/>${dots}
 <text x="${pad}" y="${pad - 10}" font-size="12" fill="#1c7ed6">memory reduction (accepted steps), max ${maxRed.toFixed(2)}x</text>
-<text x="${w - pad}" y="${pad - 10}" font-size="12" text-anchor="end">dots: drop in points per step (green accepted, red rejected), ${minDrop.toFixed(1)} to ${maxDrop.toFixed(1)}</text>
-<text x="${w / 2}" y="${h - 8}" font-size="12" text-anchor="middle">step (0 to ${maxStep})</text>
+<text x="${w - pad}" y="${h - 8}" font-size="12" text-anchor="end">dots: drop in points per step (green accepted, red rejected), ${minDrop.toFixed(1)} to ${maxDrop.toFixed(1)}</text>
+<text x="${pad}" y="${h - 8}" font-size="12">step 0 to ${maxStep}</text>
 </svg>`;
 }
 
