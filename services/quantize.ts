@@ -2,7 +2,7 @@
  * `fxpq quantize`: statistics, the format assignment (uniform now; the FxP-QNet search joins
  * here), the held-out evaluation, and the run folder.
  */
-import { structureRanges, memoryReport, uniformAssignment } from '../native-workers/engine/fixedpoint/assignment.js';
+import { structureRanges, uniformAssignment } from '../native-workers/engine/fixedpoint/assignment.js';
 import { buildPlan, type Assignment } from '../native-workers/engine/fixedpoint/plan.js';
 import { MAX_BITS, MIN_BITS } from '../native-workers/engine/fixedpoint/format.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
@@ -11,10 +11,9 @@ import { FxpqError } from '../native-workers/engine/errors.js';
 import { evaluateOn } from './engines.js';
 import { quantizeSearch, type SearchJobOptions, type SearchJobProgress } from './search.js';
 import { collectStatistics } from './statistics.js';
-import { sha256, writeRun, type RunConfig, type RunReport } from './runs.js';
+import { buildRun, sha256, writeRun, type RunReport } from './runs.js';
 import { chooseSplit, inputNonNegative, openSession } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
-import { resolve } from 'node:path';
 
 export type ProgressEvent = SearchJobProgress;
 
@@ -57,38 +56,20 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
       cache,
       onProgress: (done, total) => o.onProgress?.({ stage: 'evaluation', done, total }),
     });
-    const modelInfo = { path: resolve(o.modelPath), sha256: sha256(s.model.bytes) };
-    const config: RunConfig = {
-      format: 'fxpq-run',
-      version: 1,
-      model: modelInfo,
-      data: { path: resolve(o.dataPath), calib: split.calib, eval: split.eval, seed: split.seed, labelled: true },
-      preprocess: s.specText,
-      classes: { source: s.classes.source, ids: s.classes.ids },
+    const { config, report } = buildRun({
+      modelPath: o.modelPath,
+      dataPath: o.dataPath,
+      modelSha256: sha256(s.model.bytes),
+      session: s,
+      split,
+      plan,
+      assignment,
       inputNonNegative: nonNegative,
       mode: { kind: 'uniform', bits: o.uniform },
-      assignment,
-    };
-    const report: RunReport = {
-      model: modelInfo,
       budget: o.budget ?? null,
-      data: { calib: split.calib.length, eval: result.n, labelled: true, seed: split.seed },
-      fp: result.fp!,
-      quant: result.quant!,
-      memory: memoryReport(plan, assignment),
-      structures: plan.structures.map((st) => ({
-        layer: st.layer,
-        kind: st.kind,
-        tensor: st.tensor,
-        elements: st.elements,
-        signed: st.signed,
-        bits: assignment[st.id]!.bits,
-        frac: assignment[st.id]!.frac,
-      })),
+      result,
       search: { evaluations: 1, seconds: (performance.now() - started) / 1000 },
-      classes: { count: s.classes.ids.length, source: s.classes.source },
-      preprocess: s.specText,
-    };
+    });
     await writeRun(o.out, config, report);
     return report;
   } finally {

@@ -1,9 +1,9 @@
 /** The run folder: RUN/config.json (what was decided) and RUN/report.json (contracts.md), written atomically. */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Assignment } from '../native-workers/engine/fixedpoint/plan.js';
-import type { MemoryReport } from '../native-workers/engine/fixedpoint/assignment.js';
+import { join, resolve } from 'node:path';
+import type { Assignment, QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
+import { memoryReport, type MemoryReport } from '../native-workers/engine/fixedpoint/assignment.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { writeFileAtomic } from './files.js';
 
@@ -70,4 +70,58 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
   if (config.format !== 'fxpq-run' || !config.assignment)
     throw new FxpqError(`${file} is not an FxPQ run configuration.`, 'io');
   return config;
+}
+
+export interface RunParts {
+  modelPath: string;
+  dataPath: string;
+  modelSha256: string;
+  session: { specText: string; classes: { source: string; ids: string[] } };
+  split: { calib: number[]; eval: number[]; seed: number };
+  plan: QuantPlan;
+  assignment: Assignment;
+  biases?: Record<string, number[]>;
+  inputNonNegative: boolean;
+  mode: RunConfig['mode'];
+  budget: number | null;
+  result: { n: number; fp?: RunReport['fp']; quant?: RunReport['quant'] };
+  search: RunReport['search'];
+}
+
+/** The run folder's two documents, for a uniform assignment and for a search alike. */
+export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } {
+  const model = { path: resolve(p.modelPath), sha256: p.modelSha256 };
+  const config: RunConfig = {
+    format: 'fxpq-run',
+    version: 1,
+    model,
+    data: { path: resolve(p.dataPath), calib: p.split.calib, eval: p.split.eval, seed: p.split.seed, labelled: true },
+    preprocess: p.session.specText,
+    classes: { source: p.session.classes.source, ids: p.session.classes.ids },
+    inputNonNegative: p.inputNonNegative,
+    mode: p.mode,
+    assignment: p.assignment,
+    ...(p.biases ? { biases: p.biases } : {}),
+  };
+  const report: RunReport = {
+    model,
+    budget: p.budget,
+    data: { calib: p.split.calib.length, eval: p.result.n, labelled: true, seed: p.split.seed },
+    fp: p.result.fp!,
+    quant: p.result.quant!,
+    memory: memoryReport(p.plan, p.assignment),
+    structures: p.plan.structures.map((st) => ({
+      layer: st.layer,
+      kind: st.kind,
+      tensor: st.tensor,
+      elements: st.elements,
+      signed: st.signed,
+      bits: p.assignment[st.id]!.bits,
+      frac: p.assignment[st.id]!.frac,
+    })),
+    search: p.search,
+    classes: { count: p.session.classes.ids.length, source: p.session.classes.source },
+    preprocess: p.session.specText,
+  };
+  return { config, report };
 }

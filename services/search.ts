@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { seededRandom } from '../native-workers/engine/data/split.js';
 import { topK } from '../native-workers/engine/data/metrics.js';
-import { memoryReport, structureRanges } from '../native-workers/engine/fixedpoint/assignment.js';
+import { structureRanges } from '../native-workers/engine/fixedpoint/assignment.js';
 import { dequantizeArray, quantizeArray } from '../native-workers/engine/fixedpoint/format.js';
 import { buildPlan, type Assignment, type QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
@@ -32,7 +32,7 @@ import { evaluateOn } from './engines.js';
 import { writeFileAtomic } from './files.js';
 import { imageBatches } from './image-feed.js';
 import { collectStatistics } from './statistics.js';
-import { sha256, writeRun, type RunConfig, type RunReport } from './runs.js';
+import { buildRun, sha256, writeRun, type RunReport } from './runs.js';
 import { chooseSplit, inputNonNegative, openSession, type SessionOptions, type WorkSession } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 
@@ -319,14 +319,15 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       cache,
       onProgress: (done, total) => o.onProgress?.({ stage: 'evaluation', done, total }),
     });
-    const modelInfo = { path: resolve(o.modelPath), sha256: identity.model };
-    const config: RunConfig = {
-      format: 'fxpq-run',
-      version: 1,
-      model: modelInfo,
-      data: { path: resolve(o.dataPath), calib: split.calib, eval: split.eval, seed: split.seed, labelled: true },
-      preprocess: s.specText,
-      classes: { source: s.classes.source, ids: s.classes.ids },
+    const { config, report } = buildRun({
+      modelPath: o.modelPath,
+      dataPath: o.dataPath,
+      modelSha256: identity.model,
+      session: s,
+      split,
+      plan,
+      assignment: state.assignment,
+      biases: state.biases,
       inputNonNegative: nonNegative,
       mode: {
         kind: 'search',
@@ -335,25 +336,8 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         distill: options.distill,
         biasCorrection: options.biasCorrection,
       },
-      assignment: state.assignment,
-      biases: state.biases,
-    };
-    const report: RunReport = {
-      model: modelInfo,
       budget: o.budget,
-      data: { calib: split.calib.length, eval: result.n, labelled: true, seed: split.seed },
-      fp: result.fp!,
-      quant: result.quant!,
-      memory: memoryReport(plan, state.assignment),
-      structures: plan.structures.map((st) => ({
-        layer: st.layer,
-        kind: st.kind,
-        tensor: st.tensor,
-        elements: st.elements,
-        signed: st.signed,
-        bits: state.assignment[st.id]!.bits,
-        frac: state.assignment[st.id]!.frac,
-      })),
+      result,
       search: {
         evaluations: state.evaluations,
         seconds: searchSeconds,
@@ -362,9 +346,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         simPasses: state.images / loaded,
         strategy: options.strategy,
       },
-      classes: { count: s.classes.ids.length, source: s.classes.source },
-      preprocess: s.specText,
-    };
+    });
     await writeRun(o.out, config, report);
     return report;
   } catch (e) {
