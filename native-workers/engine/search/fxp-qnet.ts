@@ -158,6 +158,11 @@ export class FxpQNetSearch {
     );
   }
 
+  /** The trajectory's view of an evaluation: drop and its bound in points, and the KL. */
+  private measured(c: PairedCounts): { drop: number; bound: number; kl: number } {
+    return { drop: percent(dropOf(c)), bound: percent(dropUpperBound(c, this.o.z)), kl: c.kl };
+  }
+
   private reduction(a: Assignment): number {
     return memoryReport(this.env.plan, a).reduction;
   }
@@ -253,9 +258,7 @@ export class FxpQNetSearch {
         bits: 16,
         frac: null,
         accepted: true,
-        drop: percent(dropOf(c16)),
-        bound: percent(dropUpperBound(c16, this.o.z)),
-        kl: c16.kl,
+        ...this.measured(c16),
         budget: this.o.budget,
         reduction: this.reduction(a16),
         note: 'uniform 16 bits',
@@ -274,9 +277,7 @@ export class FxpQNetSearch {
           bits,
           frac: null,
           accepted: ok,
-          drop: percent(dropOf(c)),
-          bound: percent(dropUpperBound(c, this.o.z)),
-          kl: c.kl,
+          ...this.measured(c),
           budget: this.o.budget / 4,
           reduction: this.reduction(a),
           note: `uniform ${bits} bits`,
@@ -350,9 +351,7 @@ export class FxpQNetSearch {
         bits: proposal.bits,
         frac: proposal.frac,
         accepted,
-        drop: percent(dropOf(c)),
-        bound: percent(dropUpperBound(c, this.o.z)),
-        kl: c.kl,
+        ...this.measured(c),
         budget: percent(epsT),
         reduction: this.reduction(accepted ? a : state.assignment),
         ...(early ? { note: 'rejected early on the first slice' } : {}),
@@ -403,9 +402,7 @@ export class FxpQNetSearch {
               bits: start.bits,
               frac: start.frac + delta,
               accepted: better,
-              drop: percent(dropOf(c)),
-              bound: percent(dropUpperBound(c, this.o.z)),
-              kl: c.kl,
+              ...this.measured(c),
               budget: this.o.budget,
               reduction: this.reduction(state.assignment),
               note: 'distillation',
@@ -429,9 +426,7 @@ export class FxpQNetSearch {
       bits: null,
       frac: null,
       accepted: within,
-      drop: percent(dropOf(check)),
-      bound: percent(dropUpperBound(check, this.o.z)),
-      kl: check.kl,
+      ...this.measured(check),
       budget: this.o.budget,
       reduction: this.reduction(state.assignment),
       note: within ? 'distilled mapping kept' : 'distilled mapping left the budget: reverted',
@@ -475,9 +470,7 @@ export class FxpQNetSearch {
         bits: f.bits,
         frac: f.frac,
         accepted: better,
-        drop: percent(dropOf(c)),
-        bound: percent(dropUpperBound(c, this.o.z)),
-        kl: c.kl,
+        ...this.measured(c),
         budget: this.o.budget,
         reduction: this.reduction(state.assignment),
         note: 'bias correction',
