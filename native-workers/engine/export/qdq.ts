@@ -15,7 +15,7 @@
 import { FxpqError } from '../errors.js';
 import { DataType, floatTensor, int64Tensor, type Graph, type Node, type Tensor } from '../ir/graph.js';
 import { writeOnnx } from '../onnx/onnx-format.js';
-import { POOL_RECIPROCAL_BITS, type Format } from '../fixedpoint/format.js';
+import { POOL_RECIPROCAL_BITS, poolReciprocal, type Format } from '../fixedpoint/format.js';
 import type { IntProgram } from '../fixedpoint/program.js';
 import type { QuantPlan } from '../fixedpoint/plan.js';
 
@@ -186,10 +186,7 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
           attrs,
         );
       }
-      const scaled = emit('Mul', [
-        sum,
-        fscalar(`${out}/reciprocal`, Math.round(2 ** POOL_RECIPROCAL_BITS / n) * 2 ** -POOL_RECIPROCAL_BITS),
-      ]);
+      const scaled = emit('Mul', [sum, fscalar(`${out}/reciprocal`, poolReciprocal(n) * 2 ** -POOL_RECIPROCAL_BITS)]);
       const fSum = POOL_RECIPROCAL_BITS + program.fracOf[node.inputs[0]!]!;
       rename.set(out, qdq(halfUp(scaled, fSum, f.frac, out), f, p.out.lo, p.out.hi, out));
     } else if (node.op === 'Clip') {

@@ -14,6 +14,11 @@ export interface Format {
 /** P of spec §2: AveragePool multiplies by R = round(2^P / n) (option: exact division). */
 export const POOL_RECIPROCAL_BITS = 16;
 
+/** R = round(2^P / n): the fixed-point reciprocal of a pooling window of n values. */
+export function poolReciprocal(n: number): number {
+  return Math.round(2 ** POOL_RECIPROCAL_BITS / n);
+}
+
 export const MIN_BITS = 2;
 export const MAX_BITS = 32;
 

@@ -15,7 +15,7 @@ import {
   type ValueInfo,
 } from '../ir/graph.js';
 import { operatorModule } from '../ops/registry.js';
-import { dequantizeArray, POOL_RECIPROCAL_BITS, rshiftRound, type Format } from './format.js';
+import { dequantizeArray, POOL_RECIPROCAL_BITS, poolReciprocal, rshiftRound, type Format } from './format.js';
 import { outputBounds, structureId, type QuantPlan } from './plan.js';
 
 export interface FeedValue {
@@ -147,7 +147,7 @@ export class SimBuilder {
     const id = this.plan.activationOf.get(node.outputs[0]!)!;
     const xId = this.plan.activationOf.get(node.inputs[0]!)!;
     const key = `sim/Q/${id}`;
-    const r = Math.round(2 ** POOL_RECIPROCAL_BITS / count);
+    const r = poolReciprocal(count);
     const k = this.feed(
       `${key}/k`,
       { dims: [], deps: [id, xId], make: (ctx) => scalar64(r * 2 ** (ctx.format(id).frac - POOL_RECIPROCAL_BITS)) },

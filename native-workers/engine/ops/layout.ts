@@ -29,6 +29,32 @@ export const flatten: OperatorModule = {
   fixedPoint: moveData('Flatten'),
 };
 
+type Indexable = { length: number; [i: number]: number | bigint };
+
+/** Permute the axes of a row-major array (any typed array: floats, int64 shapes, integers). */
+export function transposeData<T extends Indexable>(
+  data: T,
+  shape: number[],
+  perm: number[],
+  out: T,
+): { dims: number[]; data: T } {
+  const rank = shape.length;
+  const dims = perm.map((p) => shape[p]!);
+  const inStrides = new Array<number>(rank).fill(1);
+  for (let i = rank - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1]! * shape[i + 1]!;
+  const idx = new Array<number>(rank).fill(0);
+  for (let o = 0; o < data.length; o++) {
+    let s = 0;
+    for (let i = 0; i < rank; i++) s += idx[i]! * inStrides[perm[i]!]!;
+    out[o] = data[s]!;
+    for (let i = rank - 1; i >= 0; i--) {
+      if (++idx[i]! < dims[i]!) break;
+      idx[i] = 0;
+    }
+  }
+  return { dims, data: out };
+}
+
 /** ONNX Reshape semantics: 0 copies the input dimension (unless allowzero), -1 is inferred. */
 export function reshapeTarget(input: number[], requested: number[], allowZero: boolean): number[] | string {
   const total = input.reduce((p, d) => p * d, 1);
@@ -107,21 +133,7 @@ export const transpose: OperatorModule = {
       const rank = x!.shape.length;
       const perm =
         node.attrs['perm']?.kind === 'ints' ? node.attrs['perm'].value : x!.shape.map((_, i) => rank - 1 - i);
-      const inStrides = new Array<number>(rank).fill(1);
-      for (let i = rank - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1]! * x!.shape[i + 1]!;
-      const dims = perm.map((p) => x!.shape[p]!);
-      const out = new Int32Array(x!.data.length);
-      const idx = new Array<number>(rank).fill(0);
-      for (let o = 0; o < out.length; o++) {
-        let s = 0;
-        for (let i = 0; i < rank; i++) s += idx[i]! * inStrides[perm[i]!]!;
-        out[o] = x!.data[s]!;
-        for (let i = rank - 1; i >= 0; i--) {
-          if (++idx[i]! < dims[i]!) break;
-          idx[i] = 0;
-        }
-      }
-      return out;
+      return transposeData(x!.data, x!.shape, perm, new Int32Array(x!.data.length)).data;
     },
   },
 };

@@ -3,7 +3,7 @@ import { requireInput, noMacs, shapeError, type OperatorModule } from './operato
 import { poolWindow, windowOutputSize } from './spatial.js';
 import { attrInt, floatTensor } from '../ir/graph.js';
 import { asNode } from '../fixedpoint/kernel-util.js';
-import { POOL_RECIPROCAL_BITS } from '../fixedpoint/format.js';
+import { POOL_RECIPROCAL_BITS, poolReciprocal } from '../fixedpoint/format.js';
 import type { IntTensor, ProgramNode } from '../fixedpoint/program.js';
 import type { Window } from './spatial.js';
 
@@ -78,7 +78,7 @@ function windowLoopC(
 
 /** m_y = clamp(rshift_round(sum * R, P + f_x - f_y)) with R = round(2^P / n): spec §2. */
 function averageRequantize(sum: number, n: number, x: IntTensor, node: ProgramNode): number {
-  const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
+  const R = poolReciprocal(n);
   const r = POOL_RECIPROCAL_BITS + x.frac - node.out.frac;
   const v = sum * R;
   const m = r > 0 ? Math.floor((v + 2 ** (r - 1)) * 2 ** -r) : v * 2 ** -r;
@@ -162,7 +162,7 @@ export const averagePool: OperatorModule = {
       const x = node.inputs[0]!;
       const window = poolWindow(asNode(node), c.shape(x));
       const n = window.kernel.reduce((p, d) => p * d, 1);
-      const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
+      const R = poolReciprocal(n);
       const r = POOL_RECIPROCAL_BITS + c.program.fracOf[x]! - node.out.frac;
       const Y = c.buffer(node.output);
       return windowLoopC(
@@ -223,7 +223,7 @@ export const globalAveragePool: OperatorModule = {
         .shape(x)
         .slice(2)
         .reduce((p, d) => p * d, 1);
-      const R = Math.round(2 ** POOL_RECIPROCAL_BITS / n);
+      const R = poolReciprocal(n);
       const r = POOL_RECIPROCAL_BITS + c.program.fracOf[x]! - node.out.frac;
       return `    int ch, i;
     for (ch = 0; ch < ${channels}; ch++) {

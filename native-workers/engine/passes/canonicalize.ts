@@ -24,7 +24,8 @@ import {
 } from '../ir/graph.js';
 import { inferShapes, type ShapeMap } from '../ir/shape-inference.js';
 import { operatorModule } from '../ops/registry.js';
-import { reshapeTarget } from '../ops/layout.js';
+import { reshapeTarget, transposeData } from '../ops/layout.js';
+import { clipLimits } from '../ops/activation.js';
 import { tensorToNumbers, attrInts } from '../ir/graph.js';
 
 /** Operators accepted in an input model because canonicalization removes or rewrites them. */
@@ -192,24 +193,8 @@ function foldConstantLayout(graph: Graph): void {
 }
 
 function transposeTensor(t: Tensor, perm: number[]): { dims: number[]; data: Tensor['data'] } {
-  const dims = perm.map((p) => t.dims[p]!);
-  const rank = dims.length;
-  const inStrides = new Array<number>(rank).fill(1);
-  for (let i = rank - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1]! * t.dims[i + 1]!;
-  const src = t.data as unknown as { length: number; [i: number]: number | bigint };
-  const out = new (t.data.constructor as { new (n: number): Tensor['data'] })(src.length);
-  const idx = new Array<number>(rank).fill(0);
-  const dst = out as unknown as { [i: number]: number | bigint };
-  for (let o = 0; o < src.length; o++) {
-    let s = 0;
-    for (let i = 0; i < rank; i++) s += idx[i]! * inStrides[perm[i]!]!;
-    dst[o] = src[s]!;
-    for (let i = rank - 1; i >= 0; i--) {
-      if (++idx[i]! < dims[i]!) break;
-      idx[i] = 0;
-    }
-  }
-  return { dims, data: out };
+  const out = new (t.data.constructor as { new (n: number): Tensor['data'] })(t.data.length);
+  return transposeData(t.data as never, t.dims, perm, out as never);
 }
 
 function sortTopologically(graph: Graph, source: string): void {
@@ -412,14 +397,6 @@ function foldBiasAdd(graph: Graph, shapes: ShapeMap): void {
   }
 }
 
-function clipBounds(graph: Graph, n: Node): { min: number; max: number } | undefined {
-  if (graph.opset < 11) return { min: attrFloat(n, 'min', -Infinity), max: attrFloat(n, 'max', Infinity) };
-  const lo = n.inputs[1] ? constantFloat(graph, n.inputs[1]) : Float32Array.of(-Infinity);
-  const hi = n.inputs[2] ? constantFloat(graph, n.inputs[2]) : Float32Array.of(Infinity);
-  if (!lo || !hi) return undefined;
-  return { min: lo[0]!, max: hi[0]! };
-}
-
 function fuseActivations(graph: Graph): void {
   for (const act of [...graph.nodes]) {
     if (act.op !== 'Relu' && act.op !== 'Clip') continue;
@@ -429,9 +406,11 @@ function fuseActivations(graph: Graph): void {
     if (singleConsumer(graph, x) !== act) continue;
     let bounds = { min: 0, max: Infinity };
     if (act.op === 'Clip') {
-      const b = clipBounds(graph, act);
+      // Bounds given as non-constant inputs cannot be folded into a clamp.
+      if (act.inputs.slice(1).some((i) => i && !graph.initializers.has(i))) continue;
+      const b = clipLimits(act, graph);
       // Only Relu-like clips (lower bound 0) fuse: the unsigned output format relies on it.
-      if (!b || b.min !== 0 || !(b.max > 0)) continue;
+      if (b.min !== 0 || !(b.max > 0)) continue;
       bounds = b;
     }
     producer.activation = { op: act.op, ...bounds };
