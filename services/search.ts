@@ -146,7 +146,7 @@ class SearchEvaluator {
     let per = 0;
     for (const b of this.batchesFor(count)) {
       const q = (await this.sim.runOutputs(a, this.quantInput(a, b.data), b.count, [tensor], biases)).get(tensor)!;
-      const fp = (await this.stats.run(b.data, b.count)).get(tensor)!;
+      const fp = (await this.stats.run(b.data, b.count, [tensor])).get(tensor)!;
       const spatial = fp.length / (b.count * channels);
       for (let i = 0; i < fp.length; i++) sum[Math.floor(i / spatial) % channels]! += fp[i]! - q[i]!;
       per += b.count * spatial;

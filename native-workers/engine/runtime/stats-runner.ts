@@ -49,14 +49,14 @@ export class StatsRunner {
     return new StatsRunner(session, tensors, plan.inputName, plan.shapes.get(plan.inputName)!.slice(1));
   }
 
-  /** Float activations of a batch, by tensor name (the input included). */
-  async run(input: Float32Array, count: number): Promise<Map<string, Float32Array>> {
+  /** Float activations of a batch, by tensor name (the input included); `only` fetches just those. */
+  async run(input: Float32Array, count: number, only: string[] = this.tensors): Promise<Map<string, Float32Array>> {
     const result = await this.session.run(
       { [this.inputName]: new ort.Tensor('float32', input, [count, ...this.imageShape]) },
-      this.tensors,
+      only,
     );
     const out = new Map<string, Float32Array>([[this.inputName, input]]);
-    for (const name of this.tensors) out.set(name, result[name]!.data as Float32Array);
+    for (const name of only) out.set(name, result[name]!.data as Float32Array);
     return out;
   }
 
