@@ -11,9 +11,18 @@ export default defineConfig({
     build: {
       outDir: resolve(out, 'main'),
       rollupOptions: {
-        input: { index: resolve(__dirname, 'electron/main/index.ts') },
-        // Native addons and the pool stay outside the bundle, loaded from node_modules.
-        external: ['onnxruntime-node', 'sharp', 'piscina', 'tsx'],
+        // The worker entries are bundles of their own beside index.js: Piscina loads them by path
+        // (services/pool.ts), in development from the sources instead.
+        input: {
+          index: resolve(__dirname, 'electron/main/index.ts'),
+          'job-worker': resolve(__dirname, 'services/job-worker.ts'),
+          'preprocess-worker': resolve(__dirname, 'native-workers/pool/preprocess-worker.ts'),
+          'int-worker': resolve(__dirname, 'native-workers/pool/int-worker.ts'),
+        },
+        // Native addons stay outside the bundle, loaded from node_modules (asar-unpacked when packaged).
+        external: ['onnxruntime-node', 'sharp', 'piscina', 'tsx', 'electron-vite'],
+        // Shared code in flat chunks beside the entries, so every bundle's folder is out/main.
+        output: { chunkFileNames: '[name]-[hash].js' },
       },
     },
   },

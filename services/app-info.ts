@@ -16,7 +16,7 @@ export function projectRoot(): string {
   }
 }
 
-export function appInfo(host: AppInfo['host']): AppInfo {
+export function appInfo(host: AppInfo['host']): Omit<AppInfo, 'browseRoots'> {
   const pkg = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { version: string };
   return { name: 'FxPQ', version: pkg.version, host };
 }

@@ -12,6 +12,7 @@ import { stratifiedSplit, type Split } from '../native-workers/engine/data/split
 import { decodeRgb } from '../native-workers/pool/image-decode.js';
 import { loadClassOption, sortedFolderClasses } from './classes.js';
 import { describeFsError, readUserFile, writeFileAtomic } from './files.js';
+import { engineEntry } from './engine-thread.js';
 
 export type DatasetLayout = 'imagefolder' | 'imagenet-val' | 'csv';
 
@@ -76,7 +77,7 @@ async function listDir(dir: string): Promise<import('node:fs').Dirent[]> {
   }
 }
 
-async function detectLayout(src: string, labels: string | undefined): Promise<DatasetLayout> {
+export async function detectLayout(src: string, labels: string | undefined): Promise<DatasetLayout> {
   const info = await stat(src).catch((e: unknown) => {
     throw describeFsError(e, src, 'a dataset folder');
   });
@@ -341,6 +342,7 @@ export function makeSplit(
 
 /** `fxpq dataset import`: validate, index, optionally copy, and write DIR/dataset.json atomically. */
 export async function importDataset(src: string, outDir: string, options: ImportOptions = {}): Promise<Dataset> {
+  engineEntry('import');
   const dataset = await scanDataset(src, { ...options, verify: true });
   const out = resolve(outDir);
   if (options.copy) {

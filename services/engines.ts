@@ -17,6 +17,7 @@ import { imageBatches } from './image-feed.js';
 import { workerPool } from './pool.js';
 import type { WorkSession } from './session.js';
 import type { TensorCache } from './tensor-cache.js';
+import { engineEntry } from './engine-thread.js';
 
 export type QuantEngine =
   | { kind: 'sim'; plan: QuantPlan; assignment: Assignment; runner: SimRunner; overrides?: ParameterOverrides }
@@ -30,6 +31,10 @@ export interface EngineEvaluation {
   skipped: { path: string; reason: string }[];
   /** n x classes, in the order of the evaluated images (quant when present, else fp). */
   logits?: Float32Array;
+  /** Per class id: float and fixed-point top-1, when both were evaluated. */
+  perClassBoth?: { classId: string; n: number; fpTop1: number; quantTop1: number }[];
+  /** Rows: true class, columns: predicted class (fixed point when present, else float). */
+  confusion: number[][];
 }
 
 /** Integer logits of `count` images on the pool, a slice of images per worker task. */
@@ -74,6 +79,7 @@ export interface EvaluateOnOptions {
 }
 
 export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateOnOptions): Promise<EngineEvaluation> {
+  engineEntry('evaluation');
   const classes = s.classes.ids.length;
   const fpMeter = o.float ? new AccuracyMeter(classes) : undefined;
   const qMeter = o.quant ? new AccuracyMeter(classes) : undefined;
@@ -81,6 +87,7 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   const logits: Float32Array[] = [];
   let agree = 0;
   let done = 0;
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   const imageSize = s.model.original.inputs[0]!.shape.slice(1).reduce((a, b) => a * b, 1);
   const fixed = o.float?.fixedBatch ?? null;
   for await (const batch of imageBatches({
@@ -109,6 +116,7 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
       const fpTop = fp ? fpMeter!.add(fp, labels) : undefined;
       const qTop = q ? qMeter!.add(q, labels) : undefined;
       if (fpTop && qTop) fpTop.forEach((p, i) => (agree += p === qTop[i] ? 1 : 0));
+      (qTop ?? fpTop)?.forEach((p, i) => confusion[labels[i]!]![p]!++);
       if (o.keepLogits) logits.push((q ?? fp)!.slice());
     }
     done += count;
@@ -121,7 +129,13 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   main.perClass.forEach((c, i) => {
     if (c.seen > 0) perClass[s.classes.ids[i]!] = { n: c.seen, top1: c.top1 };
   });
-  const result: EngineEvaluation = { n: main.n, perClass, skipped };
+  const result: EngineEvaluation = { n: main.n, perClass, skipped, confusion };
+  if (fpMeter && qMeter) {
+    const fpClasses = fpMeter.result().perClass;
+    result.perClassBoth = main.perClass.flatMap((c, i) =>
+      c.seen > 0 ? [{ classId: s.classes.ids[i]!, n: c.seen, fpTop1: fpClasses[i]!.top1, quantTop1: c.top1 }] : [],
+    );
+  }
   if (fpMeter) {
     const r = fpMeter.result();
     result.fp = { top1: r.top1, top5: r.top5 };

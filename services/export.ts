@@ -26,10 +26,12 @@ import { readRunConfig, sha256, type RunReport } from './runs.js';
 import { openSession } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
+import { engineEntry } from './engine-thread.js';
+import type { ExportFormat, ExportResult } from '../api/contract.js';
 
 const run = promisify(execFile);
 
-export type ExportFormat = 'qdq' | 'fxpq' | 'c';
+export type { ExportFormat };
 export const EXPORT_FORMATS: ExportFormat[] = ['qdq', 'fxpq', 'c'];
 
 export interface ExportOptions {
@@ -44,13 +46,7 @@ export interface ExportOptions {
   signal?: AbortSignal;
 }
 
-export interface ExportResult {
-  out: string;
-  files: { name: string; bytes: number; note: string }[];
-  qdq?: { images: number; top1Agreement: number; logitMismatches: number };
-  fxpq?: { bytes: number; weightsBytes: number; manifestBytes: number; goldenBytes: number; expectedBytes: number };
-  c?: { text: number; data: number; bss: number; goldenVectors: number };
-}
+export type { ExportResult };
 
 async function gccAvailable(): Promise<boolean> {
   try {
@@ -62,6 +58,7 @@ async function gccAvailable(): Promise<boolean> {
 }
 
 export async function exportRun(o: ExportOptions): Promise<ExportResult> {
+  engineEntry('export');
   const formats = o.formats ?? EXPORT_FORMATS;
   const config = await readRunConfig(o.run);
   const reportPath = join(o.run, 'report.json');

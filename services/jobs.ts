@@ -1,109 +1,384 @@
 /**
- * Long work as jobs, for every front end: typed progress events, cancellation, and resume
- * (a quantize job checkpoints after every step; starting it again on the same RUN folder
- * continues from the last checkpoint). No Electron here: the desktop app, the web host and
- * the CLI all drive the same manager.
+ * Long work as jobs, for every front end (desktop app, web host, CLI): a queue with a stated
+ * policy, execution on the Piscina job pool (never on the front end's thread), one ordered
+ * event stream (api/contract.ts `AppEvent`: a snapshot for each new subscriber, then every
+ * event with an increasing `seq`), cancellation that reaches the worker, and a clear failure
+ * when a worker dies. Resume is the run folder's business: a quantize job started again on
+ * the same RUN continues from its checkpoint.
  */
-import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { isFxpqError } from '../native-workers/engine/errors.js';
-import { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluate.js';
-import { quantize, type ProgressEvent, type QuantizeOptions } from './quantize.js';
-import type { RunReport } from './runs.js';
-import { exportRun, type ExportOptions, type ExportResult } from './export.js';
+import { MessageChannel } from 'node:worker_threads';
+import type {
+  ApiError,
+  AppEvent,
+  JobEvent,
+  JobKind,
+  JobSnapshot,
+  QueuePolicy,
+  TrajectoryStep,
+} from '../api/contract.js';
+import { FxpqError, isFxpqError, type FxpqErrorCode } from '../native-workers/engine/errors.js';
+import type { EngineCall } from './engine-thread.js';
+import { drainEngineCalls } from './engine-thread.js';
+import { runTask, type TaskMessage, type TaskName, type TaskTable } from './job-tasks.js';
+import type { JobWorkerReply, JobWorkerTask } from './job-worker.js';
+import { workerPool } from './pool.js';
 
-export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
+export type JobTaskKind = Exclude<JobKind, 'inspect'>;
+export type JobOptions<K extends TaskName> = TaskTable[K]['options'];
+export type JobResult<K extends TaskName> = TaskTable[K]['result'];
 
-export interface JobProgressEvent {
-  job: string;
-  kind: JobKind;
-  stage: string;
-  done: number;
-  total: number;
-  /** Search details: phase, pass, step, current drop (points), memory reduction, bits per structure. */
-  search?: ProgressEvent['search'];
-  etaSeconds?: number;
+export interface JobMeta {
+  title?: string;
+  project?: string;
+  target?: JobSnapshot['target'];
+  /** Called (and awaited) when the job starts and when it ends, before the event goes out. */
+  onStart?: (job: Job) => Promise<void> | void;
+  onSettled?: (job: Job) => Promise<void> | void;
 }
 
-interface JobKinds {
-  quantize: { options: Omit<QuantizeOptions, 'onProgress' | 'signal'>; result: RunReport };
-  evaluate: { options: Omit<EvaluateOptions, 'onProgress' | 'signal'>; result: EvaluationResult };
-  export: { options: Omit<ExportOptions, 'onProgress' | 'signal'>; result: ExportResult };
-}
-export type JobKind = keyof JobKinds;
-
-export interface Job<K extends JobKind = JobKind> {
-  id: string;
-  kind: K;
-  status: JobStatus;
-  result: Promise<JobKinds[K]['result']>;
-  error?: { code: string; message: string };
+export interface Job<K extends JobTaskKind = JobTaskKind> {
+  readonly id: string;
+  readonly kind: K;
+  readonly status: JobSnapshot['status'];
+  readonly error?: ApiError;
+  /** Where the engine's entry points of this job ran (proof that none ran on the main thread). */
+  readonly engineCalls: EngineCall[];
+  result: Promise<JobResult<K>>;
   cancel(): void;
+  snapshot(): JobSnapshot;
 }
 
-export class JobManager extends EventEmitter<{ progress: [JobProgressEvent]; finished: [Job] }> {
-  private readonly jobs = new Map<string, Job>();
+/** 'pool': every job in a worker (the app, the CLI). 'in-thread': the calling thread (the benchmark's baseline only). */
+export type JobRunnerMode = 'pool' | 'in-thread';
 
-  start<K extends JobKind>(kind: K, options: JobKinds[K]['options']): Job<K> {
+export const DEFAULT_POLICY: QueuePolicy = { searches: 1, others: 2 };
+
+const LOG_LINES = 300;
+/** Progress events of one job are relayed at most this often (stage changes always). */
+const PROGRESS_INTERVAL_MS = 50;
+
+interface JobRecord {
+  snapshot: JobSnapshot;
+  options: unknown;
+  meta: JobMeta;
+  job: Job;
+  engineCalls: EngineCall[];
+  lastProgressAt: number;
+  cancelRequested: boolean;
+  requestCancel?: () => void;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+function errorFromReply(error: ApiError): Error {
+  if (error.code === 'internal') return new Error(error.message);
+  return new FxpqError(error.message, error.code as FxpqErrorCode);
+}
+
+function describeStep(s: TrajectoryStep): string {
+  const what = s.structure ? `${s.structure} -> ${s.bits} bits (f ${s.frac})` : (s.note ?? s.phase);
+  return `step ${s.step} ${s.phase}: ${what} ${s.accepted ? 'accepted' : 'rejected'}, drop ${s.drop.toFixed(2)}, bound ${s.bound.toFixed(2)} / ${s.budget.toFixed(2)} pt, ${s.reduction.toFixed(2)}x`;
+}
+
+export class JobManager {
+  readonly policy: QueuePolicy;
+  private readonly mode: JobRunnerMode;
+  private readonly cancelGraceMs: number;
+  private readonly records = new Map<string, JobRecord>();
+  private readonly queue: JobRecord[] = [];
+  private readonly running = { searches: 0, others: 0 };
+  private readonly listeners = new Set<(e: AppEvent) => void>();
+  private seq = 0;
+
+  constructor(o: { policy?: Partial<QueuePolicy>; mode?: JobRunnerMode; cancelGraceMs?: number } = {}) {
+    this.policy = { ...DEFAULT_POLICY, ...o.policy };
+    this.mode = o.mode ?? 'pool';
+    this.cancelGraceMs = o.cancelGraceMs ?? 30_000;
+  }
+
+  /** Queue a job; it starts as soon as the policy allows. */
+  start<K extends JobTaskKind>(kind: K, options: JobOptions<K>, meta: JobMeta = {}): Job<K> {
     const id = randomUUID();
-    const controller = new AbortController();
-    const emit = (stage: string, done: number, total: number, extra: Partial<JobProgressEvent> = {}): void => {
-      this.emit('progress', { job: id, kind, stage, done, total, ...extra });
-    };
-    const run = async (): Promise<JobKinds[K]['result']> => {
-      if (kind === 'quantize') {
-        return (await quantize({
-          ...(options as QuantizeOptions),
-          signal: controller.signal,
-          onProgress: (e) => emit(e.stage, e.done, e.total, { search: e.search, etaSeconds: e.etaSeconds }),
-        })) as JobKinds[K]['result'];
-      }
-      if (kind === 'export') {
-        return (await exportRun({
-          ...(options as ExportOptions),
-          signal: controller.signal,
-          onProgress: (stage) => emit(stage, 0, 1),
-        })) as JobKinds[K]['result'];
-      }
-      return (await evaluate({
-        ...(options as EvaluateOptions),
-        signal: controller.signal,
-        onProgress: (d, t) => emit('evaluation', d, t),
-      })) as JobKinds[K]['result'];
-    };
-    const job: Job<K> = {
+    const snapshot: JobSnapshot = {
       id,
       kind,
-      status: 'running',
-      result: undefined as never,
-      cancel: () => controller.abort(),
+      title: meta.title ?? kind,
+      status: 'queued',
+      ...(meta.project ? { project: meta.project } : {}),
+      ...(meta.target ? { target: meta.target } : {}),
+      queuedAt: new Date().toISOString(),
+      steps: [],
+      log: [],
     };
-    job.result = run().then(
-      (r) => {
-        job.status = 'done';
-        this.emit('finished', job as Job);
-        return r;
+    let resolve!: (v: unknown) => void;
+    let reject!: (e: unknown) => void;
+    const result = new Promise<JobResult<K>>((res, rej) => {
+      resolve = res as (v: unknown) => void;
+      reject = rej;
+    });
+    // A job's failure is reported through its status and events; never as an unhandled rejection.
+    result.catch(() => undefined);
+    const rec: JobRecord = {
+      snapshot,
+      options,
+      meta,
+      engineCalls: [],
+      lastProgressAt: 0,
+      cancelRequested: false,
+      resolve,
+      reject,
+      job: undefined as never,
+    };
+    rec.job = {
+      id,
+      kind,
+      get status() {
+        return rec.snapshot.status;
       },
-      (e: unknown) => {
-        job.status = controller.signal.aborted ? 'cancelled' : 'failed';
-        job.error = isFxpqError(e)
-          ? { code: e.code, message: e.message }
-          : { code: 'internal', message: String((e as Error).message ?? e) };
-        this.emit('finished', job as Job);
-        throw e;
+      get error() {
+        return rec.snapshot.error;
       },
-    );
-    // A job's failure is reported through its status and `result`; never as an unhandled rejection.
-    job.result.catch(() => undefined);
-    this.jobs.set(id, job as Job);
-    return job;
+      get engineCalls() {
+        return rec.engineCalls;
+      },
+      result,
+      cancel: () => this.cancel(id),
+      snapshot: () => this.snapshotOf(rec),
+    } as Job<K>;
+    this.records.set(id, rec);
+    this.queue.push(rec);
+    this.emit({ type: 'queued', job: id, snapshot: this.snapshotOf(rec) });
+    this.pump();
+    return rec.job as Job<K>;
+  }
+
+  /** A short request that still parses a model or decodes an image: on the pool, outside the queue, no events. */
+  async call<K extends TaskName>(task: K, options: JobOptions<K>): Promise<JobResult<K>> {
+    const reply = await this.execute(task, options, () => undefined, () => undefined);
+    if (reply.ok) return reply.result as JobResult<K>;
+    throw errorFromReply(reply.error);
+  }
+
+  /** Receive a snapshot of every job now, then every event, in order, until unsubscribed. */
+  subscribe(listener: (e: AppEvent) => void): () => void {
+    listener({ type: 'snapshot', seq: this.seq, jobs: this.list() });
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  list(): JobSnapshot[] {
+    return [...this.records.values()].map((r) => this.snapshotOf(r));
   }
 
   get(id: string): Job | undefined {
-    return this.jobs.get(id);
+    return this.records.get(id)?.job;
   }
 
-  list(): Job[] {
-    return [...this.jobs.values()];
+  /** Live (queued or running) jobs. */
+  active(): Job[] {
+    return [...this.records.values()]
+      .filter((r) => r.snapshot.status === 'queued' || r.snapshot.status === 'running')
+      .map((r) => r.job);
+  }
+
+  cancel(id: string): boolean {
+    const rec = this.records.get(id);
+    if (!rec) return false;
+    if (rec.snapshot.status === 'queued') {
+      this.queue.splice(this.queue.indexOf(rec), 1);
+      void this.settle(rec, { ok: false, cancelled: true, error: { code: 'cancelled', message: 'The job was cancelled before it started.' }, engineCalls: [] });
+      return true;
+    }
+    if (rec.snapshot.status !== 'running' || rec.cancelRequested) return false;
+    rec.cancelRequested = true;
+    this.log(rec, 'cancel requested');
+    rec.requestCancel?.();
+    return true;
+  }
+
+  /** Wait for every live job to end (cancelling them first when asked). */
+  async drain(cancel = false): Promise<void> {
+    const live = this.active();
+    if (cancel) live.forEach((j) => j.cancel());
+    await Promise.allSettled(live.map((j) => j.result));
+  }
+
+  private snapshotOf(rec: JobRecord): JobSnapshot {
+    const position = this.queue.indexOf(rec);
+    return {
+      ...rec.snapshot,
+      steps: [...rec.snapshot.steps],
+      log: [...rec.snapshot.log],
+      ...(position >= 0 ? { queuePosition: position } : {}),
+    };
+  }
+
+  private emit(e: DistributiveOmit<JobEvent, 'seq' | 'at'>): void {
+    const event = { ...e, seq: ++this.seq, at: new Date().toISOString() } as JobEvent;
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // A broken subscriber (a closed window) must not stop the job or the others.
+      }
+    }
+  }
+
+  private log(rec: JobRecord, line: string): void {
+    rec.snapshot.log.push(line);
+    if (rec.snapshot.log.length > LOG_LINES) rec.snapshot.log.splice(0, rec.snapshot.log.length - LOG_LINES);
+    this.emit({ type: 'log', job: rec.snapshot.id, line });
+  }
+
+  private onTaskMessage(rec: JobRecord, m: TaskMessage): void {
+    if (m.type === 'progress') {
+      const stageChanged = rec.snapshot.progress?.stage !== m.progress.stage;
+      rec.snapshot.progress = m.progress;
+      if (stageChanged) this.log(rec, `${m.progress.stage}: ${m.progress.total} to do`);
+      const now = Date.now();
+      if (!stageChanged && m.progress.done < m.progress.total && now - rec.lastProgressAt < PROGRESS_INTERVAL_MS) return;
+      rec.lastProgressAt = now;
+      this.emit({ type: 'progress', job: rec.snapshot.id, progress: m.progress });
+    } else if (m.type === 'step') {
+      rec.snapshot.steps.push(m.step);
+      this.emit({ type: 'step', job: rec.snapshot.id, step: m.step });
+      this.log(rec, describeStep(m.step));
+    } else {
+      this.log(rec, m.line);
+    }
+  }
+
+  private pump(): void {
+    for (const rec of [...this.queue]) {
+      const lane = rec.snapshot.kind === 'quantize' ? 'searches' : 'others';
+      if (this.running[lane] >= this.policy[lane]) continue;
+      this.queue.splice(this.queue.indexOf(rec), 1);
+      this.running[lane]++;
+      void this.runJob(rec).finally(() => {
+        this.running[lane]--;
+        this.pump();
+      });
+    }
+  }
+
+  private async runJob(rec: JobRecord): Promise<void> {
+    rec.snapshot.status = 'running';
+    rec.snapshot.startedAt = new Date().toISOString();
+    await this.hook(rec, rec.meta.onStart);
+    this.emit({ type: 'started', job: rec.snapshot.id });
+    const reply = await this.execute(
+      rec.snapshot.kind as TaskName,
+      rec.options,
+      (m) => this.onTaskMessage(rec, m),
+      (cancel) => {
+        rec.requestCancel = cancel;
+        if (rec.cancelRequested) cancel();
+      },
+    );
+    await this.settle(rec, reply);
+  }
+
+  private async settle(rec: JobRecord, reply: JobWorkerReply): Promise<void> {
+    rec.engineCalls = reply.engineCalls;
+    rec.snapshot.finishedAt = new Date().toISOString();
+    if (reply.ok) {
+      rec.snapshot.status = 'done';
+      rec.snapshot.result = reply.result;
+    } else {
+      const cancelled = reply.cancelled || rec.cancelRequested;
+      rec.snapshot.status = cancelled ? 'cancelled' : 'failed';
+      rec.snapshot.error = cancelled ? { code: 'cancelled', message: `${rec.snapshot.title} was cancelled.` } : reply.error;
+    }
+    await this.hook(rec, rec.meta.onSettled);
+    const id = rec.snapshot.id;
+    if (rec.snapshot.status === 'done') {
+      this.emit({ type: 'finished', job: id, result: reply.ok ? reply.result : null });
+      rec.resolve(reply.ok ? reply.result : undefined);
+    } else if (rec.snapshot.status === 'cancelled') {
+      this.emit({ type: 'cancelled', job: id });
+      rec.reject(new FxpqError(rec.snapshot.error!.message, 'cancelled'));
+    } else {
+      this.log(rec, `failed: ${rec.snapshot.error!.message}`);
+      this.emit({ type: 'failed', job: id, error: rec.snapshot.error! });
+      rec.reject(errorFromReply(rec.snapshot.error!));
+    }
+  }
+
+  private async hook(rec: JobRecord, fn: ((job: Job) => Promise<void> | void) | undefined): Promise<void> {
+    try {
+      await fn?.(rec.job);
+    } catch (e) {
+      this.log(rec, `could not record the job's state: ${(e as Error).message}`);
+    }
+  }
+
+  /** Run a task on the job pool (or, for the baseline, here), always answering with a reply. */
+  private async execute(
+    task: TaskName,
+    options: unknown,
+    onMessage: (m: TaskMessage) => void,
+    setCancel: (cancel: () => void) => void,
+  ): Promise<JobWorkerReply> {
+    if (this.mode === 'in-thread') return this.executeHere(task, options, onMessage, setCancel);
+    const { port1, port2 } = new MessageChannel();
+    const closed = new Promise<void>((resolve) => port1.once('close', () => resolve()));
+    port1.on('message', onMessage);
+    const hard = new AbortController();
+    let grace: NodeJS.Timeout | undefined;
+    setCancel(() => {
+      // Ask the task to stop at its next evaluation (it keeps its checkpoint); end the worker if it does not.
+      port1.postMessage({ type: 'cancel' });
+      grace = setTimeout(() => hard.abort(), this.cancelGraceMs);
+      grace.unref();
+    });
+    try {
+      const payload: JobWorkerTask = { task, options, port: port2 };
+      const reply = (await workerPool('job-worker').run(payload, {
+        transferList: [port2] as never,
+        signal: hard.signal,
+      })) as JobWorkerReply;
+      // Every event the worker posted arrives before the port's close: relay them all before the end.
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+      return reply;
+    } catch (e) {
+      if (hard.signal.aborted)
+        return { ok: false, cancelled: true, error: { code: 'cancelled', message: 'cancelled' }, engineCalls: [] };
+      const detail = (e as Error)?.message ?? String(e);
+      return {
+        ok: false,
+        cancelled: false,
+        error: {
+          code: 'worker-crashed',
+          message: `The worker running this job stopped unexpectedly (${detail}). Files the job wrote are kept; a search can be resumed from its last checkpoint.`,
+        },
+        engineCalls: [],
+      };
+    } finally {
+      if (grace) clearTimeout(grace);
+      port1.close();
+    }
+  }
+
+  private async executeHere(
+    task: TaskName,
+    options: unknown,
+    onMessage: (m: TaskMessage) => void,
+    setCancel: (cancel: () => void) => void,
+  ): Promise<JobWorkerReply> {
+    const controller = new AbortController();
+    setCancel(() => controller.abort());
+    drainEngineCalls();
+    try {
+      const result = await runTask(task, options as never, { signal: controller.signal, emit: onMessage });
+      return { ok: true, result, engineCalls: drainEngineCalls() };
+    } catch (e) {
+      const error = isFxpqError(e)
+        ? { code: e.code as string, message: e.message }
+        : { code: 'internal', message: (e as Error)?.message ?? String(e) };
+      return { ok: false, error, cancelled: controller.signal.aborted, engineCalls: drainEngineCalls() };
+    }
   }
 }
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

@@ -8,6 +8,7 @@ import { FxpqError } from '../native-workers/engine/errors.js';
 import type { InspectReport } from '../api/contract.js';
 import { classesFromValue } from './classes.js';
 import { readUserFile } from './files.js';
+import { engineEntry } from './engine-thread.js';
 
 export interface LoadedModel extends ImportedModel {
   bytes: Uint8Array;
@@ -19,12 +20,15 @@ export async function loadModelFile(path: string): Promise<LoadedModel> {
 }
 
 export async function inspectModelFile(path: string): Promise<InspectReport> {
+  engineEntry('inspect');
   return inspectImported(await loadModelFile(path));
 }
 
 /** What a model says about its own inputs: from ONNX metadata, else a sidecar `<model>.json`. */
 export interface ModelHints {
   preprocess?: string;
+  /** Where the preprocessing spec came from. */
+  preprocessSource?: string;
   classes?: ClassList;
 }
 
@@ -36,7 +40,10 @@ export async function modelHints(model: LoadedModel): Promise<ModelHints> {
   const meta = model.original.metadata;
   const hints: ModelHints = {};
   const metaPre = meta['fxpq.preprocess'] ?? meta['preprocess'];
-  if (metaPre) hints.preprocess = metaPre;
+  if (metaPre) {
+    hints.preprocess = metaPre;
+    hints.preprocessSource = `model metadata of ${model.source}`;
+  }
   const metaClasses = meta['fxpq.classes'] ?? meta['classes'];
   if (metaClasses) {
     const parsed = metaClasses.trim().startsWith('[')
@@ -57,7 +64,10 @@ export async function modelHints(model: LoadedModel): Promise<ModelHints> {
   } catch {
     throw new FxpqError(`${sidecar} (the model's sidecar) is not valid JSON.`, 'io');
   }
-  if (!hints.preprocess && typeof json.preprocess === 'string') hints.preprocess = json.preprocess;
+  if (!hints.preprocess && typeof json.preprocess === 'string') {
+    hints.preprocess = json.preprocess;
+    hints.preprocessSource = `sidecar ${sidecar}`;
+  }
   if (!hints.classes && json.classes !== undefined)
     hints.classes = await classesFromValue(json.classes, dirname(sidecar), `sidecar ${sidecar}`);
   return hints;

@@ -1,17 +1,61 @@
-/** The engine's Piscina pool, sized to the cores; TypeScript workers run through tsx. */
+/**
+ * The Piscina pools, and where their worker entry files are. From sources (tsx, vitest) the
+ * entries are the .ts files and workers load tsx; from the electron-vite build they are
+ * bundles beside the main bundle (out/main/<entry>.js), which the Electron main process
+ * announces with `configureWorkers` (a packaged app unpacks them from the asar archive).
+ */
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 
-const pools = new Map<string, Piscina>();
+/** job-worker runs whole jobs (search, evaluation, export, import); the others serve a job's inner loops. */
+export type WorkerEntry = 'job-worker' | 'preprocess-worker' | 'int-worker';
 
-/** One pool per worker entry, created on first use and shared by every job. */
-export function workerPool(entry: 'preprocess-worker' | 'int-worker'): Piscina {
+export interface WorkerLocation {
+  /** Folder of the built entries (`<entry>.js`); absent: the sources, through tsx. */
+  builtDir?: string;
+}
+
+const SOURCE_ENTRIES: Record<WorkerEntry, string> = {
+  'job-worker': './job-worker.ts',
+  'preprocess-worker': '../native-workers/pool/preprocess-worker.ts',
+  'int-worker': '../native-workers/pool/int-worker.ts',
+};
+
+let location: WorkerLocation = {};
+const pools = new Map<WorkerEntry, Piscina>();
+
+/** Where the worker entries live (call before the first job; a job worker inherits it). */
+export function configureWorkers(where: WorkerLocation): void {
+  location = { ...where };
+}
+
+export function workerLocation(): WorkerLocation {
+  return location;
+}
+
+export function workerEntryUrl(entry: WorkerEntry): string {
+  return location.builtDir
+    ? pathToFileURL(join(location.builtDir, `${entry}.js`)).href
+    : new URL(SOURCE_ENTRIES[entry], import.meta.url).href;
+}
+
+/** Thread counts: every core for the inner loops, and enough job threads that the queue, not Piscina, decides. */
+function maxThreads(entry: WorkerEntry): number {
+  return entry === 'job-worker' ? 8 : Math.max(1, availableParallelism());
+}
+
+/** One pool per worker entry, created on first use and shared by every job of this thread. */
+export function workerPool(entry: WorkerEntry): Piscina {
   let pool = pools.get(entry);
   if (!pool) {
     pool = new Piscina({
-      filename: new URL(`../native-workers/pool/${entry}.ts`, import.meta.url).href,
-      execArgv: ['--import', 'tsx'],
-      maxThreads: Math.max(1, availableParallelism()),
+      filename: workerEntryUrl(entry),
+      execArgv: location.builtDir ? [] : ['--import', 'tsx'],
+      workerData: { workers: location },
+      maxThreads: maxThreads(entry),
+      minThreads: 0,
       // Workers idle out, so a CLI process can exit when its work is done.
       idleTimeout: 1000,
     });

@@ -14,6 +14,7 @@ import { collectStatistics } from './statistics.js';
 import { buildRun, sha256, writeRun, type RunReport } from './runs.js';
 import { chooseSplit, inputNonNegative, openSession } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
+import { writeActivationHistograms } from './run-statistics.js';
 
 export type ProgressEvent = SearchJobProgress;
 
@@ -45,6 +46,7 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
   const plan = buildPlan(s.model.canonical, { inputNonNegative: nonNegative });
   const stats = await collectStatistics(s, plan, split.calib, cache, o.onProgress);
   const ranges = structureRanges(plan, (t) => stats.get(t)?.maxAbs ?? 0);
+  await writeActivationHistograms(o.out, stats);
   const assignment: Assignment = uniformAssignment(plan, o.uniform, ranges);
 
   const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);

@@ -3,9 +3,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Assignment, QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
-import { memoryReport, type MemoryReport } from '../native-workers/engine/fixedpoint/assignment.js';
+import { memoryReport } from '../native-workers/engine/fixedpoint/assignment.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { writeFileAtomic } from './files.js';
+import type { RunReport } from '../api/contract.js';
 
 export interface RunConfig {
   format: 'fxpq-run';
@@ -23,26 +24,7 @@ export interface RunConfig {
   biases?: Record<string, number[]>;
 }
 
-export interface RunReport {
-  model: { path: string; sha256: string };
-  budget: number | null;
-  data: { calib: number; eval: number; labelled: boolean; seed: number };
-  fp: { top1: number; top5: number };
-  quant: { top1: number; top5: number; agreement: number };
-  memory: MemoryReport;
-  structures: {
-    layer: string;
-    kind: string;
-    tensor: string;
-    elements: number;
-    signed: boolean;
-    bits: number;
-    frac: number;
-  }[];
-  search: { evaluations: number; seconds: number; fp32Passes?: number; simPasses?: number; strategy?: string };
-  classes: { count: number; source: string };
-  preprocess: string;
-}
+export type { RunReport };
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -84,7 +66,13 @@ export interface RunParts {
   inputNonNegative: boolean;
   mode: RunConfig['mode'];
   budget: number | null;
-  result: { n: number; fp?: RunReport['fp']; quant?: RunReport['quant'] };
+  result: {
+    n: number;
+    fp?: RunReport['fp'];
+    quant?: RunReport['quant'];
+    perClassBoth?: RunReport['perClass'];
+    confusion?: number[][];
+  };
   search: RunReport['search'];
 }
 
@@ -122,6 +110,8 @@ export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } 
     search: p.search,
     classes: { count: p.session.classes.ids.length, source: p.session.classes.source },
     preprocess: p.session.specText,
+    ...(p.result.perClassBoth ? { perClass: p.result.perClassBoth } : {}),
+    ...(p.result.confusion ? { confusion: p.result.confusion } : {}),
   };
   return { config, report };
 }

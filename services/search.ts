@@ -29,6 +29,8 @@ import { klDivergence, type PairedCounts } from '../native-workers/engine/search
 import { FxpqError } from '../native-workers/engine/errors.js';
 import type { Node } from '../native-workers/engine/ir/graph.js';
 import { evaluateOn } from './engines.js';
+import { engineEntry } from './engine-thread.js';
+import { writeActivationHistograms } from './run-statistics.js';
 import { writeFileAtomic } from './files.js';
 import { imageBatches } from './image-feed.js';
 import { collectStatistics } from './statistics.js';
@@ -51,6 +53,8 @@ export interface SearchJobOptions extends SessionOptions {
   slice?: number;
   cacheDir?: string;
   onProgress?: (p: SearchJobProgress) => void;
+  /** Every trajectory step: first the ones a resumed run already has, then each new one. */
+  onStep?: (step: TrajectoryStep) => void;
   signal?: AbortSignal;
   /** Test hook: stop (as if killed) after this many checkpoints. */
   stopAfterCheckpoints?: number;
@@ -120,7 +124,8 @@ class SearchEvaluator {
     return dequantizeArray(quantizeArray(data, f), f.frac);
   }
 
-  async evaluate(a: Assignment, biases: Record<string, number[]>, count: number): Promise<PairedCounts> {
+  async evaluate(a: Assignment, biases: Record<string, number[]>, count: number, phase: string): Promise<PairedCounts> {
+    engineEntry(`search-${phase}`);
     const c: PairedCounts = { n: 0, n10: 0, n01: 0, correct: 0, kl: 0 };
     const k = this.classes;
     for (const b of this.batchesFor(count)) {
@@ -140,6 +145,7 @@ class SearchEvaluator {
   }
 
   async layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array> {
+    engineEntry('bias-correction');
     const tensor = node.outputs[0]!;
     const channels = this.plan.shapes.get(tensor)![1]!;
     const sum = new Float64Array(channels);
@@ -219,6 +225,10 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     return JSON.parse(await readFile(reportFile, 'utf8')) as RunReport;
   if (previous) await truncateTrajectory(trajectoryFile, previous.state.steps);
   else await writeFileAtomic(trajectoryFile, '');
+  if (previous && o.onStep) {
+    for (const line of (await readFile(trajectoryFile, 'utf8')).split('\n').filter(Boolean))
+      o.onStep(JSON.parse(line) as TrajectoryStep);
+  }
 
   const cache = new TensorCache(o.cacheDir ?? defaultCacheDir());
   const nonNegative = inputNonNegative(s.spec);
@@ -235,6 +245,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     o.onProgress?.({ stage: 'statistics', done: e.done, total: e.total }),
   );
   const ranges = structureRanges(plan, (t) => stats.get(t)?.maxAbs ?? 0);
+  await writeActivationHistograms(o.out, stats);
   const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
   const sim = await SimRunner.create(plan);
   const statsRunner = await StatsRunner.create(plan);
@@ -256,6 +267,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       cache,
       onSkip: () => {},
     })) {
+      engineEntry('teacher');
       const t0 = performance.now();
       const teacher = await float.run(b.data, b.indices.length);
       teacherSeconds += (performance.now() - t0) / 1000;
@@ -281,10 +293,11 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         histograms: stats,
         calibCount: loaded,
         sliceCount: slice,
-        evaluate: (a, biases, count) => evaluator.evaluate(a, biases, count),
+        evaluate: (a, biases, count, phase) => evaluator.evaluate(a, biases, count, phase),
         layerError: (a, biases, node, count) => evaluator.layerError(a, biases, node, count),
         record: async (step: TrajectoryStep) => {
           await appendFile(trajectoryFile, JSON.stringify(step) + '\n');
+          o.onStep?.(step);
         },
         checkpoint: async (state) => {
           const seconds = secondsBefore + (performance.now() - processStart) / 1000;

@@ -4,6 +4,7 @@ import { StatsAccumulator, StatsRunner, type ActivationStats } from '../native-w
 import { imageBatches } from './image-feed.js';
 import type { WorkSession } from './session.js';
 import type { TensorCache } from './tensor-cache.js';
+import { engineEntry } from './engine-thread.js';
 
 /** Streaming statistics of every activation over `indices` (spec §5 step 0). */
 export async function collectStatistics(
@@ -13,6 +14,7 @@ export async function collectStatistics(
   cache: TensorCache,
   onProgress?: (e: { stage: 'statistics'; done: number; total: number }) => void,
 ): Promise<Map<string, ActivationStats>> {
+  engineEntry('statistics');
   const runner = await StatsRunner.create(plan);
   const acc = new StatsAccumulator();
   let done = 0;

@@ -1,12 +1,16 @@
 /**
  * `fxpq serve`: the same renderer in a browser, like Netron or Jupyter. Listens on
- * 127.0.0.1 only; every API call needs the random token printed in the URL.
+ * 127.0.0.1 only; every API call and the event stream need the random token printed in the
+ * URL. Requests whose Host is not this loopback address (DNS rebinding) or whose Origin is
+ * another site are refused; pages carry a Content-Security-Policy that forbids framing.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
-import { dispatchApiCall, serviceApi } from '../services/api.js';
+import { createServices, dispatchApiCall, type Services } from '../services/api.js';
+import { refuseEngineOnMainThread } from '../services/engine-thread.js';
+import type { AppEvent } from '../api/contract.js';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -15,12 +19,23 @@ const MIME: Record<string, string> = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
   '.json': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+const SECURITY_HEADERS = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
 };
 
 export interface WebHost {
   server: Server;
   url: string;
   token: string;
+  services: Services;
   close(): Promise<void>;
 }
 
@@ -29,6 +44,8 @@ export interface WebHostOptions {
   rendererDir: string;
   port?: number;
   token?: string;
+  /** Services to serve (default: a fresh set for this host). */
+  services?: Services;
 }
 
 function sameToken(a: string, b: string): boolean {
@@ -49,63 +66,104 @@ async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> 
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(status, { 'content-type': type, ...SECURITY_HEADERS });
   res.end(body);
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  send(res, status, 'application/json', JSON.stringify({ error: { code, message } }));
 }
 
 export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
   const token = options.token ?? randomBytes(24).toString('hex');
-  const api = serviceApi('web');
+  const services = options.services ?? createServices({ host: 'web' });
+  // This process serves the UI: engine work here would stall every request.
+  refuseEngineOnMainThread();
   const root = normalize(options.rendererDir);
+  const streams = new Set<ServerResponse>();
+  let origin = '';
+
+  const allowedHost = (req: IncomingMessage): boolean => {
+    const host = req.headers.host ?? '';
+    return host === origin.slice('http://'.length) || host === origin.slice('http://'.length).replace('127.0.0.1', 'localhost');
+  };
+  const allowedOrigin = (req: IncomingMessage): boolean => {
+    const o = req.headers.origin;
+    return o === undefined || o === origin || o === origin.replace('127.0.0.1', 'localhost');
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (!allowedHost(req)) return sendError(res, 421, 'wrong-host', 'This server answers only on its own loopback address.');
+    let url: URL;
+    let pathname: string;
+    try {
+      url = new URL(req.url ?? '/', origin);
+      pathname = decodeURIComponent(url.pathname);
+    } catch {
+      return sendError(res, 400, 'bad-request', 'The request address is malformed.');
+    }
+    if (pathname.startsWith('/api/')) {
+      if (!allowedOrigin(req)) return sendError(res, 403, 'forbidden', 'Requests from other sites are refused.');
+      if (pathname === '/api/events') {
+        const given = url.searchParams.get('token') ?? (req.headers.authorization ?? '').replace(/^Bearer /, '');
+        if (req.method !== 'GET' || !sameToken(given, token))
+          return sendError(res, 403, 'forbidden', 'Missing or wrong access token.');
+        res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream', connection: 'keep-alive' });
+        res.write('retry: 2000\n\n');
+        streams.add(res);
+        const unsubscribe = services.jobs.subscribe((e: AppEvent) => {
+          res.write(`id: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`);
+        });
+        const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+        keepAlive.unref();
+        req.on('close', () => {
+          clearInterval(keepAlive);
+          unsubscribe();
+          streams.delete(res);
+        });
+        return;
+      }
+      if (req.method !== 'POST' || !sameToken(req.headers.authorization ?? '', `Bearer ${token}`))
+        return sendError(res, 403, 'forbidden', 'Missing or wrong access token.');
+      let args: unknown;
+      try {
+        args = JSON.parse((await readBody(req)) || '[]');
+      } catch {
+        args = undefined;
+      }
+      if (!Array.isArray(args))
+        return sendError(res, 400, 'bad-request', 'The request body must be a JSON array of arguments.');
+      const reply = await dispatchApiCall(services.api, pathname.slice('/api/'.length), args);
+      return send(res, 200, 'application/json', JSON.stringify(reply));
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'bad-request', 'Only GET here.');
+    const rel = pathname === '/' ? 'index.html' : pathname.slice(1);
+    const file = normalize(join(root, rel));
+    if (rel.includes('\0') || (file !== root && !file.startsWith(root + sep))) return send(res, 404, 'text/plain', 'Not found');
+    try {
+      // Only plain files: a FIFO or device under the folder must not hang the request.
+      if (!(await stat(file)).isFile()) return send(res, 404, 'text/plain', 'Not found');
+      send(res, 200, MIME[extname(file)] ?? 'application/octet-stream', await readFile(file));
+    } catch {
+      send(res, 404, 'text/plain', 'Not found');
+    }
+  };
 
   const server = createServer((req, res) => {
-    void (async () => {
-      const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-      if (url.pathname.startsWith('/api/')) {
-        const auth = req.headers.authorization ?? '';
-        if (req.method !== 'POST' || !sameToken(auth, `Bearer ${token}`)) {
-          send(
-            res,
-            403,
-            'application/json',
-            JSON.stringify({ error: { code: 'forbidden', message: 'Missing or wrong access token.' } }),
-          );
-          return;
-        }
-        let args: unknown;
-        try {
-          args = JSON.parse((await readBody(req)) || '[]');
-        } catch {
-          args = undefined;
-        }
-        if (!Array.isArray(args)) {
-          send(
-            res,
-            400,
-            'application/json',
-            JSON.stringify({
-              error: { code: 'bad-request', message: 'The request body must be a JSON array of arguments.' },
-            }),
-          );
-          return;
-        }
-        const reply = await dispatchApiCall(api, url.pathname.slice('/api/'.length), args);
-        send(res, 200, 'application/json', JSON.stringify(reply));
-        return;
-      }
-      const rel = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname.slice(1));
-      const file = normalize(join(root, rel));
-      if (file !== root && !file.startsWith(root + sep)) {
-        send(res, 404, 'text/plain', 'Not found');
-        return;
-      }
+    handle(req, res).catch(() => {
+      // A request must never take the server down; its client gets a plain 500.
       try {
-        send(res, 200, MIME[extname(file)] ?? 'application/octet-stream', await readFile(file));
+        sendError(res, 500, 'internal', 'The request failed.');
       } catch {
-        send(res, 404, 'text/plain', 'Not found');
+        res.destroy();
       }
-    })();
+    });
   });
+  server.on('clientError', (_e, socket) => socket.destroy());
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -113,10 +171,17 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
+  origin = `http://127.0.0.1:${port}`;
   return {
     server,
     token,
-    url: `http://127.0.0.1:${port}/?token=${token}`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    services,
+    url: `${origin}/?token=${token}`,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of streams) s.end();
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      }),
   };
 }

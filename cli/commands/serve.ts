@@ -16,7 +16,8 @@ export const serveCommand: Command = {
     const host = await startWebHost({ rendererDir, port });
     out.write(`FxPQ is serving on ${host.url}\nOpen that address in a browser; press Ctrl+C to stop.\n`);
     await new Promise<void>((resolve) => {
-      const stop = (): void => void host.close().then(resolve);
+      // Running searches stop at their next evaluation and keep their checkpoints (resumable).
+      const stop = (): void => void host.services.jobs.drain(true).then(() => host.close().then(resolve));
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });

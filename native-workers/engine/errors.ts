@@ -13,7 +13,16 @@ export class FxpqError extends Error {
   }
 }
 
-export type FxpqErrorCode = 'not-found' | 'not-onnx' | 'unsupported-op' | 'unsupported-model' | 'invalid-model' | 'io';
+export type FxpqErrorCode =
+  | 'not-found'
+  | 'not-onnx'
+  | 'unsupported-op'
+  | 'unsupported-model'
+  | 'invalid-model'
+  | 'io'
+  | 'cancelled'
+  | 'worker-crashed'
+  | 'bad-request';
 
 export function isFxpqError(e: unknown): e is FxpqError {
   return e instanceof FxpqError;

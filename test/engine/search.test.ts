@@ -77,7 +77,7 @@ describe('FxP-QNet search', () => {
     const env = syntheticEnv(plan, log, saved);
     const state = await new FxpQNetSearch(env, options).run(initialState());
     expect(state.phase).toBe('done');
-    const final = await env.evaluate(state.assignment, {}, 1000);
+    const final = await env.evaluate(state.assignment, {}, 1000, 'done');
     expect(dropUpperBound(final, 1)).toBeLessThanOrEqual(0.01);
     expect(memoryReport(plan, state.assignment).reduction).toBeGreaterThan(4);
     expect(log.some((s) => !s.accepted)).toBe(true);

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { JobManager, type JobProgressEvent } from '../../services/jobs.js';
+import type { JobProgress } from '../../api/contract.js';
+import { JobManager } from '../../services/jobs.js';
 import { quantize } from '../../services/quantize.js';
 import { closePools } from '../../services/pool.js';
 import type { RunReport } from '../../services/runs.js';
@@ -40,8 +41,10 @@ let reference: RunReport;
 describe('quantize job with a budget', () => {
   it('runs to the end with typed progress, within budget, smaller than 8 bits', async () => {
     const jobs = new JobManager();
-    const events: JobProgressEvent[] = [];
-    jobs.on('progress', (e) => events.push(e));
+    const events: JobProgress[] = [];
+    jobs.subscribe((e) => {
+      if (e.type === 'progress') events.push(e.progress);
+    });
     const job = jobs.start('quantize', { ...base, out: join(tmp, 'ref') });
     reference = await job.result;
     expect(job.status).toBe('done');
@@ -66,8 +69,8 @@ describe('quantize job with a budget', () => {
     const out = join(tmp, 'cancelled');
     const job = jobs.start('quantize', { ...base, out });
     let seen = 0;
-    jobs.on('progress', (e) => {
-      if (e.stage === 'search' && ++seen === 8) job.cancel();
+    jobs.subscribe((e) => {
+      if (e.type === 'step' && ++seen === 8) job.cancel();
     });
     await expect(job.result).rejects.toThrow(/cancelled/);
     expect(job.status).toBe('cancelled');

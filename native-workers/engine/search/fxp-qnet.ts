@@ -103,7 +103,7 @@ export interface SearchEnv {
   /** Images of the early-rejection slice and of the distillation set (a prefix of D_c). */
   sliceCount: number;
   /** Paired counts and KL of an assignment on the first `count` calibration images. */
-  evaluate(a: Assignment, biases: Record<string, number[]>, count: number): Promise<PairedCounts>;
+  evaluate(a: Assignment, biases: Record<string, number[]>, count: number, phase: Phase): Promise<PairedCounts>;
   /** Mean float-minus-fixed output error per channel of `node` over the first `count` images. */
   layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array>;
   record(step: TrajectoryStep): Promise<void>;
@@ -174,7 +174,7 @@ export class FxpQNetSearch {
     biases = state.biases,
   ): Promise<PairedCounts> {
     if (this.env.signal?.aborted) throw new FxpqError('The search was cancelled.', 'io');
-    const c = await this.env.evaluate(a, biases, count);
+    const c = await this.env.evaluate(a, biases, count, state.phase);
     state.evaluations++;
     state.images += count;
     return c;

@@ -1,0 +1,70 @@
+/** Exports of a run: the formats, the export job, the files and their verification. */
+import { defineStore } from 'pinia';
+import type { ExportFormat } from '../../../api/contract';
+import { api, errorMessage } from '../api-client';
+import { useAppStore } from './app';
+import { useJobsStore } from './jobs';
+
+export const FORMATS: { id: ExportFormat; label: string; help: string }[] = [
+  { id: 'qdq', label: 'QDQ ONNX', help: 'model.qdq.onnx, checked against the simulation in onnxruntime' },
+  { id: 'fxpq', label: 'FxPQ package', help: 'model.fxpq: packed integer weights, manifest and golden vectors' },
+  { id: 'c', label: 'C source', help: 'integer-only C99 with a golden-vector harness, checked with gcc' },
+];
+
+export const useExportsStore = defineStore('exports', {
+  state: () => ({
+    run: '',
+    formats: ['qdq', 'fxpq', 'c'] as ExportFormat[],
+    selected: '',
+    busy: false,
+    error: '',
+    /** Where a file is, when the OS cannot open it for us (web mode). */
+    shownPath: '',
+  }),
+  actions: {
+    async start(): Promise<boolean> {
+      const app = useAppStore();
+      const jobs = useJobsStore();
+      if (!app.project) return false;
+      if (!this.run) {
+        this.error = 'Choose a finished run to export.';
+        return false;
+      }
+      if (this.formats.length === 0) {
+        this.error = 'Choose at least one format to export.';
+        return false;
+      }
+      this.busy = true;
+      this.error = '';
+      try {
+        const job = await api().startExport(app.project.path, this.run, [...this.formats]);
+        jobs.remember(job);
+        await app.reloadProject();
+        this.selected = job.target?.export ?? app.project?.exports.find((x) => x.job === job.id)?.id ?? this.selected;
+        return true;
+      } catch (e) {
+        this.error = errorMessage(e);
+        return false;
+      } finally {
+        this.busy = false;
+      }
+    },
+    /** Open a file or folder with the OS; where that is not possible (web mode), show its path. */
+    async open(path: string): Promise<void> {
+      this.shownPath = '';
+      this.error = '';
+      try {
+        const opened = await api().openPath(path);
+        if (!opened) this.shownPath = path;
+      } catch (e) {
+        this.error = errorMessage(e);
+      }
+    },
+    reset(): void {
+      this.run = '';
+      this.selected = '';
+      this.error = '';
+      this.shownPath = '';
+    },
+  },
+});

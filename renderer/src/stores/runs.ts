@@ -1,0 +1,211 @@
+/** Quantization runs: the form, start / resume / cancel, and the results of finished runs. */
+import { defineStore } from 'pinia';
+import type { HistogramData, RunRequest, RunResults } from '../../../api/contract';
+import { api, errorMessage } from '../api-client';
+import { useAppStore } from './app';
+import { useJobsStore } from './jobs';
+
+export interface RunForm {
+  model: string;
+  dataset: string;
+  name: string;
+  mode: 'search' | 'uniform';
+  budget: number;
+  uniform: number;
+  strategy: 'schedule' | 'sensitivity' | 'tradeoff';
+  calib: number | null;
+  eval: number | null;
+  seed: number;
+  distill: boolean;
+  biasCorrection: boolean;
+}
+
+export const defaultRunForm = (): RunForm => ({
+  model: '',
+  dataset: '',
+  name: '',
+  mode: 'search',
+  budget: 1,
+  uniform: 8,
+  strategy: 'schedule',
+  calib: null,
+  eval: null,
+  seed: 0,
+  distill: true,
+  biasCorrection: true,
+});
+
+/** The request the form describes, or a sentence saying what is missing. */
+export function runRequest(f: RunForm): RunRequest | string {
+  if (!f.model) return 'Choose the model to quantize (add one on the Model screen).';
+  if (!f.dataset) return 'Choose the dataset to calibrate on (import one on the Datasets screen).';
+  const req: RunRequest = { model: f.model, dataset: f.dataset, seed: f.seed };
+  if (f.name.trim()) req.name = f.name.trim();
+  if (f.mode === 'uniform') {
+    if (!Number.isInteger(f.uniform) || f.uniform < 2 || f.uniform > 16)
+      return 'Uniform bits must be a whole number from 2 to 16.';
+    req.uniform = f.uniform;
+  } else {
+    if (!(f.budget > 0)) return 'The accuracy budget must be more than 0 top-1 points.';
+    req.budget = f.budget;
+    req.strategy = f.strategy;
+    req.distill = f.distill;
+    req.biasCorrection = f.biasCorrection;
+  }
+  if (f.calib != null) {
+    if (!Number.isInteger(f.calib) || f.calib < 1) return 'Calibration images must be a whole number above 0.';
+    req.calib = f.calib;
+  }
+  if (f.eval != null) {
+    if (!Number.isInteger(f.eval) || f.eval < 1) return 'Evaluation images must be a whole number above 0.';
+    req.eval = f.eval;
+  }
+  return req;
+}
+
+export const useRunsStore = defineStore('runs', {
+  state: () => ({
+    form: defaultRunForm(),
+    /** The run the Quantize screen follows. */
+    liveRun: '',
+    /** The Results screen: a run and an optional second one beside it. */
+    selected: '',
+    compare: '',
+    results: {} as Record<string, RunResults>,
+    histogram: null as HistogramData | null,
+    histogramTensor: '',
+    busy: false,
+    error: '',
+    resultsError: '',
+    histogramError: '',
+  }),
+  actions: {
+    async start(): Promise<boolean> {
+      const app = useAppStore();
+      const jobs = useJobsStore();
+      if (!app.project) return false;
+      const req = runRequest(this.form);
+      if (typeof req === 'string') {
+        this.error = req;
+        return false;
+      }
+      this.busy = true;
+      this.error = '';
+      try {
+        const job = await api().startRun(app.project.path, req);
+        jobs.remember(job);
+        if (job.target?.run) this.liveRun = job.target.run;
+        await app.reloadProject();
+        if (!job.target?.run) this.liveRun = app.project?.runs.find((r) => r.job === job.id)?.id ?? '';
+        return true;
+      } catch (e) {
+        this.error = errorMessage(e);
+        return false;
+      } finally {
+        this.busy = false;
+      }
+    },
+    async resume(runId: string): Promise<boolean> {
+      const app = useAppStore();
+      const jobs = useJobsStore();
+      if (!app.project) return false;
+      this.busy = true;
+      this.error = '';
+      try {
+        const job = await api().resumeRun(app.project.path, runId);
+        jobs.remember(job);
+        this.liveRun = runId;
+        await app.reloadProject();
+        return true;
+      } catch (e) {
+        this.error = errorMessage(e);
+        return false;
+      } finally {
+        this.busy = false;
+      }
+    },
+    async cancel(runId: string): Promise<void> {
+      const app = useAppStore();
+      const jobs = useJobsStore();
+      const job = jobs.forRun(runId);
+      const id =
+        job && (job.status === 'queued' || job.status === 'running')
+          ? job.id
+          : app.project?.runs.find((r) => r.id === runId)?.job;
+      if (!id) {
+        this.error = 'This run has no job to cancel.';
+        return;
+      }
+      this.error = '';
+      try {
+        await api().cancelJob(id);
+      } catch (e) {
+        this.error = errorMessage(e);
+      }
+    },
+    async load(runId: string, force = false): Promise<RunResults | null> {
+      const app = useAppStore();
+      if (!app.project || !runId) return null;
+      if (this.results[runId] && !force) return this.results[runId]!;
+      try {
+        const r = await api().runResults(app.project.path, runId);
+        this.results[runId] = r;
+        return r;
+      } catch (e) {
+        this.resultsError = errorMessage(e);
+        return null;
+      }
+    },
+    async select(runId: string): Promise<void> {
+      this.selected = runId;
+      this.resultsError = '';
+      this.histogram = null;
+      this.histogramTensor = '';
+      if (runId) await this.load(runId, true);
+    },
+    async selectCompare(runId: string): Promise<void> {
+      this.compare = runId;
+      if (runId) await this.load(runId, true);
+    },
+    async loadHistogram(tensor: string): Promise<void> {
+      const app = useAppStore();
+      if (!app.project || !this.selected) return;
+      this.histogramTensor = tensor;
+      this.histogramError = '';
+      if (!tensor) {
+        this.histogram = null;
+        return;
+      }
+      try {
+        const h = await api().structureHistogram(app.project.path, this.selected, tensor);
+        if (this.histogramTensor === tensor) this.histogram = h;
+      } catch (e) {
+        this.histogram = null;
+        this.histogramError = errorMessage(e);
+      }
+    },
+    async remove(runId: string): Promise<void> {
+      const app = useAppStore();
+      if (!app.project) return;
+      this.error = '';
+      try {
+        app.setProject(await api().removeRun(app.project.path, runId));
+        delete this.results[runId];
+        if (this.selected === runId) this.selected = '';
+        if (this.compare === runId) this.compare = '';
+        if (this.liveRun === runId) this.liveRun = '';
+      } catch (e) {
+        this.error = errorMessage(e);
+      }
+    },
+    reset(): void {
+      this.liveRun = '';
+      this.selected = '';
+      this.compare = '';
+      this.results = {};
+      this.histogram = null;
+      this.error = '';
+      this.resultsError = '';
+    },
+  },
+});

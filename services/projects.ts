@@ -1,0 +1,708 @@
+/**
+ * Projects: a folder a user can copy or put under version control.
+ *
+ *   project.json   name, models, datasets, runs, exports (paths relative to the folder)
+ *   models/        copied ONNX files, each with its sidecar <id>.json when it had one
+ *   datasets/<id>/ dataset.json (images stay where they are unless imported with copy)
+ *   runs/<id>/     a quantize run folder (config.json, report.json, checkpoint.json, ...)
+ *   exports/<id>/  a verified export
+ *
+ * Long work goes through the JobManager (on the pool); this module only writes small JSON
+ * documents, atomically, one writer per project at a time. A run's state survives the app:
+ * a run recorded as queued or running with no live job is shown as interrupted and resumable.
+ */
+import { copyFile, mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, extname, isAbsolute, join, resolve } from 'node:path';
+import type {
+  ApiError,
+  DatasetDetails,
+  DatasetImportRequest,
+  ExportFormat,
+  JobSnapshot,
+  LayoutGuess,
+  ModelDetails,
+  Project,
+  ProjectDataset,
+  ProjectExport,
+  ProjectModel,
+  ProjectRun,
+  RecentProject,
+  RunReport,
+  RunRequest,
+  RunResults,
+  RunState,
+  TrajectoryStep,
+  HistogramData,
+  ImagePreview,
+  ExportResult,
+} from '../api/contract.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
+import { detectLayout, openDataset } from './datasets.js';
+import { writeFileAtomic } from './files.js';
+import type { ImportSummary } from './job-tasks.js';
+import type { Job, JobManager } from './jobs.js';
+import { sidecarPath } from './models.js';
+import { readRunConfig } from './runs.js';
+
+const PROJECT_FILE = 'project.json';
+
+interface StoredRun extends Omit<ProjectRun, 'state' | 'resumable' | 'job'> {
+  state: RunState;
+}
+interface StoredExport extends Omit<ProjectExport, 'job'> {}
+
+interface ProjectDoc {
+  format: 'fxpq-project';
+  version: 1;
+  name: string;
+  createdAt: string;
+  models: ProjectModel[];
+  datasets: ProjectDataset[];
+  runs: StoredRun[];
+  exports: StoredExport[];
+}
+
+/** The user's config folder (recent projects): FXPQ_CONFIG_DIR, else the platform's. */
+export function defaultConfigDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env['FXPQ_CONFIG_DIR']) return env['FXPQ_CONFIG_DIR'];
+  if (process.platform === 'win32') return join(env['APPDATA'] ?? join(homedir(), 'AppData', 'Roaming'), 'fxpq');
+  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'fxpq');
+  return join(env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config'), 'fxpq');
+}
+
+/** A file-name-safe id from a name, unique among `taken`. */
+function uniqueId(name: string, taken: Iterable<string>): string {
+  const base =
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^[-.]+|[-.]+$/g, '')
+      .slice(0, 48) || 'item';
+  const used = new Set(taken);
+  if (!used.has(base)) return base;
+  for (let i = 2; ; i++) if (!used.has(`${base}-${i}`)) return `${base}-${i}`;
+}
+
+const now = (): string => new Date().toISOString();
+
+function notFound(what: string, id: string, project: string): FxpqError {
+  return new FxpqError(`${project} has no ${what} "${id}".`, 'not-found');
+}
+
+export class ProjectService {
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(
+    readonly jobs: JobManager,
+    readonly configDir: string = defaultConfigDir(),
+  ) {}
+
+  // ---- project documents -------------------------------------------------------------
+
+  private async readDoc(dir: string): Promise<ProjectDoc> {
+    const file = join(dir, PROJECT_FILE);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new FxpqError(
+        code === 'ENOENT'
+          ? `${dir} is not an FxPQ project: ${PROJECT_FILE} is missing.`
+          : `${file} cannot be read (${code ?? String(e)}).`,
+        'not-found',
+      );
+    }
+    let doc: ProjectDoc;
+    try {
+      doc = JSON.parse(text) as ProjectDoc;
+    } catch {
+      throw new FxpqError(`${file} is not valid JSON; the project file is damaged.`, 'io');
+    }
+    if (doc?.format !== 'fxpq-project' || !Array.isArray(doc.runs) || !Array.isArray(doc.models))
+      throw new FxpqError(`${file} is not an FxPQ project file.`, 'io');
+    doc.exports ??= [];
+    doc.datasets ??= [];
+    return doc;
+  }
+
+  /** Read-modify-write of project.json, one at a time per project, written atomically. */
+  private async update<T>(dir: string, fn: (doc: ProjectDoc) => T | Promise<T>): Promise<T> {
+    const key = resolve(dir);
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      const doc = await this.readDoc(key);
+      const out = await fn(doc);
+      await writeFileAtomic(join(key, PROJECT_FILE), JSON.stringify(doc, null, 2));
+      return out;
+    });
+    this.locks.set(
+      key,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+
+  /** The project as the UI sees it: stored state joined with the live jobs. */
+  private view(dir: string, doc: ProjectDoc): Project {
+    const live = new Map<string, JobSnapshot>();
+    for (const job of this.jobs.active()) {
+      const s = job.snapshot();
+      if (s.project !== dir) continue;
+      if (s.target?.run) live.set(`run:${s.target.run}`, s);
+      if (s.target?.export) live.set(`export:${s.target.export}`, s);
+    }
+    const runs: ProjectRun[] = doc.runs.map((r) => {
+      const job = live.get(`run:${r.id}`);
+      let state: RunState = r.state;
+      if (job) state = job.status === 'queued' ? 'queued' : 'running';
+      else if (state === 'queued' || state === 'running') state = 'interrupted';
+      return {
+        ...r,
+        state,
+        resumable: !job && ['interrupted', 'cancelled', 'failed'].includes(state),
+        ...(job ? { job: job.id } : {}),
+      };
+    });
+    const exports: ProjectExport[] = doc.exports.map((x) => {
+      const job = live.get(`export:${x.id}`);
+      let state = x.state;
+      if (job) state = job.status === 'queued' ? 'queued' : 'running';
+      else if (state === 'queued' || state === 'running') state = 'interrupted';
+      return { ...x, state, ...(job ? { job: job.id } : {}) };
+    });
+    return {
+      path: dir,
+      name: doc.name,
+      createdAt: doc.createdAt,
+      models: doc.models,
+      datasets: doc.datasets,
+      runs,
+      exports,
+    };
+  }
+
+  private abs(dir: string): string {
+    if (typeof dir !== 'string' || dir.trim() === '') throw new FxpqError('A project folder is needed.', 'bad-request');
+    return resolve(dir);
+  }
+
+  // ---- recent list --------------------------------------------------------------------
+
+  private recentFile(): string {
+    return join(this.configDir, 'recent.json');
+  }
+
+  private async readRecent(): Promise<{ path: string; name: string; openedAt: string }[]> {
+    try {
+      const list = JSON.parse(await readFile(this.recentFile(), 'utf8')) as unknown;
+      return Array.isArray(list) ? (list as { path: string; name: string; openedAt: string }[]) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private async remember(dir: string, name: string): Promise<void> {
+    const list = (await this.readRecent()).filter((r) => r.path !== dir);
+    list.unshift({ path: dir, name, openedAt: now() });
+    await writeFileAtomic(this.recentFile(), JSON.stringify(list.slice(0, 20), null, 2));
+  }
+
+  private async forget(dir: string): Promise<void> {
+    const list = (await this.readRecent()).filter((r) => r.path !== dir);
+    await writeFileAtomic(this.recentFile(), JSON.stringify(list, null, 2));
+  }
+
+  async recent(): Promise<RecentProject[]> {
+    return (await this.readRecent()).map((r) => ({ ...r, missing: !existsSync(join(r.path, PROJECT_FILE)) }));
+  }
+
+  // ---- projects -----------------------------------------------------------------------
+
+  async create(dirArg: string, name: string): Promise<Project> {
+    const dir = this.abs(dirArg);
+    if (existsSync(join(dir, PROJECT_FILE)))
+      throw new FxpqError(`${dir} already holds a project; open it instead.`, 'io');
+    const info = await stat(dir).catch(() => undefined);
+    if (info && !info.isDirectory()) throw new FxpqError(`${dir} is a file, not a folder.`, 'io');
+    const doc: ProjectDoc = {
+      format: 'fxpq-project',
+      version: 1,
+      name: name.trim() || basename(dir),
+      createdAt: now(),
+      models: [],
+      datasets: [],
+      runs: [],
+      exports: [],
+    };
+    for (const sub of ['models', 'datasets', 'runs', 'exports']) await mkdir(join(dir, sub), { recursive: true });
+    await writeFileAtomic(join(dir, PROJECT_FILE), JSON.stringify(doc, null, 2));
+    await this.remember(dir, doc.name);
+    return this.view(dir, doc);
+  }
+
+  async open(dirArg: string): Promise<Project> {
+    const dir = this.abs(dirArg);
+    const doc = await this.readDoc(dir);
+    await this.remember(dir, doc.name);
+    return this.view(dir, doc);
+  }
+
+  async rename(dirArg: string, name: string): Promise<Project> {
+    const dir = this.abs(dirArg);
+    if (!name.trim()) throw new FxpqError('A project needs a name.', 'bad-request');
+    const doc = await this.update(dir, (d) => {
+      d.name = name.trim();
+      return d;
+    });
+    await this.remember(dir, doc.name);
+    return this.view(dir, doc);
+  }
+
+  /** Forget a project; with deleteFiles remove what it owns (never images it only references). */
+  async remove(dirArg: string, deleteFiles: boolean): Promise<void> {
+    const dir = this.abs(dirArg);
+    if (this.jobs.active().some((j) => j.snapshot().project === dir))
+      throw new FxpqError(`${dir} has jobs running; cancel them before removing the project.`, 'io');
+    await this.forget(dir);
+    if (!deleteFiles) return;
+    await this.readDoc(dir);
+    for (const sub of ['models', 'datasets', 'runs', 'exports', PROJECT_FILE])
+      await rm(join(dir, sub), { recursive: true, force: true });
+    // The folder itself goes only when nothing of the user's is left in it.
+    await rmdir(dir).catch(() => undefined);
+  }
+
+  // ---- models -------------------------------------------------------------------------
+
+  async addModel(dirArg: string, modelPath: string): Promise<Project> {
+    const dir = this.abs(dirArg);
+    const source = resolve(modelPath);
+    // Parse and check it on the pool first: a model the engine refuses is never added.
+    const report = await this.jobs.call('inspect', { path: source });
+    const doc = await this.update(dir, async (d) => {
+      const id = uniqueId(basename(source, extname(source)), d.models.map((m) => m.id));
+      const file = join('models', `${id}.onnx`);
+      await mkdir(join(dir, 'models'), { recursive: true });
+      await copyFile(source, join(dir, file));
+      if (existsSync(sidecarPath(source))) await copyFile(sidecarPath(source), join(dir, 'models', `${id}.json`));
+      d.models.push({
+        id,
+        name: basename(source),
+        file,
+        sourcePath: source,
+        addedAt: now(),
+        params: report.totals.params,
+        macs: report.totals.macs,
+      });
+      return d;
+    });
+    return this.view(dir, doc);
+  }
+
+  private model(dir: string, doc: ProjectDoc, id: string): ProjectModel {
+    const m = doc.models.find((x) => x.id === id);
+    if (!m) throw notFound('model', id, dir);
+    return m;
+  }
+
+  async modelDetails(dirArg: string, modelId: string): Promise<ModelDetails> {
+    const dir = this.abs(dirArg);
+    const m = this.model(dir, await this.readDoc(dir), modelId);
+    const path = join(dir, m.file);
+    const inspect = await this.jobs.call('inspect', { path });
+    const hints = await this.jobs.call('hints', { path });
+    return { model: m, inspect, ...hints };
+  }
+
+  async removeModel(dirArg: string, modelId: string): Promise<Project> {
+    const dir = this.abs(dirArg);
+    const doc = await this.update(dir, async (d) => {
+      const m = this.model(dir, d, modelId);
+      d.models = d.models.filter((x) => x !== m);
+      await rm(join(dir, m.file), { force: true });
+      await rm(join(dir, 'models', `${m.id}.json`), { force: true });
+      return d;
+    });
+    return this.view(dir, doc);
+  }
+
+  // ---- datasets -----------------------------------------------------------------------
+
+  async detectLayout(source: string): Promise<LayoutGuess> {
+    const src = resolve(source);
+    const layout = await detectLayout(src, undefined);
+    const labels =
+      layout === 'imagenet-val' && existsSync(join(src, 'LOC_val_solution.csv'))
+        ? join(src, 'LOC_val_solution.csv')
+        : layout === 'csv' && existsSync(join(src, 'labels.csv'))
+          ? join(src, 'labels.csv')
+          : undefined;
+    const reason = {
+      imagefolder: 'class sub-folders',
+      'imagenet-val': 'ImageNet validation files',
+      csv: 'a labels CSV',
+    }[layout];
+    return { layout, ...(labels ? { labels } : {}), reason: `${src} holds ${reason}.` };
+  }
+
+  async importDataset(dirArg: string, request: DatasetImportRequest): Promise<JobSnapshot> {
+    const dir = this.abs(dirArg);
+    const source = resolve(request.source);
+    const doc = await this.readDoc(dir);
+    const id = uniqueId(request.name ?? basename(source), doc.datasets.map((d) => d.id));
+    const rel = join('datasets', id);
+    const job = this.jobs.start(
+      'import',
+      {
+        source,
+        out: join(dir, rel),
+        options: {
+          ...(request.layout ? { layout: request.layout } : {}),
+          ...(request.labels ? { labels: request.labels } : {}),
+          ...(request.classes ? { classes: request.classes } : {}),
+          ...(request.synsets ? { synsets: request.synsets } : {}),
+          copy: request.copy ?? false,
+        },
+      },
+      {
+        title: `Import ${basename(source)}`,
+        project: dir,
+        target: { dataset: id },
+        onSettled: async (j) => {
+          if (j.status !== 'done') return;
+          const summary = (await j.result) as ImportSummary;
+          await this.update(dir, (d) => {
+            d.datasets.push({
+              id,
+              name: request.name ?? basename(source),
+              dir: rel,
+              sourcePath: source,
+              layout: summary.layout === 'auto' || !summary.layout ? 'imagefolder' : summary.layout,
+              copied: request.copy ?? false,
+              images: summary.images,
+              classes: summary.classes,
+              skipped: summary.skipped,
+              duplicates: summary.duplicates,
+              addedAt: now(),
+            });
+          });
+        },
+      },
+    );
+    return job.snapshot();
+  }
+
+  private dataset(dir: string, doc: ProjectDoc, id: string): ProjectDataset {
+    const d = doc.datasets.find((x) => x.id === id);
+    if (!d) throw notFound('dataset', id, dir);
+    return d;
+  }
+
+  async datasetDetails(dirArg: string, datasetId: string): Promise<DatasetDetails> {
+    const dir = this.abs(dirArg);
+    const entry = this.dataset(dir, await this.readDoc(dir), datasetId);
+    const ds = await openDataset(join(dir, entry.dir));
+    const counts = new Map<string, number>();
+    for (const image of ds.images) counts.set(image.classId, (counts.get(image.classId) ?? 0) + 1);
+    const order = ds.classes ? ds.classes.ids.filter((c) => counts.has(c)) : [...counts.keys()].sort();
+    const names = ds.classes?.names;
+    const calib = new Set(ds.split?.calib ?? []);
+    const evalSet = new Set(ds.split?.eval ?? []);
+    return {
+      dataset: entry,
+      root: ds.root,
+      perClass: order.map((classId) => {
+        const name = names?.[ds.classes!.ids.indexOf(classId)];
+        return { classId, ...(name && name !== classId ? { name } : {}), count: counts.get(classId)! };
+      }),
+      split: ds.split ? { calib: ds.split.calib.length, eval: ds.split.eval.length, seed: ds.split.seed } : null,
+      images: ds.images.map((image, i) => ({
+        path: image.path,
+        classId: image.classId,
+        split: calib.has(i) ? 'calib' : evalSet.has(i) ? 'eval' : 'none',
+      })),
+      skipped: ds.skipped,
+      duplicates: ds.duplicates,
+    };
+  }
+
+  async datasetImage(
+    dirArg: string,
+    datasetId: string,
+    imagePath: string,
+    size: number,
+    modelId?: string,
+  ): Promise<ImagePreview> {
+    const dir = this.abs(dirArg);
+    const doc = await this.readDoc(dir);
+    const entry = this.dataset(dir, doc, datasetId);
+    const ds = await openDataset(join(dir, entry.dir));
+    // Only images of the dataset: the preview never reads an arbitrary path.
+    if (!ds.images.some((i) => i.path === imagePath))
+      throw new FxpqError(`${imagePath} is not an image of dataset "${datasetId}".`, 'not-found');
+    const model = modelId ? join(dir, this.model(dir, doc, modelId).file) : undefined;
+    return this.jobs.call('preview', {
+      imagePath: join(ds.root, imagePath),
+      size: Math.max(16, Math.min(512, Math.round(size) || 96)),
+      ...(model ? { modelPath: model } : {}),
+    });
+  }
+
+  async removeDataset(dirArg: string, datasetId: string): Promise<Project> {
+    const dir = this.abs(dirArg);
+    const doc = await this.update(dir, async (d) => {
+      const entry = this.dataset(dir, d, datasetId);
+      d.datasets = d.datasets.filter((x) => x !== entry);
+      // datasets/<id> holds the index and, only when imported with copy, the copied images.
+      await rm(join(dir, entry.dir), { recursive: true, force: true });
+      return d;
+    });
+    return this.view(dir, doc);
+  }
+
+  // ---- runs ---------------------------------------------------------------------------
+
+  private run(dir: string, doc: ProjectDoc, id: string): StoredRun {
+    const r = doc.runs.find((x) => x.id === id);
+    if (!r) throw notFound('run', id, dir);
+    return r;
+  }
+
+  private validateRequest(request: RunRequest): void {
+    const fail = (m: string): never => {
+      throw new FxpqError(m, 'bad-request');
+    };
+    if (request.uniform === undefined && request.budget === undefined)
+      fail('A run needs an accuracy budget (points) or a uniform word length.');
+    if (request.budget !== undefined && !(Number.isFinite(request.budget) && request.budget >= 0))
+      fail(`The budget must be a number of points >= 0, not ${String(request.budget)}.`);
+    if (request.uniform !== undefined && !(Number.isInteger(request.uniform) && request.uniform >= 2 && request.uniform <= 16))
+      fail(`The uniform word length must be an integer from 2 to 16, not ${String(request.uniform)}.`);
+    for (const key of ['calib', 'eval', 'slice'] as const) {
+      const v = request[key];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1)) fail(`${key} must be a whole number >= 1, not ${String(v)}.`);
+    }
+    if (request.seed !== undefined && !(Number.isInteger(request.seed) && request.seed >= 0))
+      fail(`The seed must be a whole number >= 0, not ${String(request.seed)}.`);
+  }
+
+  private startRunJob(dir: string, run: StoredRun, model: ProjectModel, dataset: ProjectDataset): JobSnapshot {
+    const r = run.request;
+    const job = this.jobs.start(
+      'quantize',
+      {
+        modelPath: join(dir, model.file),
+        dataPath: join(dir, dataset.dir),
+        out: join(dir, run.dir),
+        ...(r.budget !== undefined ? { budget: r.budget } : {}),
+        ...(r.uniform !== undefined ? { uniform: r.uniform } : {}),
+        ...(r.strategy ? { strategy: r.strategy } : {}),
+        ...(r.calib !== undefined ? { calib: r.calib } : {}),
+        ...(r.eval !== undefined ? { eval: r.eval } : {}),
+        ...(r.seed !== undefined ? { seed: r.seed } : {}),
+        ...(r.slice !== undefined ? { slice: r.slice } : {}),
+        ...(r.distill !== undefined ? { distill: r.distill } : {}),
+        ...(r.biasCorrection !== undefined ? { biasCorrection: r.biasCorrection } : {}),
+      },
+      {
+        title: `Quantize ${model.name} (${run.name})`,
+        project: dir,
+        target: { run: run.id },
+        onStart: () => this.setRunState(dir, run.id, { state: 'running' }),
+        onSettled: (j) => this.runSettled(dir, run.id, j),
+      },
+    );
+    return job.snapshot();
+  }
+
+  private async setRunState(dir: string, id: string, patch: Partial<StoredRun>): Promise<void> {
+    await this.update(dir, (d) => {
+      const r = this.run(dir, d, id);
+      Object.assign(r, patch);
+      if (patch.state && patch.state !== 'failed') delete r.error;
+    });
+  }
+
+  private async runSettled(dir: string, id: string, job: Job): Promise<void> {
+    if (job.status === 'done') {
+      const report = (await job.result) as RunReport;
+      await this.setRunState(dir, id, {
+        state: 'done',
+        finishedAt: now(),
+        summary: {
+          fpTop1: report.fp.top1,
+          quantTop1: report.quant.top1,
+          drop: 100 * (report.fp.top1 - report.quant.top1),
+          reduction: report.memory.reduction,
+          avgBitsWeights: report.memory.avgBitsWeights,
+          avgBitsActivations: report.memory.avgBitsActivations,
+        },
+      });
+    } else {
+      await this.setRunState(dir, id, {
+        state: job.status === 'cancelled' ? 'cancelled' : 'failed',
+        finishedAt: now(),
+        ...(job.status === 'failed' && job.error ? { error: job.error as ApiError } : {}),
+      });
+    }
+  }
+
+  async startRun(dirArg: string, request: RunRequest): Promise<JobSnapshot> {
+    const dir = this.abs(dirArg);
+    this.validateRequest(request);
+    const { run, model, dataset } = await this.update(dir, (d) => {
+      const model = this.model(dir, d, request.model);
+      const dataset = this.dataset(dir, d, request.dataset);
+      const label = request.name?.trim() || (request.uniform !== undefined ? `uniform-${request.uniform}` : `budget-${request.budget}`);
+      const id = uniqueId(label, d.runs.map((r) => r.id));
+      const run: StoredRun = {
+        id,
+        name: request.name?.trim() || id,
+        dir: join('runs', id),
+        request: { ...request },
+        state: 'queued',
+        createdAt: now(),
+      };
+      d.runs.push(run);
+      return { run, model, dataset };
+    });
+    return this.startRunJob(dir, run, model, dataset);
+  }
+
+  async resumeRun(dirArg: string, runId: string): Promise<JobSnapshot> {
+    const dir = this.abs(dirArg);
+    const doc = await this.readDoc(dir);
+    const view = this.view(dir, doc).runs.find((r) => r.id === runId);
+    if (!view) throw notFound('run', runId, dir);
+    if (!view.resumable)
+      throw new FxpqError(`Run "${runId}" is ${view.state}; only an interrupted, cancelled or failed run can be resumed.`, 'io');
+    const run = this.run(dir, doc, runId);
+    await this.setRunState(dir, runId, { state: 'queued' });
+    return this.startRunJob(dir, run, this.model(dir, doc, run.request.model), this.dataset(dir, doc, run.request.dataset));
+  }
+
+  async runResults(dirArg: string, runId: string): Promise<RunResults> {
+    const dir = this.abs(dirArg);
+    const doc = await this.readDoc(dir);
+    const run = this.view(dir, doc).runs.find((r) => r.id === runId);
+    if (!run) throw notFound('run', runId, dir);
+    const runDir = join(dir, run.dir);
+    let report: RunReport | undefined;
+    try {
+      report = JSON.parse(await readFile(join(runDir, 'report.json'), 'utf8')) as RunReport;
+    } catch {
+      report = undefined;
+    }
+    let trajectory: TrajectoryStep[] = [];
+    try {
+      trajectory = (await readFile(join(runDir, 'trajectory.jsonl'), 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as TrajectoryStep);
+    } catch {
+      trajectory = [];
+    }
+    return { run, ...(report ? { report } : {}), trajectory, sensitivity: sensitivityOf(trajectory, report) };
+  }
+
+  async structureHistogram(dirArg: string, runId: string, tensor: string): Promise<HistogramData> {
+    const dir = this.abs(dirArg);
+    const doc = await this.readDoc(dir);
+    const run = this.run(dir, doc, runId);
+    const runDir = join(dir, run.dir);
+    const config = await readRunConfig(runDir);
+    const kind = (['W', 'B', 'A'] as const).find((k) => config.assignment[`${k}:${tensor}`]);
+    if (!kind) throw new FxpqError(`Run "${runId}" has no data structure for tensor ${tensor}.`, 'not-found');
+    const f = config.assignment[`${kind}:${tensor}`]!;
+    return this.jobs.call('histogram', {
+      modelPath: config.model.path,
+      runDir,
+      kind,
+      tensor,
+      format: { bits: f.bits, frac: f.frac, signed: f.signed },
+      ...(kind === 'B' && config.biases?.[tensor] ? { override: config.biases[tensor] } : {}),
+    });
+  }
+
+  async removeRun(dirArg: string, runId: string): Promise<Project> {
+    const dir = this.abs(dirArg);
+    if (this.jobs.active().some((j) => j.snapshot().project === dir && j.snapshot().target?.run === runId))
+      throw new FxpqError(`Run "${runId}" is running; cancel it first.`, 'io');
+    const doc = await this.update(dir, async (d) => {
+      const r = this.run(dir, d, runId);
+      d.runs = d.runs.filter((x) => x !== r);
+      await rm(join(dir, r.dir), { recursive: true, force: true });
+      return d;
+    });
+    return this.view(dir, doc);
+  }
+
+  // ---- exports ------------------------------------------------------------------------
+
+  async startExport(dirArg: string, runId: string, formats: ExportFormat[]): Promise<JobSnapshot> {
+    const dir = this.abs(dirArg);
+    const chosen = [...new Set(formats)].filter((f) => ['qdq', 'fxpq', 'c'].includes(f));
+    if (chosen.length === 0) throw new FxpqError('Choose at least one export format (qdq, fxpq, c).', 'bad-request');
+    const entry = await this.update(dir, (d) => {
+      const run = this.run(dir, d, runId);
+      if (run.state !== 'done' || !existsSync(join(dir, run.dir, 'report.json')))
+        throw new FxpqError(`Run "${runId}" has not finished; only a finished run can be exported.`, 'io');
+      const id = uniqueId(`${runId}-export`, d.exports.map((x) => x.id));
+      const entry: StoredExport = { id, run: runId, dir: join('exports', id), formats: chosen, state: 'queued', createdAt: now() };
+      d.exports.push(entry);
+      return { entry, runDir: join(dir, run.dir) };
+    });
+    const set = (patch: Partial<StoredExport>): Promise<void> =>
+      this.update(dir, (d) => {
+        const x = d.exports.find((e) => e.id === entry.entry.id);
+        if (x) Object.assign(x, patch);
+      });
+    const job = this.jobs.start(
+      'export',
+      { run: entry.runDir, out: join(dir, entry.entry.dir), formats: chosen },
+      {
+        title: `Export ${runId} (${chosen.join(', ')})`,
+        project: dir,
+        target: { run: runId, export: entry.entry.id },
+        onStart: () => set({ state: 'running' }),
+        onSettled: async (j) => {
+          if (j.status === 'done') await set({ state: 'done', result: (await j.result) as ExportResult });
+          else await set({ state: j.status === 'cancelled' ? 'cancelled' : 'failed', ...(j.error ? { error: j.error } : {}) });
+        },
+      },
+    );
+    return job.snapshot();
+  }
+
+  /** Where a project-relative path points, refusing anything outside the project. */
+  resolveInProject(dirArg: string, rel: string): string {
+    const dir = this.abs(dirArg);
+    const full = isAbsolute(rel) ? resolve(rel) : resolve(dir, rel);
+    if (full !== dir && !full.startsWith(dir + '/') && !full.startsWith(dir + '\\'))
+      throw new FxpqError(`${rel} is outside the project ${dir}.`, 'bad-request');
+    return full;
+  }
+}
+
+/** Per structure: accepted and rejected proposals and the worst bound that rejected one (from the trajectory). */
+export function sensitivityOf(trajectory: TrajectoryStep[], report?: RunReport): RunResults['sensitivity'] {
+  const by = new Map<string, { accepted: number; rejected: number; worstBound: number }>();
+  for (const s of trajectory) {
+    if (!s.structure) continue;
+    const e = by.get(s.structure) ?? { accepted: 0, rejected: 0, worstBound: 0 };
+    if (s.accepted) e.accepted++;
+    else {
+      e.rejected++;
+      e.worstBound = Math.max(e.worstBound, s.bound);
+    }
+    by.set(s.structure, e);
+  }
+  const layerOf = new Map((report?.structures ?? []).map((st) => [`${st.kind}:${st.tensor}`, st.layer]));
+  return [...by.entries()].map(([id, e]) => {
+    const [kind, ...rest] = id.split(':');
+    return { layer: layerOf.get(id) ?? rest.join(':'), kind: kind!, tensor: rest.join(':'), ...e };
+  });
+}

@@ -1,0 +1,238 @@
+/**
+ * The renderer's stores and its HTTP client, without a browser: a fake bridge stands in for
+ * Electron's preload or the web host.
+ */
+import { createPinia, setActivePinia } from 'pinia';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { AppEvent, FxpqBridge, JobSnapshot, Project, TrajectoryStep } from '../../api/contract.js';
+import { api, setBridge, webToken } from '../../renderer/src/api-client.js';
+import { useAppStore } from '../../renderer/src/stores/app.js';
+import { useJobsStore } from '../../renderer/src/stores/jobs.js';
+import { defaultRunForm, runRequest, useRunsStore } from '../../renderer/src/stores/runs.js';
+import { useModelsStore } from '../../renderer/src/stores/models.js';
+import { heatmapCells } from '../../renderer/src/components/heatmap.js';
+
+const job = (id: string, extra: Partial<JobSnapshot> = {}): JobSnapshot => ({
+  id,
+  kind: 'quantize',
+  title: `job ${id}`,
+  status: 'running',
+  project: '/p',
+  target: { run: `run-${id}` },
+  queuedAt: '2026-01-01T00:00:00Z',
+  steps: [],
+  log: [],
+  ...extra,
+});
+
+const step = (n: number, accepted = true): TrajectoryStep => ({
+  step: n,
+  phase: 'reduce',
+  pass: 1,
+  structure: 'W:conv1.weight',
+  bits: 4,
+  frac: 3,
+  accepted,
+  drop: 0.1 * n,
+  bound: 0.2 * n,
+  kl: null,
+  budget: 1,
+  reduction: 4 + n,
+  evaluations: n,
+  images: 60,
+});
+
+const project = (extra: Partial<Project> = {}): Project => ({
+  path: '/p',
+  name: 'p',
+  createdAt: '2026-01-01T00:00:00Z',
+  models: [],
+  datasets: [],
+  runs: [],
+  exports: [],
+  ...extra,
+});
+
+/** A bridge whose methods are vi.fn()s; subscribe hands the listener to the test. */
+function fakeBridge(methods: Partial<Record<keyof FxpqBridge, (...a: never[]) => unknown>> = {}) {
+  let listener: ((e: AppEvent) => void) | null = null;
+  const bridge = new Proxy({} as FxpqBridge, {
+    get(_t, prop: string) {
+      if (prop === 'subscribe')
+        return (l: (e: AppEvent) => void) => {
+          listener = l;
+          return () => (listener = null);
+        };
+      const m = methods[prop as keyof FxpqBridge];
+      return m ?? (() => Promise.reject(new Error(`${prop} not faked`)));
+    },
+  });
+  return { bridge, emit: (e: AppEvent) => listener?.(e) };
+}
+
+beforeEach(() => setActivePinia(createPinia()));
+afterEach(() => {
+  setBridge(null);
+  vi.unstubAllGlobals();
+});
+
+describe('jobs store', () => {
+  it('replaces its state on every snapshot and applies each later event once, in order', () => {
+    const { bridge, emit } = fakeBridge();
+    setBridge(bridge);
+    const jobs = useJobsStore();
+    const settled: string[] = [];
+    jobs.start((j) => settled.push(`${j.id}:${j.status}`));
+    emit({ type: 'snapshot', seq: 10, jobs: [job('a'), job('old')] });
+    expect(Object.keys(jobs.jobs).sort()).toEqual(['a', 'old']);
+    emit({ type: 'progress', seq: 11, job: 'a', at: 't', progress: { stage: 'search', done: 1, total: 9 } });
+    emit({ type: 'progress', seq: 11, job: 'a', at: 't', progress: { stage: 'search', done: 5, total: 9 } });
+    expect(jobs.jobs['a']!.progress!.done).toBe(1); // a repeated seq is dropped
+    emit({ type: 'step', seq: 12, job: 'a', at: 't', step: step(1) });
+    emit({ type: 'log', seq: 13, job: 'a', at: 't', line: 'hello' });
+    emit({ type: 'queued', seq: 14, job: 'b', at: 't', snapshot: job('b', { status: 'queued', queuePosition: 0 }) });
+    emit({ type: 'started', seq: 15, job: 'b', at: 't2' });
+    expect(jobs.jobs['a']!.steps).toHaveLength(1);
+    expect(jobs.jobs['a']!.log).toEqual(['hello']);
+    expect(jobs.jobs['b']!.status).toBe('running');
+    expect(jobs.active.map((j) => j.id).sort()).toEqual(['a', 'b', 'old']);
+    emit({ type: 'cancelled', seq: 16, job: 'a', at: 't3' });
+    emit({ type: 'failed', seq: 17, job: 'b', at: 't3', error: { code: 'x', message: 'It broke.' } });
+    expect(settled).toEqual(['a:cancelled', 'b:failed']);
+    expect(jobs.forRun('run-b')!.error!.message).toBe('It broke.');
+    // A reconnect: the server's new snapshot wins, with a lower seq (a restarted host).
+    emit({ type: 'snapshot', seq: 2, jobs: [job('c', { steps: [step(1), step(2)] })] });
+    expect(Object.keys(jobs.jobs)).toEqual(['c']);
+    expect(settled).toContain('old:done');
+    emit({ type: 'step', seq: 3, job: 'c', at: 't', step: step(3, false) });
+    expect(jobs.jobs['c']!.steps.map((s) => s.accepted)).toEqual([true, true, false]);
+  });
+});
+
+describe('runs store', () => {
+  it('turns the form into a request or a sentence saying what is missing', () => {
+    const f = defaultRunForm();
+    expect(runRequest(f)).toMatch(/Choose the model/);
+    f.model = 'm';
+    f.dataset = 'd';
+    f.calib = 60;
+    f.eval = 40;
+    expect(runRequest(f)).toEqual({
+      model: 'm',
+      dataset: 'd',
+      seed: 0,
+      budget: 1,
+      strategy: 'schedule',
+      distill: true,
+      biasCorrection: true,
+      calib: 60,
+      eval: 40,
+    });
+    f.mode = 'uniform';
+    f.uniform = 8;
+    expect(runRequest(f)).toMatchObject({ uniform: 8 });
+    expect(runRequest(f)).not.toHaveProperty('budget');
+    f.uniform = 1;
+    expect(runRequest(f)).toMatch(/Uniform bits/);
+    f.mode = 'search';
+    f.budget = 0;
+    expect(runRequest(f)).toMatch(/budget/);
+  });
+
+  it('starts a run, follows its job, and shows a failure where it happened', async () => {
+    const startRun = vi.fn(async () => job('r1', { status: 'queued', target: { run: 'R1' } }));
+    const openProject = vi.fn(async () => project());
+    const { bridge } = fakeBridge({ startRun, openProject });
+    setBridge(bridge);
+    const app = useAppStore();
+    app.project = project();
+    const runs = useRunsStore();
+    runs.form.model = 'm';
+    runs.form.dataset = 'd';
+    expect(await runs.start()).toBe(true);
+    expect(startRun).toHaveBeenCalledWith('/p', expect.objectContaining({ model: 'm', budget: 1 }));
+    expect(runs.liveRun).toBe('R1');
+    expect(useJobsStore().jobs['r1']!.status).toBe('queued');
+
+    setBridge(
+      fakeBridge({
+        startRun: async () => {
+          throw new Error('The dataset d has no evaluation split.');
+        },
+      }).bridge,
+    );
+    expect(await runs.start()).toBe(false);
+    expect(runs.error).toBe('The dataset d has no evaluation split.');
+  });
+});
+
+describe('models store', () => {
+  it('refuses a file that is not .onnx before asking the services', async () => {
+    const addModel = vi.fn();
+    setBridge(fakeBridge({ addModel }).bridge);
+    useAppStore().project = project();
+    const models = useModelsStore();
+    expect(await models.add('/x/model.txt')).toBe(false);
+    expect(models.error).toMatch(/model.txt is not an .onnx file/);
+    expect(addModel).not.toHaveBeenCalled();
+  });
+});
+
+describe('bit-width heatmap rows', () => {
+  it('groups structures by layer from the report, and guesses from the ids without one', () => {
+    const bits = { 'W:conv1.weight': 4, 'B:conv1.bias': 16, 'A:relu1': 6, 'W:fc.weight': 3 };
+    const known = heatmapCells(bits, [
+      { layer: 'conv1', kind: 'W', tensor: 'conv1.weight', elements: 1, signed: true, bits: 4, frac: 2 },
+      { layer: 'conv1', kind: 'B', tensor: 'conv1.bias', elements: 1, signed: true, bits: 16, frac: 2 },
+      { layer: 'conv1', kind: 'A', tensor: 'relu1', elements: 1, signed: false, bits: 6, frac: 2 },
+      { layer: 'fc', kind: 'W', tensor: 'fc.weight', elements: 1, signed: true, bits: 3, frac: 2 },
+    ]);
+    expect(known.rows).toEqual(['conv1', 'fc']);
+    expect(known.cells).toEqual([
+      [0, 0, 4],
+      [1, 0, 16],
+      [2, 0, 6],
+      [0, 1, 3],
+    ]);
+    const guessed = heatmapCells({ ...bits, odd: 5 });
+    expect(guessed.rows).toEqual(['conv1', 'relu1', 'fc', 'odd']);
+    expect(guessed.columns).toEqual(['W', 'B', 'A', '?']);
+  });
+});
+
+describe('web client', () => {
+  it('moves the token out of the address bar, sends it with each call, and turns errors into sentences', async () => {
+    const storage = new Map<string, string>();
+    const replaceState = vi.fn();
+    vi.stubGlobal('window', {
+      location: { href: 'http://127.0.0.1:5000/?token=abc#x' },
+      history: { state: null, replaceState },
+    });
+    vi.stubGlobal('sessionStorage', {
+      getItem: (k: string) => storage.get(k) ?? null,
+      setItem: (k: string, v: string) => storage.set(k, v),
+    });
+    expect(webToken()).toBe('abc');
+    expect(replaceState).toHaveBeenCalledWith(null, '', '/#x');
+    vi.stubGlobal('window', { location: { href: 'http://127.0.0.1:5000/' }, history: { replaceState } });
+    expect(webToken()).toBe('abc');
+
+    const fetch = vi.fn(async (_url: string, init: RequestInit) => {
+      const args = JSON.parse(init.body as string) as unknown[];
+      if (args[0] === '/bad')
+        return new Response(JSON.stringify({ error: { code: 'not-found', message: '/bad does not exist.' } }));
+      return new Response(JSON.stringify({ result: { path: args[0], parent: null, entries: [] } }));
+    });
+    vi.stubGlobal('fetch', fetch);
+    setBridge(null);
+    const client = api();
+    expect(await client.listFolder('/home')).toEqual({ path: '/home', parent: null, entries: [] });
+    expect(fetch).toHaveBeenCalledWith('/api/listFolder', expect.objectContaining({ method: 'POST' }));
+    const init = fetch.mock.calls[0]![1];
+    expect((init.headers as Record<string, string>)['authorization']).toBe('Bearer abc');
+    await expect(client.listFolder('/bad')).rejects.toMatchObject({
+      code: 'not-found',
+      message: '/bad does not exist.',
+    });
+  });
+});
