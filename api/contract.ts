@@ -301,7 +301,14 @@ export interface RunResults {
   report?: RunReport;
   trajectory: TrajectoryStep[];
   /** Per-layer sensitivity: the measured drop when only this layer's structures were reduced (from the trajectory). */
-  sensitivity: { layer: string; kind: string; tensor: string; rejected: number; accepted: number; worstBound: number }[];
+  sensitivity: {
+    layer: string;
+    kind: string;
+    tensor: string;
+    rejected: number;
+    accepted: number;
+    worstBound: number;
+  }[];
 }
 
 export interface FolderEntry {
@@ -427,7 +434,13 @@ export interface FxpqApi {
   importDataset(project: string, request: DatasetImportRequest): Promise<JobSnapshot>;
   datasetDetails(project: string, datasetId: string): Promise<DatasetDetails>;
   /** A thumbnail (size px, longest side), or with `modelId` the image as that model sees it after preprocessing. */
-  datasetImage(project: string, datasetId: string, imagePath: string, size: number, modelId?: string): Promise<ImagePreview>;
+  datasetImage(
+    project: string,
+    datasetId: string,
+    imagePath: string,
+    size: number,
+    modelId?: string,
+  ): Promise<ImagePreview>;
   removeDataset(project: string, datasetId: string): Promise<Project>;
 
   /** Starts a quantize job (a search with a budget, or the uniform baseline). */

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { benchDataset } from './dataset.js';
 import { benchEngine } from './engine.js';
 import { benchSearch } from './search.js';
+import { benchEventLoop } from './event-loop.js';
 import { closePools } from '../services/pool.js';
 
 const shared = resolve(
@@ -23,6 +24,7 @@ const ALL_MODELS = [
 const all: Record<string, () => Promise<string[]>> = {
   dataset: () => benchDataset(shared),
   engine: () => benchEngine(shared),
+  'event-loop': () => benchEventLoop(rest[0] ? Number(rest[0]) : undefined),
   // Minutes per model: only when asked for (`npm run bench -- search [model ...]`).
   ...(first === 'search' ? { search: () => benchSearch(shared, rest.length > 0 ? rest : ALL_MODELS) } : {}),
 };

@@ -50,7 +50,11 @@ async function listFolder(pathArg: string, roots: string[]): Promise<FolderListi
   if (!(await stat(real)).isDirectory()) throw new FxpqError(`${real} is not a folder.`, 'io');
   const entries = (await readdir(real, { withFileTypes: true }))
     .filter((e) => !e.name.startsWith('.') && (e.isDirectory() || e.isFile()))
-    .map((e) => ({ name: e.name, path: join(real, e.name), kind: e.isDirectory() ? ('folder' as const) : ('file' as const) }))
+    .map((e) => ({
+      name: e.name,
+      path: join(real, e.name),
+      kind: e.isDirectory() ? ('folder' as const) : ('file' as const),
+    }))
     .sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === 'folder' ? -1 : 1))
     .slice(0, 2000);
   const parent = dirname(real);
@@ -117,7 +121,12 @@ const runRequest = z
     strategy: z.enum(['schedule', 'sensitivity', 'tradeoff']).optional(),
     calib: count,
     eval: count,
-    seed: z.number().int().min(0).max(2 ** 31).optional(),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31)
+      .optional(),
     slice: count,
     distill: z.boolean().optional(),
     biasCorrection: z.boolean().optional(),
@@ -163,7 +172,14 @@ const ARGS: Record<(typeof API_METHODS)[number], z.ZodTypeAny> = {
   runResults: z.tuple([path, id]),
   structureHistogram: z.tuple([path, id, z.string().min(1).max(1000)]),
   removeRun: z.tuple([path, id]),
-  startExport: z.tuple([path, id, z.array(z.enum(['qdq', 'fxpq', 'c'])).min(1).max(3)]),
+  startExport: z.tuple([
+    path,
+    id,
+    z
+      .array(z.enum(['qdq', 'fxpq', 'c']))
+      .min(1)
+      .max(3),
+  ]),
   listJobs: z.tuple([]),
   queuePolicy: z.tuple([]),
   cancelJob: z.tuple([id]),

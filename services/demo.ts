@@ -4,9 +4,8 @@
  * evaluation with the simulation and with the integer-only executor.
  */
 import { join } from 'node:path';
-import { importDataset } from './datasets.js';
-import { evaluate } from './evaluate.js';
-import { quantize, type ProgressEvent } from './quantize.js';
+import type { JobProgress } from '../api/contract.js';
+import { JobManager } from './jobs.js';
 import { projectRoot } from './app-info.js';
 import type { RunReport } from './runs.js';
 
@@ -25,32 +24,37 @@ export function demoInputs(): { model: string; images: string; classes: string }
   };
 }
 
+/** The demo as three jobs of `jobs` (on the pool): import, search, integer-only evaluation. */
 export async function runDemo(
   out: string,
-  onProgress?: (stage: string, e?: ProgressEvent) => void,
-  signal?: AbortSignal,
+  onProgress?: (stage: string, e?: JobProgress) => void,
+  jobs: JobManager = new JobManager(),
 ): Promise<DemoSummary> {
   const inputs = demoInputs();
   const data = join(out, 'dataset');
   const run = join(out, 'run');
-  onProgress?.('import');
-  await importDataset(inputs.images, data, { classes: inputs.classes, calib: 150, seed: 0 });
-  const report = await quantize({
-    modelPath: inputs.model,
-    dataPath: data,
-    out: run,
-    budget: 1,
-    onProgress: (e) => onProgress?.('quantize', e),
-    signal,
+  const unsubscribe = jobs.subscribe((e) => {
+    if (e.type === 'progress') onProgress?.(jobs.get(e.job)?.kind ?? 'job', e.progress);
   });
-  onProgress?.('integer');
-  const integer = await evaluate({
-    modelPath: inputs.model,
-    dataPath: data,
-    run,
-    engine: 'int',
-    split: 'eval',
-    signal,
-  });
-  return { out, report, integer: { top1: integer.quant!.top1, agreement: integer.quant!.agreement, n: integer.n } };
+  try {
+    onProgress?.('import');
+    await jobs.start('import', {
+      source: inputs.images,
+      out: data,
+      options: { classes: inputs.classes, calib: 150, seed: 0 },
+    }).result;
+    const report = await jobs.start('quantize', { modelPath: inputs.model, dataPath: data, out: run, budget: 1 })
+      .result;
+    onProgress?.('integer');
+    const integer = await jobs.start('evaluate', {
+      modelPath: inputs.model,
+      dataPath: data,
+      run,
+      engine: 'int',
+      split: 'eval',
+    }).result;
+    return { out, report, integer: { top1: integer.quant!.top1, agreement: integer.quant!.agreement, n: integer.n } };
+  } finally {
+    unsubscribe();
+  }
 }

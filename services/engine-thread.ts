@@ -9,6 +9,8 @@ import { isMainThread } from 'node:worker_threads';
 export interface EngineCall {
   entry: string;
   mainThread: boolean;
+  /** Date.now() when it started (one clock for every thread). */
+  at: number;
 }
 
 let calls: EngineCall[] = [];
@@ -16,7 +18,7 @@ let refuseMainThread = false;
 
 /** Record that `entry` runs now, on this thread; throws on the main thread once refused. */
 export function engineEntry(entry: string): void {
-  if (calls.length < 10_000) calls.push({ entry, mainThread: isMainThread });
+  if (calls.length < 10_000) calls.push({ entry, mainThread: isMainThread, at: Date.now() });
   if (refuseMainThread && isMainThread)
     throw new Error(`${entry} ran on the front end's main thread; engine work belongs on the pool.`);
 }

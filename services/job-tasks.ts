@@ -19,7 +19,7 @@ import type {
 import { preparePixels } from '../native-workers/engine/data/preprocess.js';
 import { formatRange } from '../native-workers/engine/fixedpoint/format.js';
 import { decodeRgb } from '../native-workers/pool/image-decode.js';
-import { importDataset, type ImportOptions } from './datasets.js';
+import { datasetInfo, importDataset, type DatasetLayout, type ImportOptions } from './datasets.js';
 import { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluate.js';
 import { exportRun, type ExportOptions } from './export.js';
 import { readUserFile } from './files.js';
@@ -30,9 +30,7 @@ import { resolvePreprocess } from './session.js';
 
 /** What a task tells its job while it runs. */
 export type TaskMessage =
-  | { type: 'progress'; progress: JobProgress }
-  | { type: 'step'; step: TrajectoryStep }
-  | { type: 'log'; line: string };
+  { type: 'progress'; progress: JobProgress } | { type: 'step'; step: TrajectoryStep } | { type: 'log'; line: string };
 
 export interface TaskContext {
   signal: AbortSignal;
@@ -49,11 +47,14 @@ export interface ImportTaskOptions {
 
 export interface ImportSummary {
   root: string;
-  layout: ImportOptions['layout'];
+  layout: DatasetLayout;
   images: number;
   classes: number;
-  skipped: number;
-  duplicates: number;
+  /** Where the class order comes from, or null when it is decided at use (model, sorted folders). */
+  classSource: string | null;
+  split: { calib: number; eval: number; seed: number } | null;
+  skipped: { path: string; reason: string }[];
+  duplicates: [string, string][];
 }
 
 export interface HistogramTaskOptions {
@@ -82,6 +83,8 @@ export interface TaskTable {
   histogram: { options: HistogramTaskOptions; result: HistogramData };
   preview: { options: PreviewTaskOptions; result: ImagePreview };
   hints: { options: { path: string }; result: Pick<ModelDetails, 'preprocess' | 'classes'> };
+  /** Pool health check: answers, or ends its worker thread with `exit` (how tests prove a crash is survived). */
+  selftest: { options: { exit?: number }; result: { ok: true } };
 }
 export type TaskName = keyof TaskTable;
 
@@ -140,7 +143,8 @@ async function preview(o: PreviewTaskOptions): Promise<ImagePreview> {
       raw: { width: px.width, height: px.height, channels: px.channels as 1 | 3 },
     });
     // Tiny model inputs (28x28) are enlarged with hard pixels, so the user sees what the model sees.
-    if (Math.max(px.width, px.height) < o.size) image = image.resize(o.size, o.size, { fit: 'inside', kernel: 'nearest' });
+    if (Math.max(px.width, px.height) < o.size)
+      image = image.resize(o.size, o.size, { fit: 'inside', kernel: 'nearest' });
   } else {
     image = sharp(bytes).resize(o.size, o.size, { fit: 'inside', withoutEnlargement: false, kernel: 'nearest' });
   }
@@ -159,7 +163,10 @@ async function modelHintsOf(path: string): Promise<Pick<ModelDetails, 'preproces
   };
 }
 
-type TaskFn<K extends TaskName> = (options: TaskTable[K]['options'], ctx: TaskContext) => Promise<TaskTable[K]['result']>;
+type TaskFn<K extends TaskName> = (
+  options: TaskTable[K]['options'],
+  ctx: TaskContext,
+) => Promise<TaskTable[K]['result']>;
 
 export const TASKS: { [K in TaskName]: TaskFn<K> } = {
   inspect: (o) => inspectModelFile(o.path),
@@ -169,13 +176,18 @@ export const TASKS: { [K in TaskName]: TaskFn<K> } = {
       onProgress: (done, total) => ctx.emit({ type: 'progress', progress: { stage: 'import', done, total } }),
     });
     if (dataset.skipped.length) ctx.emit({ type: 'log', line: `${dataset.skipped.length} files skipped` });
+    const info = datasetInfo(dataset);
     return {
       root: dataset.root,
       layout: dataset.layout,
-      images: dataset.images.length,
-      classes: new Set(dataset.images.map((i) => i.classId)).size,
-      skipped: dataset.skipped.length,
-      duplicates: dataset.duplicates.length,
+      images: info.images,
+      classes: info.classes,
+      classSource: dataset.classes?.source ?? null,
+      split: dataset.split
+        ? { calib: dataset.split.calib.length, eval: dataset.split.eval.length, seed: dataset.split.seed }
+        : null,
+      skipped: info.skipped,
+      duplicates: info.duplicates,
     };
   },
   quantize: (o, ctx) =>
@@ -213,6 +225,10 @@ export const TASKS: { [K in TaskName]: TaskFn<K> } = {
   histogram: (o) => histogram(o),
   preview: (o) => preview(o),
   hints: (o) => modelHintsOf(o.path),
+  selftest: async (o) => {
+    if (o.exit !== undefined) process.exit(o.exit);
+    return { ok: true };
+  },
 };
 
 export async function runTask<K extends TaskName>(
@@ -224,4 +240,3 @@ export async function runTask<K extends TaskName>(
   if (!fn) throw new Error(`Unknown task ${String(name)}.`);
   return fn(options, ctx);
 }
-

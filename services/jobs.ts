@@ -155,7 +155,12 @@ export class JobManager {
 
   /** A short request that still parses a model or decodes an image: on the pool, outside the queue, no events. */
   async call<K extends TaskName>(task: K, options: JobOptions<K>): Promise<JobResult<K>> {
-    const reply = await this.execute(task, options, () => undefined, () => undefined);
+    const reply = await this.execute(
+      task,
+      options,
+      () => undefined,
+      () => undefined,
+    );
     if (reply.ok) return reply.result as JobResult<K>;
     throw errorFromReply(reply.error);
   }
@@ -187,7 +192,12 @@ export class JobManager {
     if (!rec) return false;
     if (rec.snapshot.status === 'queued') {
       this.queue.splice(this.queue.indexOf(rec), 1);
-      void this.settle(rec, { ok: false, cancelled: true, error: { code: 'cancelled', message: 'The job was cancelled before it started.' }, engineCalls: [] });
+      void this.settle(rec, {
+        ok: false,
+        cancelled: true,
+        error: { code: 'cancelled', message: 'The job was cancelled before it started.' },
+        engineCalls: [],
+      });
       return true;
     }
     if (rec.snapshot.status !== 'running' || rec.cancelRequested) return false;
@@ -237,7 +247,8 @@ export class JobManager {
       rec.snapshot.progress = m.progress;
       if (stageChanged) this.log(rec, `${m.progress.stage}: ${m.progress.total} to do`);
       const now = Date.now();
-      if (!stageChanged && m.progress.done < m.progress.total && now - rec.lastProgressAt < PROGRESS_INTERVAL_MS) return;
+      if (!stageChanged && m.progress.done < m.progress.total && now - rec.lastProgressAt < PROGRESS_INTERVAL_MS)
+        return;
       rec.lastProgressAt = now;
       this.emit({ type: 'progress', job: rec.snapshot.id, progress: m.progress });
     } else if (m.type === 'step') {
@@ -288,7 +299,9 @@ export class JobManager {
     } else {
       const cancelled = reply.cancelled || rec.cancelRequested;
       rec.snapshot.status = cancelled ? 'cancelled' : 'failed';
-      rec.snapshot.error = cancelled ? { code: 'cancelled', message: `${rec.snapshot.title} was cancelled.` } : reply.error;
+      rec.snapshot.error = cancelled
+        ? { code: 'cancelled', message: `${rec.snapshot.title} was cancelled.` }
+        : reply.error;
     }
     await this.hook(rec, rec.meta.onSettled);
     const id = rec.snapshot.id;

@@ -283,7 +283,10 @@ export class ProjectService {
     // Parse and check it on the pool first: a model the engine refuses is never added.
     const report = await this.jobs.call('inspect', { path: source });
     const doc = await this.update(dir, async (d) => {
-      const id = uniqueId(basename(source, extname(source)), d.models.map((m) => m.id));
+      const id = uniqueId(
+        basename(source, extname(source)),
+        d.models.map((m) => m.id),
+      );
       const file = join('models', `${id}.onnx`);
       await mkdir(join(dir, 'models'), { recursive: true });
       await copyFile(source, join(dir, file));
@@ -352,7 +355,10 @@ export class ProjectService {
     const dir = this.abs(dirArg);
     const source = resolve(request.source);
     const doc = await this.readDoc(dir);
-    const id = uniqueId(request.name ?? basename(source), doc.datasets.map((d) => d.id));
+    const id = uniqueId(
+      request.name ?? basename(source),
+      doc.datasets.map((d) => d.id),
+    );
     const rel = join('datasets', id);
     const job = this.jobs.start(
       'import',
@@ -380,12 +386,12 @@ export class ProjectService {
               name: request.name ?? basename(source),
               dir: rel,
               sourcePath: source,
-              layout: summary.layout === 'auto' || !summary.layout ? 'imagefolder' : summary.layout,
+              layout: summary.layout,
               copied: request.copy ?? false,
               images: summary.images,
               classes: summary.classes,
-              skipped: summary.skipped,
-              duplicates: summary.duplicates,
+              skipped: summary.skipped.length,
+              duplicates: summary.duplicates.length,
               addedAt: now(),
             });
           });
@@ -479,11 +485,15 @@ export class ProjectService {
       fail('A run needs an accuracy budget (points) or a uniform word length.');
     if (request.budget !== undefined && !(Number.isFinite(request.budget) && request.budget >= 0))
       fail(`The budget must be a number of points >= 0, not ${String(request.budget)}.`);
-    if (request.uniform !== undefined && !(Number.isInteger(request.uniform) && request.uniform >= 2 && request.uniform <= 16))
+    if (
+      request.uniform !== undefined &&
+      !(Number.isInteger(request.uniform) && request.uniform >= 2 && request.uniform <= 16)
+    )
       fail(`The uniform word length must be an integer from 2 to 16, not ${String(request.uniform)}.`);
     for (const key of ['calib', 'eval', 'slice'] as const) {
       const v = request[key];
-      if (v !== undefined && !(Number.isInteger(v) && v >= 1)) fail(`${key} must be a whole number >= 1, not ${String(v)}.`);
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+        fail(`${key} must be a whole number >= 1, not ${String(v)}.`);
     }
     if (request.seed !== undefined && !(Number.isInteger(request.seed) && request.seed >= 0))
       fail(`The seed must be a whole number >= 0, not ${String(request.seed)}.`);
@@ -556,8 +566,13 @@ export class ProjectService {
     const { run, model, dataset } = await this.update(dir, (d) => {
       const model = this.model(dir, d, request.model);
       const dataset = this.dataset(dir, d, request.dataset);
-      const label = request.name?.trim() || (request.uniform !== undefined ? `uniform-${request.uniform}` : `budget-${request.budget}`);
-      const id = uniqueId(label, d.runs.map((r) => r.id));
+      const label =
+        request.name?.trim() ||
+        (request.uniform !== undefined ? `uniform-${request.uniform}` : `budget-${request.budget}`);
+      const id = uniqueId(
+        label,
+        d.runs.map((r) => r.id),
+      );
       const run: StoredRun = {
         id,
         name: request.name?.trim() || id,
@@ -578,10 +593,18 @@ export class ProjectService {
     const view = this.view(dir, doc).runs.find((r) => r.id === runId);
     if (!view) throw notFound('run', runId, dir);
     if (!view.resumable)
-      throw new FxpqError(`Run "${runId}" is ${view.state}; only an interrupted, cancelled or failed run can be resumed.`, 'io');
+      throw new FxpqError(
+        `Run "${runId}" is ${view.state}; only an interrupted, cancelled or failed run can be resumed.`,
+        'io',
+      );
     const run = this.run(dir, doc, runId);
     await this.setRunState(dir, runId, { state: 'queued' });
-    return this.startRunJob(dir, run, this.model(dir, doc, run.request.model), this.dataset(dir, doc, run.request.dataset));
+    return this.startRunJob(
+      dir,
+      run,
+      this.model(dir, doc, run.request.model),
+      this.dataset(dir, doc, run.request.dataset),
+    );
   }
 
   async runResults(dirArg: string, runId: string): Promise<RunResults> {
@@ -650,8 +673,18 @@ export class ProjectService {
       const run = this.run(dir, d, runId);
       if (run.state !== 'done' || !existsSync(join(dir, run.dir, 'report.json')))
         throw new FxpqError(`Run "${runId}" has not finished; only a finished run can be exported.`, 'io');
-      const id = uniqueId(`${runId}-export`, d.exports.map((x) => x.id));
-      const entry: StoredExport = { id, run: runId, dir: join('exports', id), formats: chosen, state: 'queued', createdAt: now() };
+      const id = uniqueId(
+        `${runId}-export`,
+        d.exports.map((x) => x.id),
+      );
+      const entry: StoredExport = {
+        id,
+        run: runId,
+        dir: join('exports', id),
+        formats: chosen,
+        state: 'queued',
+        createdAt: now(),
+      };
       d.exports.push(entry);
       return { entry, runDir: join(dir, run.dir) };
     });
@@ -670,7 +703,11 @@ export class ProjectService {
         onStart: () => set({ state: 'running' }),
         onSettled: async (j) => {
           if (j.status === 'done') await set({ state: 'done', result: (await j.result) as ExportResult });
-          else await set({ state: j.status === 'cancelled' ? 'cancelled' : 'failed', ...(j.error ? { error: j.error } : {}) });
+          else
+            await set({
+              state: j.status === 'cancelled' ? 'cancelled' : 'failed',
+              ...(j.error ? { error: j.error } : {}),
+            });
         },
       },
     );

@@ -89,7 +89,10 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
 
   const allowedHost = (req: IncomingMessage): boolean => {
     const host = req.headers.host ?? '';
-    return host === origin.slice('http://'.length) || host === origin.slice('http://'.length).replace('127.0.0.1', 'localhost');
+    return (
+      host === origin.slice('http://'.length) ||
+      host === origin.slice('http://'.length).replace('127.0.0.1', 'localhost')
+    );
   };
   const allowedOrigin = (req: IncomingMessage): boolean => {
     const o = req.headers.origin;
@@ -97,7 +100,8 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (!allowedHost(req)) return sendError(res, 421, 'wrong-host', 'This server answers only on its own loopback address.');
+    if (!allowedHost(req))
+      return sendError(res, 421, 'wrong-host', 'This server answers only on its own loopback address.');
     let url: URL;
     let pathname: string;
     try {
@@ -143,7 +147,8 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'bad-request', 'Only GET here.');
     const rel = pathname === '/' ? 'index.html' : pathname.slice(1);
     const file = normalize(join(root, rel));
-    if (rel.includes('\0') || (file !== root && !file.startsWith(root + sep))) return send(res, 404, 'text/plain', 'Not found');
+    if (rel.includes('\0') || (file !== root && !file.startsWith(root + sep)))
+      return send(res, 404, 'text/plain', 'Not found');
     try {
       // Only plain files: a FIFO or device under the folder must not hang the request.
       if (!(await stat(file)).isFile()) return send(res, 404, 'text/plain', 'Not found');

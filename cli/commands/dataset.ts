@@ -1,4 +1,5 @@
-import { datasetInfo, importDataset, openDataset, type DatasetLayout } from '../../services/datasets.js';
+import { datasetInfo, openDataset, type DatasetLayout } from '../../services/datasets.js';
+import { runJob } from '../run-job.js';
 import { table } from '../format.js';
 import { progress } from '../progress.js';
 import type { Command } from '../command.js';
@@ -65,22 +66,29 @@ export const datasetCommand: Command = {
       numbers[name] = n;
     }
     const bar = progress('Checking images', err);
-    const dataset = await importDataset(path, values['out'], {
-      layout: layout as DatasetLayout | 'auto',
-      labels: values['labels'] as string | undefined,
-      classes: values['classes'] as string | undefined,
-      synsets: values['synsets'] as string | undefined,
-      copy: values['copy'] === true,
-      calib: numbers['calib'],
-      eval: numbers['eval'],
-      seed: numbers['seed'],
-      onProgress: (d, t) => bar.update(d + 1, t),
-    });
+    const summary = await runJob(
+      'import',
+      {
+        source: path,
+        out: values['out'],
+        options: {
+          layout: layout as DatasetLayout | 'auto',
+          labels: values['labels'] as string | undefined,
+          classes: values['classes'] as string | undefined,
+          synsets: values['synsets'] as string | undefined,
+          copy: values['copy'] === true,
+          calib: numbers['calib'],
+          eval: numbers['eval'],
+          seed: numbers['seed'],
+        },
+      },
+      (p) => bar.update(p.done + 1, p.total),
+    );
     bar.finish();
-    const info = datasetInfo(dataset);
+    const info = summary;
     out.write(
-      `Imported ${info.images} images in ${info.classes} classes (${dataset.layout}, class order: ${dataset.classes?.source ?? 'decided at use: model or sorted folder names'}) into ${values['out']}/dataset.json\n` +
-        `Split (seed ${dataset.split!.seed}): ${dataset.split!.calib.length} calibration, ${dataset.split!.eval.length} evaluation images\n` +
+      `Imported ${info.images} images in ${info.classes} classes (${summary.layout}, class order: ${summary.classSource ?? 'decided at use: model or sorted folder names'}) into ${values['out']}/dataset.json\n` +
+        `Split (seed ${summary.split!.seed}): ${summary.split!.calib} calibration, ${summary.split!.eval} evaluation images\n` +
         (info.skipped.length
           ? `Skipped ${info.skipped.length} files:\n${info.skipped.map((s) => `  ${s.path}: ${s.reason}`).join('\n')}\n`
           : '') +

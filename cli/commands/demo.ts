@@ -14,6 +14,7 @@ export const demoCommand: Command = {
     let bar: Progress | undefined;
     let stage = '';
     const summary = await runDemo(dir, (s, e) => {
+      if (s === 'import' && e) return;
       const key = e ? `${s}:${e.stage}` : s;
       if (key !== stage) {
         bar?.finish();

@@ -1,4 +1,4 @@
-import { evaluate } from '../../services/evaluate.js';
+import { runJob } from '../run-job.js';
 import { progress } from '../progress.js';
 import type { Command } from '../command.js';
 
@@ -29,17 +29,20 @@ export const evaluateCommand: Command = {
       return { usageError: '--engine must be sim or int.' };
     if (engine !== undefined && values['run'] === undefined) return { usageError: '--engine needs --run RUN.' };
     const bar = progress('Evaluating', err);
-    const r = await evaluate({
-      modelPath: values['model'],
-      dataPath: values['data'],
-      run: values['run'] as string | undefined,
-      engine: engine as 'sim' | 'int' | undefined,
-      classes: values['classes'] as string | undefined,
-      preprocess: values['preprocess'] as string | undefined,
-      split: split as 'all' | 'calib' | 'eval',
-      saveLogits: values['save-logits'] as string | undefined,
-      onProgress: (d, t) => bar.update(d, t),
-    });
+    const r = await runJob(
+      'evaluate',
+      {
+        modelPath: values['model'],
+        dataPath: values['data'],
+        run: values['run'] as string | undefined,
+        engine: engine as 'sim' | 'int' | undefined,
+        classes: values['classes'] as string | undefined,
+        preprocess: values['preprocess'] as string | undefined,
+        split: split as 'all' | 'calib' | 'eval',
+        saveLogits: values['save-logits'] as string | undefined,
+      },
+      (p) => bar.update(p.done, p.total),
+    );
     bar.finish();
     if (values['json']) {
       const doc = {

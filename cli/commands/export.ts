@@ -1,4 +1,5 @@
-import { EXPORT_FORMATS, exportRun, type ExportFormat } from '../../services/export.js';
+import { EXPORT_FORMATS, type ExportFormat } from '../../services/export.js';
+import { runJob } from '../run-job.js';
 import type { Command } from '../command.js';
 
 export const exportCommand: Command = {
@@ -17,12 +18,11 @@ export const exportCommand: Command = {
       return {
         usageError: `--format takes ${EXPORT_FORMATS.join(', ')} (comma-separated), not ${unknown.join(', ')}.`,
       };
-    const result = await exportRun({
-      run: positionals[0]!,
-      out: values['out'],
-      formats: formats as ExportFormat[],
-      onProgress: (stage) => err.write(`Export: ${stage}...\n`),
-    });
+    const result = await runJob(
+      'export',
+      { run: positionals[0]!, out: values['out'], formats: formats as ExportFormat[] },
+      (p) => err.write(`Export: ${p.stage}...\n`),
+    );
     if (values['json']) {
       out.write(JSON.stringify(result, null, 2) + '\n');
       return 0;

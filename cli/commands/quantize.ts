@@ -1,4 +1,4 @@
-import { quantize } from '../../services/quantize.js';
+import { runJob } from '../run-job.js';
 import { progress, type Progress } from '../progress.js';
 import type { Command } from '../command.js';
 
@@ -64,22 +64,25 @@ export const quantizeCommand: Command = {
       search: 'Search (structures frozen)',
       evaluation: 'Held-out evaluation',
     };
-    const report = await quantize({
-      modelPath: values['model'] as string,
-      dataPath: values['data'] as string,
-      out: values['out'] as string,
-      classes: values['classes'] as string | undefined,
-      preprocess: values['preprocess'] as string | undefined,
-      budget,
-      uniform: numbers['uniform'],
-      calib: numbers['calib'],
-      eval: numbers['eval'],
-      seed: numbers['seed'],
-      slice: numbers['slice'],
-      strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
-      distill: values['no-distill'] ? false : undefined,
-      biasCorrection: values['no-bias-correction'] ? false : undefined,
-      onProgress: (e) => {
+    const report = await runJob(
+      'quantize',
+      {
+        modelPath: values['model'] as string,
+        dataPath: values['data'] as string,
+        out: values['out'] as string,
+        classes: values['classes'] as string | undefined,
+        preprocess: values['preprocess'] as string | undefined,
+        budget,
+        uniform: numbers['uniform'],
+        calib: numbers['calib'],
+        eval: numbers['eval'],
+        seed: numbers['seed'],
+        slice: numbers['slice'],
+        strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
+        distill: values['no-distill'] ? false : undefined,
+        biasCorrection: values['no-bias-correction'] ? false : undefined,
+      },
+      (e) => {
         let bar = bars.get(e.stage);
         if (!bar) {
           for (const b of bars.values()) b.finish();
@@ -92,7 +95,7 @@ export const quantizeCommand: Command = {
           : undefined;
         bar.update(e.done, e.total, detail);
       },
-    });
+    );
     for (const b of bars.values()) b.finish();
     if (values['json']) {
       out.write(JSON.stringify(report, null, 2) + '\n');
