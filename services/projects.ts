@@ -51,7 +51,7 @@ const PROJECT_FILE = 'project.json';
 interface StoredRun extends Omit<ProjectRun, 'state' | 'resumable' | 'job'> {
   state: RunState;
 }
-interface StoredExport extends Omit<ProjectExport, 'job'> {}
+type StoredExport = Omit<ProjectExport, 'job'>;
 
 interface ProjectDoc {
   format: 'fxpq-project';
