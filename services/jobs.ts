@@ -32,7 +32,10 @@ export interface JobMeta {
   title?: string;
   project?: string;
   target?: JobSnapshot['target'];
-  /** Called (and awaited) when the job starts and when it ends, before the event goes out. */
+  /**
+   * Called (and awaited) when the job starts and when it ends, before the event goes out. The
+   * job's `result` settles only after onSettled: read the outcome from `job.snapshot()`.
+   */
   onStart?: (job: Job) => Promise<void> | void;
   onSettled?: (job: Job) => Promise<void> | void;
 }
@@ -226,7 +229,8 @@ export class JobManager {
 
   private emit(e: DistributiveOmit<JobEvent, 'seq' | 'at'>): void {
     const event = { ...e, seq: ++this.seq, at: new Date().toISOString() } as JobEvent;
-    for (const l of this.listeners) {
+    // A copy: a listener that subscribes during this event got it in its snapshot already.
+    for (const l of [...this.listeners]) {
       try {
         l(event);
       } catch {

@@ -379,7 +379,7 @@ export class ProjectService {
         target: { dataset: id },
         onSettled: async (j) => {
           if (j.status !== 'done') return;
-          const summary = (await j.result) as ImportSummary;
+          const summary = j.snapshot().result as ImportSummary;
           await this.update(dir, (d) => {
             d.datasets.push({
               id,
@@ -538,7 +538,7 @@ export class ProjectService {
 
   private async runSettled(dir: string, id: string, job: Job): Promise<void> {
     if (job.status === 'done') {
-      const report = (await job.result) as RunReport;
+      const report = job.snapshot().result as RunReport;
       await this.setRunState(dir, id, {
         state: 'done',
         finishedAt: now(),
@@ -702,7 +702,7 @@ export class ProjectService {
         target: { run: runId, export: entry.entry.id },
         onStart: () => set({ state: 'running' }),
         onSettled: async (j) => {
-          if (j.status === 'done') await set({ state: 'done', result: (await j.result) as ExportResult });
+          if (j.status === 'done') await set({ state: 'done', result: j.snapshot().result as ExportResult });
           else
             await set({
               state: j.status === 'cancelled' ? 'cancelled' : 'failed',

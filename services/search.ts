@@ -52,6 +52,8 @@ export interface SearchJobOptions extends SessionOptions {
   /** Images of the early-rejection and distillation slice (default: a quarter of D_c, at least 200). */
   slice?: number;
   cacheDir?: string;
+  /** onnxruntime intra-op threads of the simulation (default: every core; see BENCHMARKS.md, event loop). */
+  ortThreads?: number;
   onProgress?: (p: SearchJobProgress) => void;
   /** Every trajectory step: first the ones a resumed run already has, then each new one. */
   onStep?: (step: TrajectoryStep) => void;
@@ -247,7 +249,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   const ranges = structureRanges(plan, (t) => stats.get(t)?.maxAbs ?? 0);
   await writeActivationHistograms(o.out, stats);
   const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
-  const sim = await SimRunner.create(plan);
+  const sim = await SimRunner.create(plan, o.ortThreads ? { threads: o.ortThreads } : {});
   const statsRunner = await StatsRunner.create(plan);
   const evaluator = new SearchEvaluator(plan, sim, statsRunner);
   try {

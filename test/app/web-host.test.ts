@@ -97,7 +97,7 @@ describe('web host', () => {
     expect(mine).toContain('progress');
     expect(mine.at(-1)).toBe('finished');
     const project = (await call('openProject', [dir])).result as { datasets: { images: number }[] };
-    expect(project.datasets[0]!.images).toBe(200);
+    expect(project.datasets[0]!.images).toBe(100);
   }, 120_000);
 
   it('refuses the event stream and API calls without the token, and from other sites or hosts', async () => {

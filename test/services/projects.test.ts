@@ -50,10 +50,10 @@ describe('projects', () => {
     await projects.jobs.get(job.id)!.result;
     const opened = await projects.open(dir);
     expect(opened.datasets).toEqual([
-      expect.objectContaining({ id: 'mnist-test', images: 200, classes: 10, copied: false }),
+      expect.objectContaining({ id: 'mnist-test', images: 100, classes: 10, copied: false }),
     ]);
     const details = await projects.datasetDetails(dir, 'mnist-test');
-    expect(details.perClass.reduce((n, c) => n + c.count, 0)).toBe(200);
+    expect(details.perClass.reduce((n, c) => n + c.count, 0)).toBe(100);
     expect(details.images.filter((i) => i.split === 'eval').length).toBe(details.split!.eval);
     const thumb = await projects.datasetImage(dir, 'mnist-test', details.images[0]!.path, 64);
     expect(thumb.dataUrl).toMatch(/^data:image\/png;base64,/);
