@@ -81,10 +81,19 @@ export interface RunReport {
   budget: number | null;
   data: { calib: number; eval: number; labelled: boolean; seed: number };
   fp: { top1: number; top5: number };
-  quant: { top1: number; top5: number; agreement: number };
+  /** `ties`: held-out images whose top logit is shared by several classes (decided by class order). */
+  quant: { top1: number; top5: number; agreement: number; ties?: number };
   memory: MemoryReport;
   structures: StructureFormat[];
-  search: { evaluations: number; seconds: number; fp32Passes?: number; simPasses?: number; strategy?: string };
+  search: {
+    evaluations: number;
+    seconds: number;
+    fp32Passes?: number;
+    simPasses?: number;
+    strategy?: string;
+    /** The final check of the result on all calibration images (D_c): drop and bound in points. */
+    finalCheck?: { drop: number; bound: number; budget: number; rolledBack: boolean };
+  };
   classes: { count: number; source: string };
   preprocess: string;
   /** Held-out per-class top-1 and the confusion matrix (rows: true class, columns: predicted), fixed-point network. */

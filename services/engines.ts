@@ -33,6 +33,8 @@ export interface EngineEvaluation {
   logits?: Float32Array;
   /** Per class id: float and fixed-point top-1, when both were evaluated. */
   perClassBoth?: { classId: string; n: number; fpTop1: number; quantTop1: number }[];
+  /** Images whose fixed-point top logit is tied with another class (top-1 then decided by class order). */
+  ties?: number;
   /** Rows: true class, columns: predicted class (fixed point when present, else float). */
   confusion: number[][];
 }
@@ -88,6 +90,7 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   let agree = 0;
   let done = 0;
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  let ties = 0;
   const imageSize = s.model.original.inputs[0]!.shape.slice(1).reduce((a, b) => a * b, 1);
   const fixed = o.float?.fixedBatch ?? null;
   for await (const batch of imageBatches({
@@ -117,6 +120,7 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
       const qTop = q ? qMeter!.add(q, labels) : undefined;
       if (fpTop && qTop) fpTop.forEach((p, i) => (agree += p === qTop[i] ? 1 : 0));
       (qTop ?? fpTop)?.forEach((p, i) => confusion[labels[i]!]![p]!++);
+      if (q) ties += countTies(q, count, classes);
       if (o.keepLogits) logits.push((q ?? fp)!.slice());
     }
     done += count;
@@ -143,6 +147,7 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   if (qMeter) {
     const r = qMeter.result();
     result.quant = { top1: r.top1, top5: r.top5, agreement: fpMeter ? agree / r.n : NaN };
+    result.ties = ties;
   }
   if (o.keepLogits) {
     const all = new Float32Array(logits.reduce((n, l) => n + l.length, 0));
@@ -154,4 +159,22 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
     result.logits = all;
   }
   return result;
+}
+
+/** Rows of `logits` (count x classes) whose maximum is reached by more than one class. */
+export function countTies(logits: Float32Array, count: number, classes: number): number {
+  let ties = 0;
+  for (let i = 0; i < count; i++) {
+    let max = -Infinity;
+    let n = 0;
+    for (let k = i * classes; k < (i + 1) * classes; k++) {
+      const v = logits[k]!;
+      if (v > max) {
+        max = v;
+        n = 1;
+      } else if (v === max) n++;
+    }
+    if (n > 1) ties++;
+  }
+  return ties;
 }

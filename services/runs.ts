@@ -70,6 +70,7 @@ export interface RunParts {
     n: number;
     fp?: RunReport['fp'];
     quant?: RunReport['quant'];
+    ties?: number;
     perClassBoth?: RunReport['perClass'];
     confusion?: number[][];
   };
@@ -96,7 +97,7 @@ export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } 
     budget: p.budget,
     data: { calib: p.split.calib.length, eval: p.result.n, labelled: true, seed: p.split.seed },
     fp: p.result.fp!,
-    quant: p.result.quant!,
+    quant: { ...p.result.quant!, ...(p.result.ties !== undefined ? { ties: p.result.ties } : {}) },
     memory: memoryReport(p.plan, p.assignment),
     structures: p.plan.structures.map((st) => ({
       layer: st.layer,

@@ -252,6 +252,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   const sim = await SimRunner.create(plan, o.ortThreads ? { threads: o.ortThreads } : {});
   const statsRunner = await StatsRunner.create(plan);
   const evaluator = new SearchEvaluator(plan, sim, statsRunner);
+  const endsInSoftmax = plan.graph.nodes.some((n) => n.op === 'Softmax');
   try {
     // Teacher logits once, kept with the calibration images (the teacher never changes).
     const imageSize = plan.shapes
@@ -271,8 +272,13 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     })) {
       engineEntry('teacher');
       const t0 = performance.now();
-      const teacher = await float.run(b.data, b.indices.length);
+      const output = await float.run(b.data, b.indices.length);
       teacherSeconds += (performance.now() - t0) / 1000;
+      // The student is the canonical graph without its final Softmax: the teacher must be the same
+      // logits, not the probabilities such a model outputs (the KL would compare unlike things).
+      const teacher = endsInSoftmax
+        ? (await statsRunner.run(b.data, b.indices.length, [plan.logitsTensor])).get(plan.logitsTensor)!
+        : output;
       evaluator.classes = teacher.length / b.indices.length;
       evaluator.batches.push({
         data: b.data.slice(),
@@ -360,6 +366,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         fp32Passes: searchSeconds / Math.max(teacherSeconds, 1e-9),
         simPasses: state.images / loaded,
         strategy: options.strategy,
+        ...(state.final ? { finalCheck: { ...state.final, budget: o.budget } } : {}),
       },
     });
     await writeRun(o.out, config, report);

@@ -115,4 +115,75 @@ describe('FxP-QNet search', () => {
       /budget of 1 point cannot be met: even at 16 bits/,
     );
   });
+
+  it('accepts only on all of D_c: a slice that looks fine never accepts a move the whole split rejects', async () => {
+    const plan = tinyPlan();
+    const log: TrajectoryStep[] = [];
+    const env = syntheticEnv(plan, log, {});
+    const honest = env.evaluate;
+    // The slice (first 250 images) sees no harm at all; D_c sees the real harm.
+    env.evaluate = async (a, b, n, phase) =>
+      n < 1000 ? { n, n10: 0, n01: 0, correct: n, kl: 0 } : honest(a, b, n, phase);
+    const state = await new FxpQNetSearch(env, options).run(initialState());
+    const final = await honest(state.assignment, {}, 1000, 'done');
+    expect(dropUpperBound(final, 1)).toBeLessThanOrEqual(0.01);
+    // Every accepted reduction was measured on the 1000 images of D_c, within its eps_t.
+    for (const step of log.filter((l) => l.phase === 'reduce' && l.accepted))
+      expect(step.bound).toBeLessThanOrEqual(step.budget + 1e-9);
+    expect(state.final).toMatchObject({ rolledBack: false });
+    expect(state.final!.bound).toBeLessThanOrEqual(1);
+    expect(log.at(-1)!.note).toBe('final check on D_c');
+  });
+
+  it('rolls back to the last state within the budget when the final check fails', async () => {
+    const plan = tinyPlan();
+    const log: TrajectoryStep[] = [];
+    const env = syntheticEnv(plan, log, {});
+    const honest = env.evaluate;
+    let checking = false;
+    // Nondeterminism stand-in: the final check sees the result over budget.
+    env.evaluate = async (a, b, n, phase) => {
+      if (phase === 'check' && !checking) {
+        checking = true;
+        return { n, n10: Math.round(n * 0.05), n01: 0, correct: 0, kl: 1 };
+      }
+      return honest(a, b, n, phase);
+    };
+    const state = await new FxpQNetSearch(env, options).run(initialState());
+    expect(state.final!.rolledBack).toBe(true);
+    expect(state.assignment).toEqual(state.lastGood!.assignment);
+    expect(log.at(-1)!.note).toMatch(/rolled back/);
+  });
+
+  it('keeps a bias correction only if the KL falls and the budget holds on D_c', async () => {
+    const plan = tinyPlan();
+    const log: TrajectoryStep[] = [];
+    const env = syntheticEnv(plan, log, {});
+    const honest = env.evaluate;
+    // Corrected biases lower the KL on the slice but break the budget on D_c.
+    env.evaluate = async (a, b, n, phase) => {
+      const c = await honest(a, b, n, phase);
+      if (Object.keys(b).length === 0) return c;
+      return n < 1000 ? { ...c, kl: c.kl / 10 } : { ...c, n10: c.n10 + 50, correct: c.correct - 50 };
+    };
+    env.layerError = async (_a, _b, node) => new Float64Array(plan.shapes.get(node.outputs[0]!)![1]!).fill(0.5);
+    const state = await new FxpQNetSearch(env, options).run(initialState());
+    expect(state.biases).toEqual({});
+    const bias = log.filter((l) => l.note === 'bias correction');
+    expect(bias.length).toBeGreaterThan(0);
+    expect(bias.every((l) => !l.accepted)).toBe(true);
+  });
+
+  it('starts at 16 bits with f = f0, keeps the logits at 8 bits or more, and refuses an unknown phase', async () => {
+    const plan = tinyPlan();
+    const log: TrajectoryStep[] = [];
+    const env = syntheticEnv(plan, log, {});
+    const state = await new FxpQNetSearch(env, options).run(initialState());
+    const logits = plan.structures.find((s) => s.kind === 'A' && s.tensor === plan.logitsTensor)!;
+    expect(state.assignment[logits.id]!.bits).toBeGreaterThanOrEqual(8);
+    expect(log[0]!.note).toBe('uniform 16 bits');
+    await expect(new FxpQNetSearch(env, options).run({ ...initialState(), phase: 'bogus' as never })).rejects.toThrow(
+      /unknown phase "bogus"/,
+    );
+  });
 });

@@ -1,0 +1,63 @@
+/**
+ * The teacher of the search is the float network's logits, the same tensor the student
+ * produces, also for a model that ends in Softmax (its file output is probabilities). And every
+ * report states the final check of the result on all calibration images, within the budget.
+ */
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TrajectoryStep } from '../../api/contract.js';
+import { readOnnx, writeOnnx } from '../../native-workers/engine/onnx/onnx-format.js';
+import { closePools } from '../../services/pool.js';
+import { quantize } from '../../services/quantize.js';
+import { int } from '../helpers/graph-builder.js';
+import { modelPath, repoRoot } from '../helpers/fixtures.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'fxpq-teacher-'));
+afterAll(() => closePools());
+
+/** mnist-8 with a Softmax after its logits: the same classifier, with probabilities as output. */
+function withSoftmax(): string {
+  const source = modelPath('mnist-8')!;
+  const g = readOnnx(readFileSync(source), source);
+  const logits = g.outputs[0]!;
+  g.nodes.push({
+    name: 'probs',
+    op: 'Softmax',
+    inputs: [logits.name],
+    outputs: ['probabilities'],
+    attrs: { axis: int(1) },
+  });
+  g.outputs = [{ ...logits, name: 'probabilities' }];
+  const out = join(tmp, 'mnist-softmax.onnx');
+  writeFileSync(out, writeOnnx(g));
+  copyFileSync(source.replace(/\.onnx$/, '.json'), join(tmp, 'mnist-softmax.json'));
+  return out;
+}
+
+describe('search teacher and final check', () => {
+  it('compares logits with logits for a model that ends in Softmax, and reports the final D_c bound', async () => {
+    const out = join(tmp, 'run');
+    const report = await quantize({
+      modelPath: withSoftmax(),
+      dataPath: join(repoRoot, 'test/fixtures/mnist'),
+      out,
+      budget: 2,
+      calib: 60,
+      slice: 20,
+      seed: 3,
+      cacheDir: join(tmp, 'cache'),
+    });
+    const steps = readFileSync(join(out, 'trajectory.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TrajectoryStep);
+    // A near-perfect student (16 bits) is near the teacher: KL ~0, not softmax(probabilities) vs logits (~2).
+    expect(steps[0]!.note).toBe('uniform 16 bits');
+    expect(steps[0]!.kl).toBeLessThan(0.01);
+    expect(report.search.finalCheck).toMatchObject({ budget: 2, rolledBack: false });
+    expect(report.search.finalCheck!.bound).toBeLessThanOrEqual(2);
+    expect(report.quant.ties).toBeGreaterThanOrEqual(0);
+  }, 180_000);
+});
