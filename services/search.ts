@@ -25,7 +25,7 @@ import {
   type Strategy,
   type TrajectoryStep,
 } from '../native-workers/engine/search/fxp-qnet.js';
-import { klDivergence, type PairedCounts } from '../native-workers/engine/search/prediction-error.js';
+import { decidedAgainst, klDivergence, type PairedCounts } from '../native-workers/engine/search/prediction-error.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import type { Node } from '../native-workers/engine/ir/graph.js';
 import { evaluateOn } from './engines.js';
@@ -98,6 +98,8 @@ interface CalibBatch {
   count: number;
   labels: number[];
   teacher: Float32Array;
+  /** Images of this batch the teacher classifies correctly. */
+  teacherRight: number;
 }
 
 class SearchEvaluator {
@@ -108,6 +110,8 @@ class SearchEvaluator {
     private readonly plan: QuantPlan,
     private readonly sim: SimRunner,
     private readonly stats: StatsRunner,
+    /** z of the paired bound, for sequential decisions. */
+    private readonly z: number,
   ) {}
 
   private batchesFor(count: number): CalibBatch[] {
@@ -126,11 +130,19 @@ class SearchEvaluator {
     return dequantizeArray(quantizeArray(data, f), f.frac);
   }
 
-  async evaluate(a: Assignment, biases: Record<string, number[]>, count: number, phase: string): Promise<PairedCounts> {
+  async evaluate(
+    a: Assignment,
+    biases: Record<string, number[]>,
+    count: number,
+    phase: string,
+    decideAgainst?: number,
+  ): Promise<PairedCounts> {
     engineEntry(`search-${phase}`);
     const c: PairedCounts = { n: 0, n10: 0, n01: 0, correct: 0, kl: 0 };
     const k = this.classes;
-    for (const b of this.batchesFor(count)) {
+    const batches = this.batchesFor(count);
+    let teacherRightLeft = batches.reduce((n, b) => n + b.teacherRight, 0);
+    for (const b of batches) {
       const out = await this.sim.run(a, this.quantInput(a, b.data), b.count, biases);
       for (let i = 0; i < b.count; i++) {
         const t = topK(b.teacher.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
@@ -140,6 +152,14 @@ class SearchEvaluator {
         if (t && !s) c.n10++;
         if (!t && s) c.n01++;
         c.kl += klDivergence(b.teacher, out, i * k, k);
+      }
+      teacherRightLeft -= b.teacherRight;
+      // Sequential testing: stop once no outcome of the remaining images can change the decision.
+      const decided =
+        decideAgainst === undefined ? undefined : decidedAgainst(c, count, teacherRightLeft, this.z, decideAgainst);
+      if (decided) {
+        c.decided = decided;
+        break;
       }
     }
     c.kl /= Math.max(c.n, 1);
@@ -251,7 +271,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
   const sim = await SimRunner.create(plan, o.ortThreads ? { threads: o.ortThreads } : {});
   const statsRunner = await StatsRunner.create(plan);
-  const evaluator = new SearchEvaluator(plan, sim, statsRunner);
+  const evaluator = new SearchEvaluator(plan, sim, statsRunner, options.z);
   const endsInSoftmax = plan.graph.nodes.some((n) => n.op === 'Softmax');
   try {
     // Teacher logits once, kept with the calibration images (the teacher never changes).
@@ -280,11 +300,14 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         ? (await statsRunner.run(b.data, b.indices.length, [plan.logitsTensor])).get(plan.logitsTensor)!
         : output;
       evaluator.classes = teacher.length / b.indices.length;
+      const labels = b.indices.map((i) => s.labels[i]!);
+      const k = teacher.length / b.indices.length;
       evaluator.batches.push({
         data: b.data.slice(),
         count: b.indices.length,
-        labels: b.indices.map((i) => s.labels[i]!),
+        labels,
         teacher,
+        teacherRight: labels.filter((label, i) => topK(teacher.subarray(i * k, (i + 1) * k), 1)[0] === label).length,
       });
       loaded += b.indices.length;
       o.onProgress?.({ stage: 'teacher', done: loaded, total: calibOrder.length });
@@ -301,7 +324,8 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         histograms: stats,
         calibCount: loaded,
         sliceCount: slice,
-        evaluate: (a, biases, count, phase) => evaluator.evaluate(a, biases, count, phase),
+        evaluate: (a, biases, count, phase, decideAgainst) =>
+          evaluator.evaluate(a, biases, count, phase, decideAgainst),
         layerError: (a, biases, node, count) => evaluator.layerError(a, biases, node, count),
         record: async (step: TrajectoryStep) => {
           await appendFile(trajectoryFile, JSON.stringify(step) + '\n');

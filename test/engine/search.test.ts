@@ -16,7 +16,11 @@ import {
   type SearchState,
   type TrajectoryStep,
 } from '../../native-workers/engine/search/fxp-qnet.js';
-import { dropUpperBound, type PairedCounts } from '../../native-workers/engine/search/prediction-error.js';
+import {
+  decidedAgainst,
+  dropUpperBound,
+  type PairedCounts,
+} from '../../native-workers/engine/search/prediction-error.js';
 import { GraphBuilder, ints } from '../helpers/graph-builder.js';
 
 function tinyPlan() {
@@ -185,5 +189,31 @@ describe('FxP-QNet search', () => {
     await expect(new FxpQNetSearch(env, options).run({ ...initialState(), phase: 'bogus' as never })).rejects.toThrow(
       /unknown phase "bogus"/,
     );
+  });
+
+  it('decides a bound early only when no outcome of the remaining images could change it', () => {
+    // Exhaustive on small splits: every prefix, every completion of the rest.
+    const z = 1;
+    for (const total of [6, 9]) {
+      for (let seen = 1; seen < total; seen++) {
+        const rest = total - seen;
+        for (let n10 = 0; n10 <= seen; n10++) {
+          for (let n01 = 0; n10 + n01 <= seen; n01++) {
+            for (let teacherRight = 0; teacherRight <= rest; teacherRight++) {
+              for (const eps of [0.05, 0.2, 0.5]) {
+                const decided = decidedAgainst({ n: seen, n10, n01, correct: 0, kl: 0 }, total, teacherRight, z, eps);
+                if (!decided) continue;
+                // Every completion: a of the teacher-right rest become n10, b of the teacher-wrong rest n01.
+                for (let a = 0; a <= teacherRight; a++)
+                  for (let b = 0; b <= rest - teacherRight; b++) {
+                    const full = { n: total, n10: n10 + a, n01: n01 + b, correct: 0, kl: 0 };
+                    expect(dropUpperBound(full, z) <= eps ? 'accept' : 'reject').toBe(decided);
+                  }
+              }
+            }
+          }
+        }
+      }
+    }
   });
 });

@@ -115,7 +115,14 @@ export interface SearchEnv {
   /** Images of the early-rejection slice and of the distillation set (a prefix of D_c). */
   sliceCount: number;
   /** Paired counts and KL of an assignment on the first `count` calibration images. */
-  evaluate(a: Assignment, biases: Record<string, number[]>, count: number, phase: Phase): Promise<PairedCounts>;
+  evaluate(
+    a: Assignment,
+    biases: Record<string, number[]>,
+    count: number,
+    phase: Phase,
+    /** Stop as soon as the bound against this budget is decided whatever the remaining images give. */
+    decideAgainst?: number,
+  ): Promise<PairedCounts>;
   /** Mean float-minus-fixed output error per channel of `node` over the first `count` images. */
   layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array>;
   record(step: TrajectoryStep): Promise<void>;
@@ -197,11 +204,12 @@ export class FxpQNetSearch {
     a: Assignment,
     count: number,
     biases = state.biases,
+    decideAgainst?: number,
   ): Promise<PairedCounts> {
     if (this.env.signal?.aborted) throw new FxpqError('The search was cancelled.', 'io');
-    const c = await this.env.evaluate(a, biases, count, state.phase);
+    const c = await this.env.evaluate(a, biases, count, state.phase, decideAgainst);
     state.evaluations++;
-    state.images += count;
+    state.images += c.n;
     return c;
   }
 
@@ -380,9 +388,9 @@ export class FxpQNetSearch {
       let early = false;
       if (slice < this.env.calibCount) {
         if (dropLowerBound(c, this.o.z) > epsT) early = true;
-        else c = await this.evaluate(state, a, this.env.calibCount);
+        else c = await this.evaluate(state, a, this.env.calibCount, state.biases, epsT);
       }
-      const accepted = !early && dropUpperBound(c, this.o.z) <= epsT;
+      const accepted = !early && (c.decided ? c.decided === 'accept' : dropUpperBound(c, this.o.z) <= epsT);
       if (accepted) {
         state.assignment = a;
         this.markGood(state);
@@ -395,7 +403,13 @@ export class FxpQNetSearch {
         ...this.measured(c),
         budget: percent(epsT),
         reduction: this.reduction(accepted ? a : state.assignment),
-        ...(early ? { note: 'rejected early on the first slice' } : {}),
+        ...(early
+          ? { note: 'rejected early on the first slice' }
+          : c.decided
+            ? {
+                note: `${c.decided === 'accept' ? 'accepted' : 'rejected'} after ${c.n} of ${this.env.calibCount} images (decided)`,
+              }
+            : {}),
       });
     }
     const allFrozen = this.env.plan.structures.every((s) => state.frozen.includes(s.id));

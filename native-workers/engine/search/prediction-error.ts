@@ -13,6 +13,8 @@ export interface PairedCounts {
   correct: number;
   /** Mean KL(softmax(teacher / T) || softmax(student / T)). */
   kl: number;
+  /** Set when the evaluation stopped before its last image because the outcome was decided. */
+  decided?: 'accept' | 'reject';
 }
 
 export function dropOf(c: PairedCounts): number {
@@ -25,6 +27,30 @@ export function dropUpperBound(c: PairedCounts, z: number): number {
 
 export function dropLowerBound(c: PairedCounts, z: number): number {
   return c.n === 0 ? 0 : dropOf(c) - (z * Math.sqrt(c.n10 + c.n01)) / c.n;
+}
+
+/**
+ * Whether the bound on all `total` images is already decided by the first `c.n` of them,
+ * whatever the student does on the rest: on the `teacherRight` remaining images the teacher
+ * gets right the student can only add to n10, on the others only to n01. Deciding here gives
+ * the same answer as evaluating every image (sequential testing without approximation).
+ */
+export function decidedAgainst(
+  c: PairedCounts,
+  total: number,
+  teacherRight: number,
+  z: number,
+  eps: number,
+): 'accept' | 'reject' | undefined {
+  const rest = total - c.n;
+  if (rest <= 0) return undefined;
+  const teacherWrong = rest - teacherRight;
+  const bound = (n10: number, n01: number): number => (n10 - n01 + z * Math.sqrt(n10 + n01)) / total;
+  // Worst case: the student misses every remaining image the teacher gets right.
+  if (bound(c.n10 + teacherRight, c.n01) <= eps) return 'accept';
+  // Best case: -k + z sqrt(s + k) is concave in k, so its minimum over 0..teacherWrong is at an end.
+  const best = Math.min(bound(c.n10, c.n01), bound(c.n10, c.n01 + teacherWrong));
+  return best > eps ? 'reject' : undefined;
 }
 
 /** log-softmax of a row, in float64. */
