@@ -53,7 +53,10 @@ export function webToken(): string {
 type ConnectionListener = (connected: boolean) => void;
 
 function httpBridge(token: string): FxpqBridge {
-  async function call(method: string, args: unknown[]): Promise<unknown> {
+  async function call(method: string, given: unknown[]): Promise<unknown> {
+    // JSON turns a trailing undefined (an optional argument left out) into null: drop it.
+    const args = [...given];
+    while (args.length && args[args.length - 1] === undefined) args.pop();
     let res: Response;
     try {
       res = await fetch(`/api/${method}`, {

@@ -58,7 +58,7 @@ export const useJobsStore = defineStore('jobs', {
         this.error = '';
         this.updates++;
         // Jobs that ended while we were away: the project may have changed.
-        for (const j of Object.values(jobs)) if (!isLive(j) && isLive(before[j.id])) settledListener?.(j);
+        for (const b of Object.values(before)) if (isLive(b) && !isLive(jobs[b.id])) settledListener?.(jobs[b.id] ?? b);
         return;
       }
       if (event.seq <= this.lastSeq) return;

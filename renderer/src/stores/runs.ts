@@ -52,6 +52,7 @@ export function runRequest(f: RunForm): RunRequest | string {
     req.distill = f.distill;
     req.biasCorrection = f.biasCorrection;
   }
+  if (!Number.isInteger(f.seed) || f.seed < 0) return 'The seed must be a whole number, 0 or more.';
   if (f.calib != null) {
     if (!Number.isInteger(f.calib) || f.calib < 1) return 'Calibration images must be a whole number above 0.';
     req.calib = f.calib;

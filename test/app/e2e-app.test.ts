@@ -1,0 +1,252 @@
+/**
+ * The whole app in Debian's Chromium (playwright-core) against the web host that `fxpq serve`
+ * runs, on the demo: create a project, add the demo model, import the demo images, search
+ * (watching the heatmap and the trajectory move), cancel, resume, read the results beside a
+ * uniform baseline, export, and find the verified files on disk. A screenshot of every screen
+ * goes to test-results/screens/ (FXPQ_SCREENS_DIR to change it).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WebHost } from '../../web/server.js';
+import { repoRoot } from '../helpers/fixtures.js';
+import { buildRenderer } from './renderer-under-test.js';
+
+const CHROMIUM = process.env['FXPQ_CHROMIUM'] ?? '/usr/bin/chromium';
+const SCREENS = process.env['FXPQ_SCREENS_DIR'] ?? join(repoRoot, 'test-results', 'screens');
+const MODEL = join(repoRoot, 'test', 'fixtures', 'models', 'fmnist_resnet20.onnx');
+const IMAGES = join(repoRoot, 'test', 'fixtures', 'fashion-mnist');
+const CLASSES = join(repoRoot, 'test', 'fixtures', 'fashion-mnist_classes.txt');
+const MINUTE = 60_000;
+
+const points = async (page: Page, test: string): Promise<number> =>
+  Number((await page.getAttribute(`[data-test=${test}]`, 'data-points')) ?? '0');
+
+describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the web host', () => {
+  let host: WebHost;
+  let context: BrowserContext;
+  let page: Page;
+  let work: string;
+  const consoleErrors: string[] = [];
+  let shot = 0;
+
+  async function screenshot(name: string): Promise<void> {
+    shot++;
+    await page.screenshot({ path: join(SCREENS, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: false });
+  }
+
+  async function nav(screen: string): Promise<void> {
+    await page.click(`[data-test=nav-${screen}]`);
+    await page.waitForSelector(`[data-test=view-${screen}]`);
+  }
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'fxpq-e2e-'));
+    // Isolated recent-projects list and tensor cache (read when the services need them).
+    process.env['FXPQ_CONFIG_DIR'] = join(work, 'config');
+    process.env['FXPQ_CACHE_DIR'] = join(work, 'cache');
+    mkdirSync(SCREENS, { recursive: true });
+    const rendererDir = await buildRenderer(join(work, 'renderer'));
+    const { startWebHost } = await import('../../web/server.js');
+    host = await startWebHost({ rendererDir });
+    context = await chromium.launchPersistentContext(join(work, 'chromium'), {
+      executablePath: CHROMIUM,
+      viewport: { width: 1280, height: 860 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  }, 5 * MINUTE);
+
+  afterAll(async () => {
+    await context?.close();
+    await host?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('opens with the token moved out of the address bar', async () => {
+    await page.goto(host.url);
+    await expect.poll(() => page.textContent('[data-test=version]')).toMatch(/\(web\)/);
+    expect(page.url()).not.toContain('token=');
+    // The token survives a reload (sessionStorage).
+    await page.reload();
+    await expect.poll(() => page.textContent('[data-test=version]')).toMatch(/\(web\)/);
+    await page.waitForSelector('[data-test=events-offline]', { state: 'detached' });
+  });
+
+  it('creates a project, browsing folders in the in-app folder browser', async () => {
+    await page.click('[data-test=create-dir-browse]');
+    await page.waitForSelector('[data-test=file-browser]');
+    await page.selectOption('[data-test=browser-root]', repoRoot);
+    await page.click('[data-test=browser-entry][data-name=test]');
+    await expect.poll(() => page.inputValue('[data-test=browser-path]')).toBe(join(repoRoot, 'test'));
+    await page.waitForSelector('[data-test=browser-entry][data-name=fixtures]');
+    await page.click('[data-test=browser-cancel]');
+    await page.waitForSelector('[data-test=file-browser]', { state: 'detached' });
+    await page.fill('[data-test=create-dir]', join(work, 'project'));
+    await page.fill('[data-test=create-name]', 'Demo project');
+    await page.click('[data-test=create-project]');
+    await page.waitForSelector('[data-test=view-model]');
+    expect(await page.textContent('[data-test=current-project]')).toContain('Demo project');
+    expect(existsSync(join(work, 'project', 'project.json'))).toBe(true);
+  });
+
+  it('adds the demo model, and says plainly why a bad one is refused', async () => {
+    await page.fill('[data-test=model-path]', join(work, 'missing.onnx'));
+    await page.click('[data-test=add-model]');
+    expect(await (await page.waitForSelector('[data-test=error]')).textContent()).toContain('missing.onnx');
+    await page.fill('[data-test=model-path]', MODEL);
+    await page.click('[data-test=add-model]');
+    await page.waitForSelector('[data-test=model-details]', { timeout: 2 * MINUTE });
+    expect(await page.locator('[data-test=layer-row]').count()).toBeGreaterThan(10);
+    expect(await page.textContent('[data-test=model-totals]')).toMatch(/parameters/);
+    await screenshot('model');
+  });
+
+  it('imports the demo images with their class list', async () => {
+    await nav('datasets');
+    await page.fill('[data-test=dataset-source]', IMAGES);
+    await page.dispatchEvent('[data-test=dataset-source]', 'change');
+    await expect.poll(() => page.textContent('[data-test=dataset-guess]').catch(() => '')).toMatch(/imagefolder/);
+    await page.fill('[data-test=dataset-classes]', CLASSES);
+    await page.click('[data-test=import-dataset]');
+    await page.waitForSelector('[data-test=dataset-details]', { timeout: 3 * MINUTE });
+    expect(await page.textContent('[data-test=dataset-summary]')).toMatch(/300 images in 10 classes/);
+    await expect.poll(() => points(page, 'class-histogram')).toBe(10);
+    await expect.poll(() => page.locator('[data-test=thumb] img').count(), { timeout: MINUTE }).toBeGreaterThan(20);
+    await page.locator('[data-test=thumb]').first().click();
+    await page.waitForSelector('[data-test=preview] img');
+    await screenshot('datasets');
+  });
+
+  it(
+    'searches with a live heatmap and trajectory, is cancelled, and resumes to the end',
+    async () => {
+      await nav('quantize');
+      await page.fill('[data-test=run-budget]', '1');
+      await page.fill('[data-test=run-calib]', '60');
+      await page.fill('[data-test=run-eval]', '40');
+      await page.fill('[data-test=run-name]', 'search-b1');
+      await page.click('[data-test=start-run]');
+      await page.waitForSelector('[data-test=live]');
+
+      // Sample what the screen shows while the search runs.
+      const states = new Set<string>();
+      const heat = new Set<number>();
+      const traj = new Set<number>();
+      const deadline = Date.now() + 6 * MINUTE;
+      while (Date.now() < deadline) {
+        const key = (await page.getAttribute('[data-test=live]', 'data-progress')) ?? '';
+        if (key) states.add(key);
+        if (await page.$('[data-test=heatmap]')) heat.add(await points(page, 'heatmap'));
+        traj.add(await points(page, 'trajectory'));
+        if (states.size >= 4 && Math.max(...traj) >= 8 && heat.size >= 1 && Math.max(...heat) > 0) break;
+        await page.waitForTimeout(250);
+      }
+      await screenshot('quantize-running');
+      expect(states.size, [...states].join(' | ')).toBeGreaterThanOrEqual(4);
+      expect(Math.max(...heat)).toBeGreaterThan(0);
+      expect(traj.size).toBeGreaterThanOrEqual(2);
+      expect(await page.textContent('[data-test=log]')).not.toBe('');
+
+      const row = page.locator('[data-test=run-row]', { hasText: 'search-b1' });
+      await row.locator('[data-test=cancel-run]').click();
+      await expect
+        .poll(() => row.getAttribute('data-state'), { timeout: 2 * MINUTE })
+        .toMatch(/^(cancelled|interrupted)$/);
+      await row.locator('[data-test=resume-run]').waitFor({ timeout: MINUTE });
+      const before = await points(page, 'trajectory');
+      expect(before).toBeGreaterThan(0);
+
+      await row.locator('[data-test=resume-run]').click();
+      await expect.poll(() => row.getAttribute('data-state'), { timeout: MINUTE }).toMatch(/^(queued|running)$/);
+      await expect.poll(() => row.getAttribute('data-state'), { timeout: 10 * MINUTE, interval: 1000 }).toBe('done');
+      await expect.poll(() => points(page, 'trajectory')).toBeGreaterThanOrEqual(before);
+      await screenshot('quantize-done');
+    },
+    15 * MINUTE,
+  );
+
+  it(
+    'shows the results beside a uniform 8-bit baseline',
+    async () => {
+      // The baseline: every structure at 8 bits, same images.
+      await page.check('[data-test=mode-uniform]');
+      await page.fill('[data-test=run-uniform]', '8');
+      await page.fill('[data-test=run-name]', 'uniform-8');
+      await page.click('[data-test=start-run]');
+      const row = page.locator('[data-test=run-row]', { hasText: 'uniform-8' });
+      await expect.poll(() => row.getAttribute('data-state'), { timeout: 5 * MINUTE, interval: 1000 }).toBe('done');
+
+      await page.locator('[data-test=run-row]', { hasText: 'search-b1' }).locator('[data-test=open-results]').click();
+      await page.waitForSelector('[data-test=view-results] [data-test=run-summary]');
+      expect(await page.textContent('[data-test=top1]')).toMatch(/%.*\/.*%/);
+      expect(await page.textContent('[data-test=reduction]')).toMatch(/x/);
+      expect(await page.locator('[data-test=format-row]').count()).toBeGreaterThan(10);
+      await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
+      await expect.poll(() => points(page, 'results-trajectory')).toBeGreaterThan(0);
+      if (await page.$('[data-test=confusion]')) await expect.poll(() => points(page, 'confusion')).toBe(100);
+
+      const uniform = await page
+        .locator('[data-test=results-compare] option', { hasText: 'uniform-8' })
+        .getAttribute('value');
+      await page.selectOption('[data-test=results-compare]', uniform!);
+      await expect.poll(() => page.locator('[data-test=run-summary]').count()).toBe(2);
+      await screenshot('results');
+    },
+    8 * MINUTE,
+  );
+
+  it(
+    'exports the run and finds the verified files on disk',
+    async () => {
+      await nav('export');
+      const search = await page
+        .locator('[data-test=export-run] option', { hasText: 'search-b1' })
+        .getAttribute('value');
+      await page.selectOption('[data-test=export-run]', search!);
+      await page.click('[data-test=start-export]');
+      const item = page.locator('[data-test=export-item]').first();
+      await expect.poll(() => item.getAttribute('data-state'), { timeout: 8 * MINUTE, interval: 1000 }).toBe('done');
+      await item.locator('[data-test=export-files]').waitFor();
+      expect(await item.locator('[data-test=c-flash]').textContent()).toMatch(/B/);
+      expect(await item.locator('[data-test=c-ram]').textContent()).toMatch(/B/);
+      const out = (await item.locator('[data-test=export-out]').textContent())!.trim();
+      const names = (await item
+        .locator('[data-test=export-file]')
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-name')))) as string[];
+      expect(names.length).toBeGreaterThan(2);
+      for (const name of names) expect(statSync(join(out, name!)).size, name!).toBeGreaterThan(0);
+      const all = readdirSync(out, { recursive: true, encoding: 'utf8' });
+      expect(all).toEqual(expect.arrayContaining(['model.qdq.onnx', 'model.fxpq', 'report.html']));
+      expect(all.some((f) => f.endsWith('.c'))).toBe(true);
+      // The browser cannot open files on the server: the app shows where the report is.
+      await item.locator('[data-test=open-report]').click();
+      expect(await page.textContent('[data-test=shown-path]')).toContain('report.html');
+      await screenshot('export');
+    },
+    10 * MINUTE,
+  );
+
+  it('lists the project among the recent ones, and renders without console errors', async () => {
+    await nav('projects');
+    await page.waitForSelector('[data-test=recent-item]');
+    expect(await page.textContent('[data-test=recent]')).toContain('Demo project');
+    await screenshot('projects');
+    expect(consoleErrors).toEqual([]);
+  });
+});
