@@ -206,7 +206,22 @@ export interface ExportResult {
   files: { name: string; bytes: number; note: string }[];
   qdq?: { images: number; top1Agreement: number; logitMismatches: number };
   fxpq?: { bytes: number; weightsBytes: number; manifestBytes: number; goldenBytes: number; expectedBytes: number };
-  c?: { text: number; data: number; bss: number; goldenVectors: number };
+  c?: {
+    text: number;
+    data: number;
+    bss: number;
+    goldenVectors: number;
+    /** How weights are stored: bit-packed (smallest flash) or one C integer each (fastest). */
+    weights: 'packed' | 'bytes';
+    /** Flash of the weight arrays, RAM of the activation arena (planned by liveness), and the largest tensor. */
+    weightsBytes: number;
+    arenaBytes: number;
+    /** RAM one int32_t buffer per activation would take (before the plan). */
+    unplannedBytes: number;
+    largest: { tensor: string; bytes: number };
+    /** Every activation: C type, bytes, offset in the arena, and the nodes it lives between. */
+    plan: { tensor: string; type: string; bytes: number; offset: number; live: [number, number] }[];
+  };
 }
 
 export interface ProjectExport {

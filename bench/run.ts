@@ -7,6 +7,7 @@ import { benchDataset } from './dataset.js';
 import { benchEngine } from './engine.js';
 import { benchSearch } from './search.js';
 import { benchEventLoop } from './event-loop.js';
+import { benchC } from './c-speed.js';
 import { closePools } from '../services/pool.js';
 
 const shared = resolve(
@@ -25,6 +26,7 @@ const all: Record<string, () => Promise<string[]>> = {
   dataset: () => benchDataset(shared),
   engine: () => benchEngine(shared),
   'event-loop': () => benchEventLoop(rest[0] ? Number(rest[0]) : undefined),
+  c: () => benchC(rest[0]),
   // Minutes per model: only when asked for (`npm run bench -- search [model ...]`).
   ...(first === 'search' ? { search: () => benchSearch(shared, rest.length > 0 ? rest : ALL_MODELS) } : {}),
 };

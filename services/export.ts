@@ -14,7 +14,7 @@ import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
 import { quantizeArray, type Format } from '../native-workers/engine/fixedpoint/format.js';
 import { runImage } from '../native-workers/engine/fixedpoint/int-executor.js';
 import { buildPlan, structureId } from '../native-workers/engine/fixedpoint/plan.js';
-import { emitC } from '../native-workers/engine/export/c-emitter.js';
+import { emitC, type CWeights } from '../native-workers/engine/export/c-emitter.js';
 import { readFxpqPackage, writeFxpqPackage } from '../native-workers/engine/export/fxpq-package.js';
 import { writeQdqModel } from '../native-workers/engine/export/qdq.js';
 import { renderHtmlReport } from '../native-workers/engine/export/report-html.js';
@@ -42,6 +42,8 @@ export interface ExportOptions {
   verifyImages?: number;
   goldenVectors?: number;
   cacheDir?: string;
+  /** C weights storage (default packed). */
+  cWeights?: CWeights;
   onProgress?: (stage: string) => void;
   signal?: AbortSignal;
 }
@@ -232,7 +234,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
           'The C export is verified by compiling it, and gcc was not found on PATH; install gcc or leave out --format c.',
           'io',
         );
-      const c = emitC(program, golden, formatOfConstant);
+      const c = emitC(program, golden, formatOfConstant, { weights: o.cWeights ?? 'packed' });
       const dir = join(staging, 'c');
       await mkdir(dir);
       await writeFile(join(dir, 'model.h'), c.header);
@@ -279,11 +281,22 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
         .split(/\s+/)
         .map(Number);
       await rm(build, { recursive: true, force: true });
-      result.c = { text: size[0]!, data: size[1]!, bss: size[2]!, goldenVectors: goldenCount };
+      result.c = {
+        text: size[0]!,
+        data: size[1]!,
+        bss: size[2]!,
+        goldenVectors: goldenCount,
+        weights: o.cWeights ?? 'packed',
+        weightsBytes: c.memory.weightsBytes,
+        arenaBytes: c.memory.arenaBytes,
+        unplannedBytes: c.memory.unplannedBytes,
+        largest: c.memory.largest,
+        plan: c.memory.tensors,
+      };
       result.files.push({
         name: 'c/model.c',
         bytes: Buffer.byteLength(c.source),
-        note: `gcc -std=c99 -Wall -Wextra -Werror -O2 clean; ${goldenCount} golden vectors bit-exact; object: text ${size[0]} B, data ${size[1]} B, bss ${size[2]} B`,
+        note: `gcc -std=c99 -Wall -Wextra -Werror -O2 clean; ${goldenCount} golden vectors bit-exact; weights ${o.cWeights ?? 'packed'} ${c.memory.weightsBytes} B (flash), activation arena ${c.memory.arenaBytes} B (RAM; ${c.memory.unplannedBytes} B unplanned); object: text ${size[0]} B, data ${size[1]} B, bss ${size[2]} B`,
       });
     }
 
@@ -305,6 +318,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
         report,
         trajectory,
         exports: result.files,
+        ...(result.c ? { c: result.c } : {}),
       }),
     );
 

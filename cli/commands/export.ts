@@ -4,12 +4,20 @@ import type { Command } from '../command.js';
 
 export const exportCommand: Command = {
   name: 'export',
-  usage: 'fxpq export RUN --out DIR [--format qdq,fxpq,c] [--json]',
+  usage: 'fxpq export RUN --out DIR [--format qdq,fxpq,c] [--c-weights packed|bytes] [--json]',
   summary: 'standard QDQ ONNX, the packed .fxpq package and integer-only C, each verified',
-  options: { out: { type: 'string' }, format: { type: 'string' }, json: { type: 'boolean' } },
+  options: {
+    out: { type: 'string' },
+    format: { type: 'string' },
+    'c-weights': { type: 'string' },
+    json: { type: 'boolean' },
+  },
   async run({ positionals, values, out, err }) {
     if (positionals.length !== 1) return { usageError: 'export takes one run folder.' };
     if (typeof values['out'] !== 'string') return { usageError: 'export needs --out DIR.' };
+    const cWeights = (values['c-weights'] as string | undefined) ?? 'packed';
+    if (cWeights !== 'packed' && cWeights !== 'bytes')
+      return { usageError: `--c-weights must be packed (smallest flash) or bytes (fastest), not ${cWeights}.` };
     const formats = ((values['format'] as string | undefined) ?? EXPORT_FORMATS.join(','))
       .split(',')
       .map((f) => f.trim());
@@ -20,7 +28,7 @@ export const exportCommand: Command = {
       };
     const result = await runJob(
       'export',
-      { run: positionals[0]!, out: values['out'], formats: formats as ExportFormat[] },
+      { run: positionals[0]!, out: values['out'], formats: formats as ExportFormat[], cWeights },
       (p) => err.write(`Export: ${p.stage}...\n`),
     );
     if (values['json']) {

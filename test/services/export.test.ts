@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { planArena } from '../../native-workers/engine/export/c-emitter.js';
 import * as ort from 'onnxruntime-node';
 import { exportRun } from '../../services/export.js';
 import { quantize } from '../../services/quantize.js';
@@ -87,7 +88,8 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
   it.skipIf(!available)(
     'writes all three formats, verified, at uniform 8 and at mixed 2..8 bits',
     async () => {
-      for (const run of [await uniformRun(name), await mixedRun(name)]) {
+      const mixed = await mixedRun(name);
+      for (const run of [await uniformRun(name), mixed]) {
         const out = join(tmp, `export-${name}-${run.endsWith(name) && run.includes('mixed') ? 'mixed' : 'u8'}`);
         const r = await exportRun({ run, out, cacheDir });
         for (const f of [
@@ -117,10 +119,48 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
         expect(code).not.toMatch(/\b(float|double|malloc|free)\b|math\.h/);
         expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/<svg[\s\S]*<\/svg>/);
         expect(r.c!.text).toBeGreaterThan(0);
+        // Activations in one arena planned by liveness: far below one int32 buffer per tensor.
+        expect(r.c!.bss).toBe(r.c!.arenaBytes);
+        expect(r.c!.arenaBytes).toBeLessThan(r.c!.unplannedBytes / 2);
+        expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/activation arena \(RAM, planned by liveness\)/);
       }
+      // Byte-aligned weights (no unpacking): the same golden vectors, bit-exact.
+      const bytesOut = join(tmp, `export-${name}-bytes`);
+      const bytes = await exportRun({
+        run: mixed,
+        out: bytesOut,
+        formats: ['c'],
+        cWeights: 'bytes',
+        cacheDir,
+      });
+      expect(bytes.c!.weights).toBe('bytes');
+      expect(compileAndRunC(bytesOut)).toMatch(/golden vectors, 0 mismatching outputs/);
+      expect(readFileSync(join(bytesOut, 'c', 'model.c'), 'utf8')).not.toContain('fxpq_unpack');
     },
     600_000,
   );
+});
+
+describe('C arena plan', () => {
+  it('never overlaps two tensors alive at the same node, and reuses memory of dead ones', () => {
+    let seed = 7;
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let trial = 0; trial < 200; trial++) {
+      const tensors = Array.from({ length: 2 + Math.floor(rand() * 12) }, (_, i) => {
+        const start = Math.floor(rand() * 10);
+        return { name: `t${i}`, bytes: 1 + Math.floor(rand() * 1000), start, end: start + Math.floor(rand() * 4) };
+      });
+      const { offsets, peak } = planArena(tensors);
+      for (const a of tensors)
+        for (const b of tensors) {
+          if (a === b || a.end < b.start || b.end < a.start) continue;
+          const [ao, bo] = [offsets.get(a.name)!, offsets.get(b.name)!];
+          expect(ao + a.bytes <= bo || bo + b.bytes <= ao).toBe(true);
+        }
+      for (const t of tensors) expect(offsets.get(t.name)! + t.bytes).toBeLessThanOrEqual(peak);
+      expect(peak).toBeLessThanOrEqual(tensors.reduce((n, t) => n + Math.ceil(t.bytes / 4) * 4, 0));
+    }
+  });
 });
 
 describe('export bad inputs', () => {

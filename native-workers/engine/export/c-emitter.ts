@@ -1,7 +1,9 @@
 /**
  * Portable integer-only C99 from an integer program: no float, no malloc, no libm. Weights
- * and biases are `static const` byte arrays bit-packed at their word length; activations live
- * in static int32_t buffers; every operator's code comes from its module's `emitC`.
+ * and biases are `static const` arrays, bit-packed at their word length (smallest flash) or
+ * one C integer each (`bytes`: no unpacking, fastest). Activations live in one static arena,
+ * each in the smallest C type that holds its word length, at offsets from a liveness plan over
+ * the schedule. Every operator's code comes from its module's `emitC`.
  */
 import { FxpqError } from '../errors.js';
 import { operatorModule } from '../ops/registry.js';
@@ -12,7 +14,7 @@ import type { GoldenVectors } from './fxpq-package.js';
 
 export interface CEmitContext {
   program: IntProgram;
-  /** C name of an activation tensor's int32_t buffer. */
+  /** C name of an activation tensor's buffer (a pointer into the arena, int8/16/32 by its word length). */
   buffer(tensor: string): string;
   /** Shape (batch 1) of an activation tensor. */
   shape(tensor: string): number[];
@@ -38,12 +40,20 @@ static int32_t fxpq_clamp(int64_t v, int32_t lo, int32_t hi) {
   return v < lo ? lo : (v > hi ? hi : (int32_t)v);
 }
 
-/* Value i of a stream packed at \`bits\` bits per value, little-endian bit order. */
+`;
+
+const UNPACK = `/* Value i of a stream packed at \`bits\` bits per value, little-endian bit order: the bytes that
+   hold it (at most 5) are gathered once and shifted, with no loop over its bits. */
 static int32_t fxpq_unpack(const uint8_t *p, uint32_t i, int bits, int is_signed) {
-  uint32_t bit = i * (uint32_t)bits;
-  uint32_t v = 0;
+  const uint32_t bit = i * (uint32_t)bits;
+  const uint8_t *q = p + (bit >> 3);
+  const int shift = (int)(bit & 7u);
+  const int nbytes = (shift + bits + 7) >> 3;
+  uint64_t w = 0;
+  uint32_t v;
   int k;
-  for (k = 0; k < bits; k++, bit++) v |= (uint32_t)((p[bit >> 3] >> (bit & 7)) & 1u) << k;
+  for (k = 0; k < nbytes; k++) w |= (uint64_t)q[k] << (8 * k);
+  v = (uint32_t)((w >> shift) & (((uint64_t)1 << bits) - 1u));
   if (is_signed && bits < 32 && (v >> (bits - 1)) & 1u) return (int32_t)((int64_t)v - ((int64_t)1 << bits));
   return (int32_t)v;
 }
@@ -80,35 +90,132 @@ export interface CSources {
   header: string;
   source: string;
   harness: string;
+  memory: CMemoryPlan;
+}
+
+/** Weights storage: bit-packed at their word length, or one C integer of the smallest type each. */
+export type CWeights = 'packed' | 'bytes';
+
+/** Where every activation lives in the arena, and what the model needs in RAM and flash. */
+export interface CMemoryPlan {
+  /** Bytes of the one static activation arena (the RAM peak of the activations). */
+  arenaBytes: number;
+  /** What one int32_t buffer per tensor would take (the plan's baseline). */
+  unplannedBytes: number;
+  /** Bytes of the weight and bias arrays (flash). */
+  weightsBytes: number;
+  largest: { tensor: string; bytes: number };
+  tensors: { tensor: string; type: string; bytes: number; offset: number; live: [number, number] }[];
+}
+
+/** The smallest C integer type that holds `bits`-bit values of this signedness. */
+export function cTypeFor(bits: number, signed: boolean): { type: string; bytes: number } {
+  if (bits <= 8) return { type: signed ? 'int8_t' : 'uint8_t', bytes: 1 };
+  if (bits <= 16) return { type: signed ? 'int16_t' : 'uint16_t', bytes: 2 };
+  return { type: 'int32_t', bytes: 4 };
+}
+
+/**
+ * Offsets of tensors in one arena: a tensor lives from the node that writes it to the last node
+ * that reads it; tensors alive at the same node never overlap (an operator may read its inputs
+ * while it writes its output). Largest first, each at the lowest offset that fits.
+ */
+export function planArena(tensors: { name: string; bytes: number; start: number; end: number }[]): {
+  offsets: Map<string, number>;
+  peak: number;
+} {
+  const placed: { start: number; end: number; lo: number; hi: number }[] = [];
+  const offsets = new Map<string, number>();
+  let peak = 0;
+  const align = (n: number): number => Math.ceil(n / 4) * 4;
+  for (const t of [...tensors].sort((a, b) => b.bytes - a.bytes || a.start - b.start || (a.name < b.name ? -1 : 1))) {
+    const conflicts = placed.filter((p) => p.start <= t.end && t.start <= p.end).sort((a, b) => a.lo - b.lo);
+    let offset = 0;
+    for (const p of conflicts) {
+      if (offset + t.bytes <= p.lo) break;
+      offset = Math.max(offset, align(p.hi));
+    }
+    placed.push({ start: t.start, end: t.end, lo: offset, hi: offset + t.bytes });
+    offsets.set(t.name, offset);
+    peak = Math.max(peak, align(offset + t.bytes));
+  }
+  return { offsets, peak };
+}
+
+function typedArray(name: string, type: string, values: ArrayLike<number>): string {
+  return intArray(name, values, type);
 }
 
 export function emitC(
   program: IntProgram,
   golden: GoldenVectors,
   formatOfConstant: (name: string) => Format | undefined,
+  options: { weights?: CWeights } = {},
 ): CSources {
+  const weights = options.weights ?? 'packed';
   const used = new Map<string, string>();
   const decls: string[] = [];
   const packed = new Map<string, { name: string; bits: number; signed: boolean }>();
+  let weightsBytes = 0;
   for (const [name, c] of Object.entries(program.constants)) {
     const f = formatOfConstant(name);
     if (!f) continue;
     const id = cName(name, 'P', used);
-    decls.push(byteArray(id, packBits(c.data, f.bits)));
+    if (weights === 'bytes') {
+      const { type, bytes } = cTypeFor(f.bits, f.signed);
+      decls.push(typedArray(id, type, c.data));
+      weightsBytes += bytes * c.data.length;
+    } else {
+      const bytes = packBits(c.data, f.bits);
+      decls.push(byteArray(id, bytes));
+      weightsBytes += bytes.length;
+    }
     packed.set(name, { name: id, bits: f.bits, signed: f.signed });
   }
   const shapes = new Map<string, number[]>([[program.input.name, program.input.shape]]);
   for (const n of program.nodes) shapes.set(n.output, n.outShape);
   const size = (t: string): number => shapes.get(t)!.reduce((a, b) => a * b, 1);
+  // The arena plan: each activation in its smallest type, alive from its producer to its last reader.
+  const live = new Map<string, { start: number; end: number }>();
+  program.nodes.forEach((n, i) => {
+    live.set(n.output, { start: i, end: i });
+    for (const input of n.inputs) {
+      const l = live.get(input);
+      if (l) l.end = Math.max(l.end, i);
+    }
+  });
+  live.get(program.output.name)!.end = program.nodes.length;
+  const typeOf = new Map<string, { type: string; bytes: number }>();
+  for (const n of program.nodes) typeOf.set(n.output, cTypeFor(formatBits(program, n.output), n.out.lo < 0));
+  const plan = planArena(
+    [...live.entries()].map(([name, l]) => ({ name, bytes: size(name) * typeOf.get(name)!.bytes, ...l })),
+  );
+  decls.push(`static int32_t fxpq_arena[${Math.max(1, plan.peak / 4)}];`);
   const buffers = new Map<string, string>();
   const buffer = (t: string): string => {
     let b = buffers.get(t);
     if (!b) {
       b = cName(t, 'T', used);
       buffers.set(t, b);
-      if (t !== program.input.name) decls.push(`static int32_t ${b}[${size(t)}];`);
+      const { type } = typeOf.get(t)!;
+      decls.push(`static ${type} *const ${b} = (${type} *)((unsigned char *)fxpq_arena + ${plan.offsets.get(t)!});`);
     }
     return b;
+  };
+  const memory: CMemoryPlan = {
+    arenaBytes: plan.peak,
+    unplannedBytes: [...live.keys()].reduce((n, t) => n + 4 * size(t), 0),
+    weightsBytes,
+    largest: [...live.keys()]
+      .map((t) => ({ tensor: t, bytes: size(t) * typeOf.get(t)!.bytes }))
+      .reduce((a, b) => (b.bytes > a.bytes ? b : a), { tensor: '', bytes: 0 }),
+    tensors: [...live.entries()].map(([t, l]) => ({
+      tensor: t,
+      type: typeOf.get(t)!.type,
+      bytes: size(t) * typeOf.get(t)!.bytes,
+      offset: plan.offsets.get(t)!,
+      live: [l.start, l.end],
+    })),
   };
   const ctx: CEmitContext = {
     program,
@@ -117,7 +224,9 @@ export function emitC(
     constant: (name, index) => {
       const p = packed.get(name);
       if (!p) throw new FxpqError(`Constant ${name} has no packed format.`, 'invalid-model');
-      return `fxpq_unpack(${p.name}, (uint32_t)(${index}), ${p.bits}, ${p.signed ? 1 : 0})`;
+      return weights === 'bytes'
+        ? `(int32_t)${p.name}[${index}]`
+        : `fxpq_unpack(${p.name}, (uint32_t)(${index}), ${p.bits}, ${p.signed ? 1 : 0})`;
     },
     accumulator: (weights, input, fanIn, bias) => {
       const bw = packed.get(weights)!.bits;
@@ -155,7 +264,7 @@ void fxpq_run(const int32_t *input, int32_t *output);
 #endif
 `;
   const source = `/* Generated by FxPQ: integer-only inference, C99, no float, no malloc. */
-${PRELUDE}
+${PRELUDE}${weights === 'packed' ? UNPACK : ''}
 ${decls.join('\n')}
 
 void fxpq_run(const int32_t *input, int32_t *output) {
@@ -189,7 +298,7 @@ int main(void) {
   return failed == 0 ? 0 : 1;
 }
 `;
-  return { header, source, harness };
+  return { header, source, harness, memory };
 }
 
 function formatBits(program: IntProgram, tensor: string): number {

@@ -28,6 +28,14 @@ export interface HtmlReportInput {
   };
   trajectory: { step: number; accepted: boolean; reduction: number; drop: number; phase: string }[];
   exports: { name: string; bytes: number; note: string }[];
+  /** The generated C's memory: weights in flash, the activation arena in RAM, its largest tensor. */
+  c?: {
+    weights: string;
+    weightsBytes: number;
+    arenaBytes: number;
+    unplannedBytes: number;
+    largest: { tensor: string; bytes: number };
+  };
 }
 
 const escape = (s: string): string =>
@@ -102,6 +110,15 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
 <tr><td>weights and biases only</td><td class="n">${r.memory.weightsReduction.toFixed(2)}x</td></tr>
 <tr><td>average bits: weights / activations</td><td class="n">${r.memory.avgBitsWeights.toFixed(2)} / ${r.memory.avgBitsActivations.toFixed(2)}</td></tr>
 <tr><td>bits: float32 / fixed point</td><td class="n">${r.memory.fp32Bits.toLocaleString('en-US')} / ${r.memory.quantBits.toLocaleString('en-US')}</td></tr></table>
+${
+  input.c
+    ? `<h2>Integer-only C on a device</h2>
+<table><tr><td>weights and biases (flash, ${escape(input.c.weights)})</td><td class="n">${input.c.weightsBytes.toLocaleString('en-US')} B</td></tr>
+<tr><td>activation arena (RAM, planned by liveness)</td><td class="n">${input.c.arenaBytes.toLocaleString('en-US')} B</td></tr>
+<tr><td>one int32 buffer per tensor, for comparison</td><td class="n">${input.c.unplannedBytes.toLocaleString('en-US')} B</td></tr>
+<tr><td>largest activation: ${escape(input.c.largest.tensor)}</td><td class="n">${input.c.largest.bytes.toLocaleString('en-US')} B</td></tr></table>`
+    : ''
+}
 <h2>Exported files</h2>
 <table><tr><th>file</th><th>bytes</th><th>verification</th></tr>${exports}</table>
 <h2>Search trajectory (${r.search.evaluations} evaluations, ${r.search.seconds.toFixed(0)} s)</h2>
