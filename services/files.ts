@@ -1,7 +1,7 @@
 /** File access for the services: errors a user can act on, and writes that never leave half a file. */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { dirname, basename, join, resolve } from 'node:path';
 import { FxpqError } from '../native-workers/engine/errors.js';
 
 /** Read a whole file, turning system errors into one sentence that names the file. */
@@ -38,5 +38,30 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   } catch (e) {
     await rm(tmp, { force: true });
     throw describeFsError(e, path);
+  }
+}
+
+/** Folders an output must never go into: the file system's root and the system's own trees. */
+const SYSTEM_FOLDERS = ['/', '/bin', '/boot', '/dev', '/etc', '/lib', '/lib64', '/proc', '/sbin', '/sys'];
+
+/**
+ * Check an output folder before any work: not a file, not a system folder, creatable and
+ * writable (a probe file is written and removed). Long jobs call this first, so a bad --out
+ * fails in a second instead of after the whole search.
+ */
+export async function prepareOutputFolder(path: string, what = 'the output folder'): Promise<void> {
+  const abs = resolve(path);
+  if (SYSTEM_FOLDERS.some((s) => abs === s || (s !== '/' && abs.startsWith(`${s}/`))))
+    throw new FxpqError(`${abs} is a system folder; choose another place for ${what}.`, 'io');
+  const info = await stat(abs).catch(() => undefined);
+  if (info && !info.isDirectory()) throw new FxpqError(`${abs} is a file; ${what} must be a folder.`, 'io');
+  const probe = join(abs, `.fxpq-write-test-${randomBytes(4).toString('hex')}`);
+  try {
+    await mkdir(abs, { recursive: true });
+    await writeFile(probe, '');
+  } catch (e) {
+    throw describeFsError(e, abs, what);
+  } finally {
+    await rm(probe, { force: true });
   }
 }

@@ -15,6 +15,7 @@ import { buildRun, sha256, writeRun, type RunReport } from './runs.js';
 import { chooseSplit, inputNonNegative, openSession } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import { writeActivationHistograms } from './run-statistics.js';
+import { prepareOutputFolder } from './files.js';
 
 export type ProgressEvent = SearchJobProgress;
 
@@ -24,6 +25,7 @@ export interface QuantizeOptions extends Omit<SearchJobOptions, 'budget'> {
 }
 
 export async function quantize(o: QuantizeOptions): Promise<RunReport> {
+  await prepareOutputFolder(o.out, 'the run folder (--out)');
   if (o.uniform === undefined) {
     if (o.budget === undefined)
       throw new FxpqError('quantize needs a budget (--budget PP) or a uniform word length (--uniform B).', 'io');

@@ -1,17 +1,11 @@
 import { datasetInfo, openDataset, type DatasetLayout } from '../../services/datasets.js';
 import { runJob } from '../run-job.js';
+import { numberOption } from '../numbers.js';
 import { table } from '../format.js';
 import { progress } from '../progress.js';
 import type { Command } from '../command.js';
 
 const LAYOUTS = ['auto', 'imagefolder', 'imagenet-val', 'csv'];
-
-function intOption(values: Record<string, unknown>, name: string): number | undefined | string {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 0 ? n : `--${name} must be a non-negative integer, not ${String(v)}.`;
-}
 
 export const datasetCommand: Command = {
   name: 'dataset',
@@ -61,8 +55,8 @@ export const datasetCommand: Command = {
     if (!LAYOUTS.includes(layout)) return { usageError: `--layout must be one of ${LAYOUTS.join(', ')}.` };
     const numbers: Record<string, number | undefined> = {};
     for (const name of ['calib', 'eval', 'seed']) {
-      const n = intOption(values, name);
-      if (typeof n === 'string') return { usageError: n };
+      const n = numberOption(values, name, { integer: true, min: 0, max: name === 'seed' ? 2 ** 31 - 1 : 10_000_000 });
+      if (typeof n === 'object') return n;
       numbers[name] = n;
     }
     const bar = progress('Checking images', err);

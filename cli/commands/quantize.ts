@@ -1,19 +1,12 @@
 import { runJob } from '../run-job.js';
+import { numberOption } from '../numbers.js';
 import { progress, type Progress } from '../progress.js';
 import type { Command } from '../command.js';
-
-function intValue(v: unknown, name: string, min = 0): number | undefined | { usageError: string } {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= min
-    ? n
-    : { usageError: `--${name} must be an integer >= ${min}, not ${String(v)}.` };
-}
 
 export const quantizeCommand: Command = {
   name: 'quantize',
   usage:
-    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--no-distill] [--no-bias-correction] [--json]',
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--json]',
   summary: 'the smallest mixed-precision fixed-point network within an accuracy budget (resumable)',
   options: {
     model: { type: 'string' },
@@ -38,20 +31,20 @@ export const quantizeCommand: Command = {
     for (const name of ['model', 'data', 'out'])
       if (typeof values[name] !== 'string') return { usageError: `quantize needs --${name}.` };
     const numbers: Record<string, number | undefined> = {};
-    for (const [name, min] of [
-      ['uniform', 2],
-      ['calib', 1],
-      ['eval', 1],
-      ['seed', 0],
-      ['slice', 1],
+    for (const [name, min, max] of [
+      ['uniform', 2, 32],
+      ['calib', 1, 10_000_000],
+      ['eval', 1, 10_000_000],
+      ['seed', 0, 2 ** 31 - 1],
+      ['slice', 1, 10_000_000],
+      ['workers', 1, 256],
     ] as const) {
-      const n = intValue(values[name], name, min);
+      const n = numberOption(values, name, { integer: true, min, max });
       if (typeof n === 'object') return n;
       numbers[name] = n;
     }
-    const budget = values['budget'] === undefined ? undefined : Number(values['budget']);
-    if (budget !== undefined && !(budget >= 0))
-      return { usageError: `--budget must be a number of percentage points >= 0, not ${String(values['budget'])}.` };
+    const budget = numberOption(values, 'budget', { min: 0, max: 100 });
+    if (typeof budget === 'object') return budget;
     if (budget === undefined && numbers['uniform'] === undefined)
       return { usageError: 'quantize needs --budget PP or --uniform B.' };
     const strategy = values['strategy'] as string | undefined;
@@ -78,6 +71,7 @@ export const quantizeCommand: Command = {
         eval: numbers['eval'],
         seed: numbers['seed'],
         slice: numbers['slice'],
+        ...(numbers['workers'] !== undefined ? { ortThreads: numbers['workers'] } : {}),
         strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
         distill: values['no-distill'] ? false : undefined,
         biasCorrection: values['no-bias-correction'] ? false : undefined,

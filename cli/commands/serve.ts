@@ -1,6 +1,7 @@
 import { startWebHost } from '../../web/server.js';
 import { ensureRendererBuilt } from '../../web/renderer-build.js';
 import type { Command } from '../command.js';
+import { numberOption } from '../numbers.js';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -9,9 +10,8 @@ export const serveCommand: Command = {
   options: { port: { type: 'string' } },
   async run({ positionals, values, out, err }) {
     if (positionals.length > 0) return { usageError: 'serve takes no positional arguments.' };
-    const port = values['port'] === undefined ? 0 : Number(values['port']);
-    if (!Number.isInteger(port) || port < 0 || port > 65535)
-      return { usageError: `--port ${values['port']} is not a port number.` };
+    const port = numberOption(values, 'port', { integer: true, min: 0, max: 65535 }) ?? 0;
+    if (typeof port === 'object') return port;
     const rendererDir = await ensureRendererBuilt((line) => err.write(`${line}\n`));
     const host = await startWebHost({ rendererDir, port });
     out.write(`FxPQ is serving on ${host.url}\nOpen that address in a browser; press Ctrl+C to stop.\n`);

@@ -1,0 +1,42 @@
+/**
+ * Arguments are parsed strictly (decimal numbers in range, or exit 2 with the option named), and
+ * a bad --out fails before any work, with a sentence naming the folder.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { modelPath, repoRoot } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'fxpq-args-'));
+const base = ['quantize', '--model', modelPath('mnist-8')!, '--data', join(repoRoot, 'test/fixtures/mnist')];
+
+describe('command-line arguments', () => {
+  it.each([
+    [['--budget=', '--out', join(tmp, 'a')], /--budget must be a number from 0 to 100, not ""/],
+    [['--budget', '0x10', '--out', join(tmp, 'a')], /--budget must be a number/],
+    [['--budget', 'Infinity', '--out', join(tmp, 'a')], /--budget must be a number/],
+    [['--budget', '1', '--seed', '1e300', '--out', join(tmp, 'a')], /--seed must be a whole number from 0/],
+    [['--uniform', '64', '--out', join(tmp, 'a')], /--uniform must be a whole number from 2 to 32/],
+    [['--budget', '1', '--workers', '0', '--out', join(tmp, 'a')], /--workers must be a whole number from 1/],
+  ])('refuses %j with exit 2', async (args, message) => {
+    const r = await runCli([...base, ...(args as string[])]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('checks --out before any work: a file, a system folder', async () => {
+    const file = join(tmp, 'taken');
+    writeFileSync(file, 'x');
+    const asFile = await runCli([...base, '--budget', '1', '--out', file]);
+    expect(asFile.code).toBe(1);
+    expect(asFile.stderr).toMatch(/taken is a file; the run folder \(--out\) must be a folder/);
+    const root = await runCli([...base, '--budget', '1', '--out', '/']);
+    expect(root.code).toBe(1);
+    expect(root.stderr).toMatch(/\/ is a system folder/);
+    const proc = await runCli([...base, '--budget', '1', '--out', '/proc/x']);
+    expect(proc.code).toBe(1);
+    expect(proc.stderr).toMatch(/\/proc\/x is a system folder/);
+  });
+});
