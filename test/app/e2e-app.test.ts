@@ -154,11 +154,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
         if (key) states.add(key);
         if (await page.$('[data-test=heatmap]')) heat.add(await points(page, 'heatmap'));
         traj.add(await points(page, 'trajectory'));
-        if (states.size >= 4 && Math.max(...traj) >= 8 && heat.size >= 1 && Math.max(...heat) > 0) break;
+        if (states.size >= 6 && Math.max(...traj) >= 60 && Math.max(...heat) > 0) break;
         await page.waitForTimeout(250);
       }
+      await page.locator('[data-test=live]').scrollIntoViewIfNeeded();
       await screenshot('quantize-running');
-      expect(states.size, [...states].join(' | ')).toBeGreaterThanOrEqual(4);
+      expect(states.size, [...states].join(' | ')).toBeGreaterThanOrEqual(6);
       expect(Math.max(...heat)).toBeGreaterThan(0);
       expect(traj.size).toBeGreaterThanOrEqual(2);
       expect(await page.textContent('[data-test=log]')).not.toBe('');
@@ -176,6 +177,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
       await expect.poll(() => row.getAttribute('data-state'), { timeout: MINUTE }).toMatch(/^(queued|running)$/);
       await expect.poll(() => row.getAttribute('data-state'), { timeout: 10 * MINUTE, interval: 1000 }).toBe('done');
       await expect.poll(() => points(page, 'trajectory')).toBeGreaterThanOrEqual(before);
+      await page.locator('[data-test=live]').scrollIntoViewIfNeeded();
       await screenshot('quantize-done');
     },
     15 * MINUTE,
