@@ -20,7 +20,7 @@ import { writeQdqModel } from '../native-workers/engine/export/qdq.js';
 import { renderHtmlReport } from '../native-workers/engine/export/report-html.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { runIntOnPool } from './engines.js';
-import { describeFsError } from './files.js';
+import { describeFsError, readJsonDocument } from './files.js';
 import { imageBatches } from './image-feed.js';
 import { readRunConfig, sha256, type RunReport } from './runs.js';
 import { openSession } from './session.js';
@@ -69,7 +69,12 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
       `${o.run} is incomplete: report.json is missing (the quantize run did not finish; run the same quantize command again to resume it).`,
       'not-found',
     );
-  const report = JSON.parse(await readFile(reportPath, 'utf8')) as RunReport;
+  const report = await readJsonDocument<RunReport>(
+    reportPath,
+    'a run report',
+    (v) => typeof v === 'object' && v !== null && 'structures' in v,
+    'quantize the run again',
+  );
   const model = await loadModelFile(config.model.path);
   if (sha256(model.bytes) !== config.model.sha256) {
     throw new FxpqError(

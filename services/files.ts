@@ -65,3 +65,29 @@ export async function prepareOutputFolder(path: string, what = 'the output folde
     await rm(probe, { force: true });
   }
 }
+
+/**
+ * Read a JSON document the app wrote (a run's checkpoint, config or report): a missing, torn or
+ * wrong-shaped file is one sentence naming it and what to do, never the parser's text.
+ */
+export async function readJsonDocument<T>(
+  path: string,
+  what: string,
+  isValid: (value: unknown) => boolean = (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+  advice = 'the folder is damaged',
+): Promise<T> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw describeFsError(e, path, what);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new FxpqError(`${path} (${what}) is not valid JSON, perhaps cut short; ${advice}.`, 'io');
+  }
+  if (!isValid(value)) throw new FxpqError(`${path} is not ${what}; ${advice}.`, 'io');
+  return value as T;
+}

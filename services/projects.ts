@@ -621,10 +621,14 @@ export class ProjectService {
     }
     let trajectory: TrajectoryStep[] = [];
     try {
-      trajectory = (await readFile(join(runDir, 'trajectory.jsonl'), 'utf8'))
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as TrajectoryStep);
+      // A line torn by a crash mid-write is left out; the checkpoint decides where a resume starts.
+      trajectory = (await readFile(join(runDir, 'trajectory.jsonl'), 'utf8')).split('\n').flatMap((l) => {
+        try {
+          return l ? [JSON.parse(l) as TrajectoryStep] : [];
+        } catch {
+          return [];
+        }
+      });
     } catch {
       trajectory = [];
     }

@@ -49,7 +49,7 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
   } catch {
     throw new FxpqError(`${file} is not valid JSON; the run folder is damaged.`, 'io');
   }
-  if (config.format !== 'fxpq-run' || !config.assignment)
+  if (typeof config !== 'object' || config === null || config.format !== 'fxpq-run' || !config.assignment)
     throw new FxpqError(`${file} is not an FxPQ run configuration.`, 'io');
   return config;
 }

@@ -31,7 +31,7 @@ import type { Node } from '../native-workers/engine/ir/graph.js';
 import { evaluateOn } from './engines.js';
 import { engineEntry } from './engine-thread.js';
 import { writeActivationHistograms } from './run-statistics.js';
-import { writeFileAtomic } from './files.js';
+import { readJsonDocument, writeFileAtomic } from './files.js';
 import { imageBatches } from './image-feed.js';
 import { collectStatistics } from './statistics.js';
 import { buildRun, sha256, writeRun, type RunReport } from './runs.js';
@@ -184,11 +184,14 @@ class SearchEvaluator {
 }
 
 async function readCheckpoint(dir: string): Promise<Checkpoint | undefined> {
-  try {
-    return JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')) as Checkpoint;
-  } catch {
-    return undefined;
-  }
+  const file = join(dir, 'checkpoint.json');
+  if (!existsSync(file)) return undefined;
+  return readJsonDocument<Checkpoint>(
+    file,
+    'a search checkpoint',
+    (v) => typeof v === 'object' && v !== null && 'identity' in v && 'state' in v,
+    'delete it (and trajectory.jsonl) to start the run over',
+  );
 }
 
 /** Keep the first `lines` lines of the trajectory (a step recorded after the last checkpoint is redone). */
@@ -244,7 +247,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   }
   const reportFile = join(o.out, 'report.json');
   if (previous?.state.phase === 'done' && existsSync(reportFile))
-    return JSON.parse(await readFile(reportFile, 'utf8')) as RunReport;
+    return readJsonDocument<RunReport>(reportFile, 'a run report', undefined, 'delete it to finish the run again');
   if (previous) await truncateTrajectory(trajectoryFile, previous.state.steps);
   else await writeFileAtomic(trajectoryFile, '');
   if (previous && o.onStep) {

@@ -2,7 +2,7 @@
  * Arguments are parsed strictly (decimal numbers in range, or exit 2 with the option named), and
  * a bad --out fails before any work, with a sentence naming the folder.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -38,5 +38,23 @@ describe('command-line arguments', () => {
     const proc = await runCli([...base, '--budget', '1', '--out', '/proc/x']);
     expect(proc.code).toBe(1);
     expect(proc.stderr).toMatch(/\/proc\/x is a system folder/);
+  });
+
+  it('names a damaged run file instead of printing parser text', async () => {
+    const run = join(tmp, 'damaged');
+    mkdirSync(run, { recursive: true });
+    writeFileSync(join(run, 'checkpoint.json'), '{"identity": {"model"');
+    const torn = await runCli([...base, '--budget', '1', '--out', run]);
+    expect(torn.code).toBe(1);
+    expect(torn.stderr).toMatch(
+      /checkpoint\.json \(a search checkpoint\) is not valid JSON, perhaps cut short; delete it/,
+    );
+    writeFileSync(join(run, 'checkpoint.json'), 'null');
+    expect((await runCli([...base, '--budget', '1', '--out', run])).stderr).toMatch(/is not a search checkpoint/);
+    writeFileSync(join(run, 'config.json'), 'null');
+    writeFileSync(join(run, 'report.json'), 'null');
+    const exported = await runCli(['export', run, '--out', join(tmp, 'x')]);
+    expect(exported.code).toBe(1);
+    expect(exported.stderr).toMatch(/config\.json is not an FxPQ run configuration/);
   });
 });
