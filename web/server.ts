@@ -1,8 +1,10 @@
 /**
  * `fxpq serve`: the same renderer in a browser, like Netron or Jupyter. Listens on
  * 127.0.0.1 only; every API call and the event stream need the random token printed in the
- * URL. Requests whose Host is not this loopback address (DNS rebinding) or whose Origin is
- * another site are refused; pages carry a Content-Security-Policy that forbids framing.
+ * URL. The first page load with that token moves it into an HttpOnly, SameSite=Strict cookie
+ * and redirects to the address without it, so it leaves the address bar and the history.
+ * Requests whose Host is not this loopback address (DNS rebinding) or whose Origin is another
+ * site are refused; pages carry a Content-Security-Policy that forbids framing.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -74,6 +76,16 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
   res.end(body);
 }
 
+const COOKIE = 'fxpq_token';
+
+function cookieToken(req: IncomingMessage): string {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [name, ...value] = part.trim().split('=');
+    if (name === COOKIE) return value.join('=');
+  }
+  return '';
+}
+
 function sendError(res: ServerResponse, status: number, code: string, message: string): void {
   send(res, status, 'application/json', JSON.stringify({ error: { code, message } }));
 }
@@ -110,11 +122,17 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
     } catch {
       return sendError(res, 400, 'bad-request', 'The request address is malformed.');
     }
+    // The token from the header, the query (EventSource cannot set headers) or the cookie.
+    const authorized = (): boolean =>
+      [
+        (req.headers.authorization ?? '').replace(/^Bearer /, ''),
+        url.searchParams.get('token') ?? '',
+        cookieToken(req),
+      ].some((given) => given !== '' && sameToken(given, token));
     if (pathname.startsWith('/api/')) {
       if (!allowedOrigin(req)) return sendError(res, 403, 'forbidden', 'Requests from other sites are refused.');
       if (pathname === '/api/events') {
-        const given = url.searchParams.get('token') ?? (req.headers.authorization ?? '').replace(/^Bearer /, '');
-        if (req.method !== 'GET' || !sameToken(given, token))
+        if (req.method !== 'GET' || !authorized())
           return sendError(res, 403, 'forbidden', 'Missing or wrong access token.');
         res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream', connection: 'keep-alive' });
         res.write('retry: 2000\n\n');
@@ -131,7 +149,7 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
         });
         return;
       }
-      if (req.method !== 'POST' || !sameToken(req.headers.authorization ?? '', `Bearer ${token}`))
+      if (req.method !== 'POST' || !authorized())
         return sendError(res, 403, 'forbidden', 'Missing or wrong access token.');
       let args: unknown;
       try {
@@ -145,6 +163,17 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
       return send(res, 200, 'application/json', JSON.stringify(reply));
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'bad-request', 'Only GET here.');
+    const fromUrl = url.searchParams.get('token');
+    if (fromUrl !== null && sameToken(fromUrl, token)) {
+      url.searchParams.delete('token');
+      res.writeHead(303, {
+        ...SECURITY_HEADERS,
+        location: `${url.pathname}${url.search}`,
+        'set-cookie': `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`,
+      });
+      res.end();
+      return;
+    }
     const rel = pathname === '/' ? 'index.html' : pathname.slice(1);
     const file = normalize(join(root, rel));
     if (rel.includes('\0') || (file !== root && !file.startsWith(root + sep)))

@@ -115,6 +115,18 @@ describe('web host', () => {
     expect(rebound.status).toBe(421);
   });
 
+  it('moves the token from the address into an HttpOnly SameSite=Strict cookie that then authorizes calls', async () => {
+    const first = await raw(`/?token=${host.token}`);
+    expect(first.status).toBe(303);
+    expect(first.headers['location']).toBe('/');
+    const cookie = String(first.headers['set-cookie']);
+    expect(cookie).toMatch(/^fxpq_token=[0-9a-f]+; HttpOnly; SameSite=Strict; Path=\//);
+    const withCookie = await raw('/api/appInfo', { cookie: cookie.split(';')[0]! }, 'POST');
+    expect(withCookie.status).toBe(200);
+    expect((await raw('/api/appInfo', { cookie: 'fxpq_token=wrong' }, 'POST')).status).toBe(403);
+    expect((await raw('/?token=wrong')).status).toBe(200); // a wrong token sets nothing
+  });
+
   it('survives malformed requests and answers with security headers', async () => {
     expect((await raw('/%ff')).status).toBe(400);
     expect((await raw('/%E0%A4%A')).status).toBe(400);
