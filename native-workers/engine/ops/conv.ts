@@ -49,20 +49,27 @@ export const conv: OperatorModule = {
       const b = bName ? c.program.constants[bName]! : undefined;
       const init = b ? `(${acc})fxpq_rsr(${c.constant(bName!, 'oc')}, ${b.frac! - (w.frac! + fx)})` : '0';
       const X = c.buffer(x);
+      // The valid kernel rows and columns of each output position are computed once per row and
+      // column, so the innermost loop is a plain multiply-accumulate without padding tests.
       return `    int oc, oh, ow, ic, kh, kw;
     for (oc = 0; oc < ${OC}; oc++) {
       const int g = oc / ${OC / group};
       for (oh = 0; oh < ${OH}; oh++) {
+        const int ih0 = oh * ${sh} - ${pt};
+        const int kh_lo = ih0 >= 0 ? 0 : (-ih0 + ${dh - 1}) / ${dh};
+        const int kh_hi_raw = (${H - 1} - ih0) / ${dh} + 1;
+        const int kh_hi = ih0 > ${H - 1} ? 0 : (kh_hi_raw < ${KH} ? kh_hi_raw : ${KH});
         for (ow = 0; ow < ${OW}; ow++) {
+          const int iw0 = ow * ${sw} - ${pl};
+          const int kw_lo = iw0 >= 0 ? 0 : (-iw0 + ${dw - 1}) / ${dw};
+          const int kw_hi_raw = (${W - 1} - iw0) / ${dw} + 1;
+          const int kw_hi = iw0 > ${W - 1} ? 0 : (kw_hi_raw < ${KW} ? kw_hi_raw : ${KW});
           ${acc} acc = ${init};
           for (ic = 0; ic < ${Cg}; ic++) {
-            for (kh = 0; kh < ${KH}; kh++) {
-              const int ih = oh * ${sh} - ${pt} + kh * ${dh};
-              if (ih < 0 || ih >= ${H}) continue;
-              for (kw = 0; kw < ${KW}; kw++) {
-                const int iw = ow * ${sw} - ${pl} + kw * ${dw};
-                if (iw < 0 || iw >= ${W}) continue;
-                acc += (${acc})${c.constant(wName, `((oc * ${Cg} + ic) * ${KH} + kh) * ${KW} + kw`)} * ${X}[((g * ${Cg} + ic) * ${H} + ih) * ${W} + iw];
+            for (kh = kh_lo; kh < kh_hi; kh++) {
+              const int ih = ih0 + kh * ${dh};
+              for (kw = kw_lo; kw < kw_hi; kw++) {
+                acc += (${acc})${c.constant(wName, `((oc * ${Cg} + ic) * ${KH} + kh) * ${KW} + kw`)} * ${X}[((g * ${Cg} + ic) * ${H} + ih) * ${W} + iw0 + kw * ${dw}];
               }
             }
           }
