@@ -128,6 +128,23 @@ export function onConnectionChange(listener: ConnectionListener): () => void {
   return () => connectionListeners.delete(listener);
 }
 
+/**
+ * Where a dropped file lives on disk, when the front end can tell: Electron's preload may add
+ * `pathForFile` (webUtils.getPathForFile; not in the contract yet), older Electron set `File.path`;
+ * a browser never tells a page, and the answer is null.
+ */
+export function droppedFilePath(file: File): string | null {
+  const extra = window.fxpq as (FxpqBridge & { pathForFile?: (f: File) => string }) | undefined;
+  try {
+    const viaPreload = extra?.pathForFile?.(file);
+    if (viaPreload) return viaPreload;
+  } catch {
+    // fall through to File.path
+  }
+  const legacy = (file as File & { path?: unknown }).path;
+  return typeof legacy === 'string' && legacy ? legacy : null;
+}
+
 let bridge: FxpqBridge | null = null;
 
 /** The one bridge of this page (created on first use). */

@@ -109,6 +109,14 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
     await page.fill('[data-test=model-path]', join(work, 'missing.onnx'));
     await page.click('[data-test=add-model]');
     expect(await (await page.waitForSelector('[data-test=error]')).textContent()).toContain('missing.onnx');
+    // A browser does not tell the page where a dropped file lives: the app says to browse instead.
+    const dropped = await page.evaluateHandle(() => {
+      const d = new DataTransfer();
+      d.items.add(new File(['onnx'], 'dropped.onnx'));
+      return d;
+    });
+    await page.dispatchEvent('[data-test=model-drop]', 'drop', { dataTransfer: dropped });
+    expect(await page.textContent('[data-test=drop-note]')).toMatch(/dropped.onnx.*Browse/);
     await page.fill('[data-test=model-path]', MODEL);
     await page.click('[data-test=add-model]');
     await page.waitForSelector('[data-test=model-details]', { timeout: 2 * MINUTE });
@@ -227,6 +235,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
       await item.locator('[data-test=export-files]').waitFor();
       expect(await item.locator('[data-test=c-flash]').textContent()).toMatch(/B/);
       expect(await item.locator('[data-test=c-ram]').textContent()).toMatch(/B/);
+      expect(await item.locator('[data-test=c-memory]').textContent()).toMatch(/arena/);
       const out = (await item.locator('[data-test=export-out]').textContent())!.trim();
       const names = (await item
         .locator('[data-test=export-file]')
@@ -250,5 +259,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
     expect(await page.textContent('[data-test=recent]')).toContain('Demo project');
     await screenshot('projects');
     expect(consoleErrors).toEqual([]);
+  });
+
+  it('follows the OS into dark mode, charts included', async () => {
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const light = await background();
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await expect.poll(background).not.toBe(light);
+    await nav('results');
+    await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
+    await screenshot('results-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 });

@@ -1,6 +1,6 @@
 /** Every job of the app, kept current by the one event stream (`subscribe`). */
 import { defineStore } from 'pinia';
-import type { AppEvent, JobSnapshot } from '../../../api/contract';
+import type { AppEvent, JobSnapshot, QueuePolicy } from '../../../api/contract';
 import { api, errorMessage, onConnectionChange } from '../api-client';
 
 const LOG_LINES = 400;
@@ -19,6 +19,7 @@ export const useJobsStore = defineStore('jobs', {
     /** Events applied since the page opened (the Quantize screen shows that it moves). */
     updates: 0,
     connected: false,
+    policy: null as QueuePolicy | null,
     error: '',
   }),
   getters: {
@@ -123,6 +124,13 @@ export const useJobsStore = defineStore('jobs', {
     forExport(exportId: string | undefined): JobSnapshot | undefined {
       if (!exportId) return undefined;
       return this.list.filter((j) => j.target?.export === exportId).pop();
+    },
+    async loadPolicy(): Promise<void> {
+      try {
+        this.policy = await api().queuePolicy();
+      } catch {
+        this.policy = null;
+      }
     },
     async cancel(id: string): Promise<void> {
       this.error = '';

@@ -4,7 +4,7 @@
  */
 export type * from '../../../api/contract';
 export * from '../format';
-export { api, errorMessage } from '../api-client';
+export { api, droppedFilePath, errorMessage } from '../api-client';
 export { useAppStore, baseName, SCREENS, type Screen } from '../stores/app';
 export { useJobsStore, isLive } from '../stores/jobs';
 export { useModelsStore } from '../stores/models';
