@@ -162,7 +162,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
         if (key) states.add(key);
         if (await page.$('[data-test=heatmap]')) heat.add(await points(page, 'heatmap'));
         traj.add(await points(page, 'trajectory'));
-        if (states.size >= 6 && Math.max(...traj) >= 60 && Math.max(...heat) > 0) break;
+        if (states.size >= 6 && Math.max(...traj) >= 150 && Math.max(...heat) > 0) break;
         await page.waitForTimeout(250);
       }
       await page.locator('[data-test=live]').scrollIntoViewIfNeeded();
