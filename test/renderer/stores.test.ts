@@ -62,6 +62,16 @@ const { defaultRunForm, runRequest, useRunsStore } = (await load('stores/runs.ts
 const { useModelsStore } = (await load('stores/models.ts')) as {
   useModelsStore(): { error: string; add(path: string): Promise<boolean> };
 };
+const { useExportsStore } = (await load('stores/exports.ts')) as {
+  useExportsStore(): {
+    run: string;
+    formats: string[];
+    error: string;
+    shownPath: string;
+    start(): Promise<boolean>;
+    open(path: string): Promise<void>;
+  };
+};
 const { heatmapCells } = (await load('components/heatmap.ts')) as {
   heatmapCells(bits: Record<string, number>, structures?: StructureFormat[]): HeatmapCells;
 };
@@ -229,6 +239,25 @@ describe('models store', () => {
     expect(await models.add('/x/model.txt')).toBe(false);
     expect(models.error).toMatch(/model.txt is not an .onnx file/);
     expect(addModel).not.toHaveBeenCalled();
+  });
+});
+
+describe('exports store', () => {
+  it('asks for a run and a format, and shows the path where the OS cannot open it', async () => {
+    const openPath = vi.fn(async () => false);
+    const startExport = vi.fn();
+    setBridge(fakeBridge({ openPath, startExport }).bridge);
+    useAppStore().project = project();
+    const ex = useExportsStore();
+    expect(await ex.start()).toBe(false);
+    expect(ex.error).toMatch(/Choose a finished run/);
+    ex.run = 'r';
+    ex.formats = [];
+    expect(await ex.start()).toBe(false);
+    expect(ex.error).toMatch(/at least one format/);
+    expect(startExport).not.toHaveBeenCalled();
+    await ex.open('/p/exports/x/report.html');
+    expect(ex.shownPath).toBe('/p/exports/x/report.html');
   });
 });
 
