@@ -1,6 +1,7 @@
 /** Import an ONNX model: decode, check, canonicalize. The one entry point the services use. */
 import { readOnnx } from './onnx/onnx-format.js';
 import { canonicalize } from './passes/canonicalize.js';
+import { validateGraph } from './passes/validate.js';
 import type { Graph } from './ir/graph.js';
 
 export interface ImportedModel {
@@ -14,6 +15,7 @@ export interface ImportedModel {
 
 export function importModel(bytes: Uint8Array, source: string): ImportedModel {
   const original = readOnnx(bytes, source);
+  validateGraph(original, source);
   const canonical = canonicalize(original, { source });
   return { source, original, canonical };
 }

@@ -191,6 +191,18 @@ function decodeAttribute(a: AttributeProto, source: string): AttrValue | undefin
 }
 
 /** Copy `bytes` into a fresh, aligned buffer and view it as `ctor`. */
+const ELEMENT_BYTES: Partial<Record<DataType, number>> = {
+  [DataType.FLOAT]: 4,
+  [DataType.DOUBLE]: 8,
+  [DataType.INT64]: 8,
+  [DataType.INT32]: 4,
+  [DataType.INT16]: 2,
+  [DataType.UINT16]: 2,
+  [DataType.INT8]: 1,
+  [DataType.UINT8]: 1,
+  [DataType.BOOL]: 1,
+};
+
 function viewRaw<T>(bytes: Uint8Array, ctor: { new (b: ArrayBuffer): T }): T {
   return new ctor(Uint8Array.prototype.slice.call(bytes).buffer as ArrayBuffer);
 }
@@ -209,9 +221,20 @@ export function decodeTensor(t: TensorProto, source: string): Tensor {
     );
   }
   const dims = t.dims.map(Number);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0))
+    throw new FxpqError(
+      `${source}: tensor ${t.name} has an impossible shape [${dims.join(', ')}]; the file is damaged.`,
+      'invalid-model',
+    );
   const count = dims.reduce((a, b) => a * b, 1);
   const raw = t.rawData;
   const hasRaw = raw.length > 0;
+  const width = ELEMENT_BYTES[t.dataType as DataType];
+  if (hasRaw && width !== undefined && raw.length % width !== 0)
+    throw new FxpqError(
+      `${source}: tensor ${t.name} has ${raw.length} bytes of raw data, not a whole number of ${width}-byte values; the file is damaged.`,
+      'invalid-model',
+    );
   let data: TensorData;
   switch (t.dataType as DataType) {
     case DataType.FLOAT:

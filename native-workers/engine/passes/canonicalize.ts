@@ -143,21 +143,41 @@ function constantsToInitializers(graph: Graph): void {
   }
 }
 
+/** Identity and Dropout vanish: one pass over the graph, chains resolved at once (linear in its size). */
 function removeNoOps(graph: Graph): void {
-  for (const n of [...graph.nodes]) {
-    if (n.op === 'Identity') bypassNode(graph, n);
-    else if (n.op === 'Dropout') {
+  const consumed = new Set(graph.nodes.flatMap((n) => n.inputs));
+  const alias = new Map<string, string>();
+  const atOutputs: Node[] = [];
+  for (const n of graph.nodes) {
+    if (n.op !== 'Identity' && n.op !== 'Dropout') continue;
+    if (n.op === 'Dropout') {
       const mask = n.outputs[1];
-      if (mask && (consumersOf(graph).has(mask) || isGraphOutput(graph, mask))) {
+      if (mask && (consumed.has(mask) || isGraphOutput(graph, mask))) {
         throw new FxpqError(
           `Node ${n.name} (Dropout): its mask output is used, which an inference graph should not do.`,
           'unsupported-model',
         );
       }
       n.outputs = n.outputs.slice(0, 1);
-      bypassNode(graph, n);
     }
+    // A no-op that writes a graph output keeps the public name: handled one by one below.
+    if (isGraphOutput(graph, n.outputs[0]!)) atOutputs.push(n);
+    else alias.set(n.outputs[0]!, n.inputs[0]!);
   }
+  const resolveName = (t: string): string => {
+    let r = t;
+    while (alias.has(r)) r = alias.get(r)!;
+    // Path compression: a long chain is walked once.
+    for (let x = t; alias.has(x) && x !== r;) {
+      const next = alias.get(x)!;
+      alias.set(x, r);
+      x = next;
+    }
+    return r;
+  };
+  graph.nodes = graph.nodes.filter((n) => !((n.op === 'Identity' || n.op === 'Dropout') && alias.has(n.outputs[0]!)));
+  for (const n of graph.nodes) n.inputs = n.inputs.map((i) => (alias.has(i) ? resolveName(i) : i));
+  for (const n of atOutputs) bypassNode(graph, n);
 }
 
 /** A Reshape/Flatten/Transpose of a constant (mnist-8 reshapes its FC weight) becomes a constant. */
