@@ -10,6 +10,7 @@ import { FxpqError } from '../native-workers/engine/errors.js';
 import { classIndex, type ClassList } from '../native-workers/engine/data/classes.js';
 import { stratifiedSplit, type Split } from '../native-workers/engine/data/split.js';
 import { decodeRgb } from '../native-workers/pool/image-decode.js';
+import { ImageFileError, readImageFile } from '../native-workers/pool/image-file.js';
 import { loadClassOption, sortedFolderClasses } from './classes.js';
 import { describeFsError, readUserFile, writeFileAtomic } from './files.js';
 import { engineEntry } from './engine-thread.js';
@@ -262,11 +263,11 @@ export async function scanDataset(srcArg: string, options: ImportOptions = {}): 
       return { rel, reason: `class ${c.classId} is not in the class list (${classes!.source})` };
     let bytes: Uint8Array;
     try {
-      bytes = await readFile(c.abs);
+      bytes = await readImageFile(c.abs, root);
     } catch (e) {
+      if (e instanceof ImageFileError) return { rel, reason: e.reason };
       return { rel, reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
     }
-    if (bytes.length === 0) return { rel, reason: 'empty file (0 bytes)' };
     const image: DatasetImage = {
       path: rel,
       classId: c.classId,

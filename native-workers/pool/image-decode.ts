@@ -6,6 +6,9 @@
 import sharp from 'sharp';
 import type { PixelImage } from '../engine/data/preprocess.js';
 
+/** The largest image FxPQ decodes: 50 megapixels (a 7000 x 7000 photo). */
+export const MAX_PIXELS = 50_000_000;
+
 export class ImageDecodeError extends Error {
   constructor(readonly reason: string) {
     super(reason);
@@ -17,6 +20,8 @@ function reasonFor(e: unknown): string {
   const msg = String((e as Error).message ?? e)
     .split('\n')[0]!
     .trim();
+  if (/pixel limit/i.test(msg))
+    return `larger than ${MAX_PIXELS / 1e6} megapixels (a decompression bomb or a huge scan)`;
   if (/unsupported image format/i.test(msg))
     return 'not an image: the content is not JPEG, PNG, WebP, GIF, TIFF or AVIF';
   if (
@@ -28,7 +33,12 @@ function reasonFor(e: unknown): string {
 }
 
 async function decode(data: Uint8Array): Promise<PixelImage> {
-  const { data: pixels, info } = await sharp(data, { ignoreIcc: true, failOn: 'truncated' })
+  // A pixel limit: a few hundred bytes of PNG can claim gigapixels (a decompression bomb).
+  const { data: pixels, info } = await sharp(data, {
+    ignoreIcc: true,
+    failOn: 'truncated',
+    limitInputPixels: MAX_PIXELS,
+  })
     .removeAlpha()
     .toColourspace('srgb')
     .raw({ depth: 'uchar' })

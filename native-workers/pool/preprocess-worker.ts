@@ -1,7 +1,7 @@
 /** Piscina worker: read, decode and prepare one image (channels, resize, crop) off the main thread. */
-import { readFile } from 'node:fs/promises';
 import { preparePixels, type PreprocessSpec } from '../engine/data/preprocess.js';
 import { decodeRgb, ImageDecodeError } from './image-decode.js';
+import { ImageFileError, readImageFile } from './image-file.js';
 
 export interface PrepareTask {
   path: string;
@@ -14,8 +14,9 @@ export type PrepareResult =
 export default async function prepare(task: PrepareTask): Promise<PrepareResult> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(task.path);
+    bytes = await readImageFile(task.path);
   } catch (e) {
+    if (e instanceof ImageFileError) return { ok: false, reason: e.reason };
     return { ok: false, reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
   }
   try {
