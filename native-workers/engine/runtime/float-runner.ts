@@ -2,6 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import { FxpqError } from '../errors.js';
 import type { Graph } from '../ir/graph.js';
+import { sessionOptions } from './session-options.js';
 
 export class FloatRunner {
   private constructor(
@@ -34,7 +35,10 @@ export class FloatRunner {
         'unsupported-model',
       );
     }
-    const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: options.optimization ?? 'all' });
+    const session = await ort.InferenceSession.create(
+      bytes,
+      sessionOptions({ optimization: options.optimization ?? 'all' }),
+    );
     const batch = input.shape[0]!;
     return new FloatRunner(session, input.name, input.shape.slice(1), batch > 0 ? batch : null, output.name);
   }

@@ -15,6 +15,7 @@ import {
 import { QuantizedCache, type ParameterOverrides } from '../fixedpoint/quantized-cache.js';
 import { formatOf } from '../fixedpoint/compile.js';
 import type { Assignment, QuantPlan } from '../fixedpoint/plan.js';
+import { sessionOptions } from './session-options.js';
 
 export class SimRunner {
   private readonly feedCache = new Map<string, { key: string; value: FeedValue }>();
@@ -30,10 +31,7 @@ export class SimRunner {
 
   static async create(plan: QuantPlan, options: { threads?: number } = {}): Promise<SimRunner> {
     const sim = buildSimGraph(plan);
-    const session = await ort.InferenceSession.create(writeOnnx(sim.graph), {
-      graphOptimizationLevel: 'all',
-      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-    });
+    const session = await ort.InferenceSession.create(writeOnnx(sim.graph), sessionOptions(options));
     return new SimRunner(plan, sim, session, new QuantizedCache(plan));
   }
 
@@ -95,9 +93,10 @@ export class SimRunner {
     const onlyLogits = outputs.length === 1 && outputs[0] === this.sim.outputName;
     const session = onlyLogits
       ? this.session
-      : await (this.probe ??= ort.InferenceSession.create(writeOnnx(withActivationOutputs(this.sim, this.plan).graph), {
-          graphOptimizationLevel: 'all',
-        }));
+      : await (this.probe ??= ort.InferenceSession.create(
+          writeOnnx(withActivationOutputs(this.sim, this.plan).graph),
+          sessionOptions(),
+        ));
     const result = await session.run(feeds, outputs);
     return new Map(outputs.map((name) => [name, result[name]!.data as Float32Array]));
   }

@@ -7,6 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';
 import { DataType, int64Tensor, tensorToNumbers, type Graph } from '../ir/graph.js';
 import type { QuantPlan } from '../fixedpoint/plan.js';
+import { sessionOptions } from './session-options.js';
 
 export const HISTOGRAM_BINS = 2048;
 
@@ -45,7 +46,7 @@ export class StatsRunner {
       if (target && tensorToNumbers(target)[0] === 1)
         g.initializers.set(target.name, int64Tensor(target.name, [0, ...tensorToNumbers(target).slice(1)]));
     }
-    const session = await ort.InferenceSession.create(writeOnnx(g), { graphOptimizationLevel: 'all' });
+    const session = await ort.InferenceSession.create(writeOnnx(g), sessionOptions());
     return new StatsRunner(session, tensors, plan.inputName, plan.shapes.get(plan.inputName)!.slice(1));
   }
 
