@@ -486,6 +486,8 @@ export interface FxpqApi {
 export interface FxpqBridge extends FxpqApi {
   /** Calls `listener` with a snapshot, then with every job event, until the returned function is called. */
   subscribe(listener: (event: AppEvent) => void): () => void;
+  /** Electron only: the path on disk of a File dropped on the window (webUtils.getPathForFile). */
+  pathForFile?(file: unknown): string;
 }
 
 /** The names of every operation, for the IPC and HTTP dispatchers (a runtime list, kept next to the interface). */

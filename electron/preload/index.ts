@@ -1,5 +1,5 @@
 /** Exposes the typed API contract and the job event stream to the renderer as `window.fxpq`, over IPC. */
-import { contextBridge, ipcRenderer } from 'electron';
+import { contextBridge, ipcRenderer, webUtils } from 'electron';
 import { API_METHODS, type AppEvent, type FxpqApi, type FxpqBridge } from '../../api/contract.js';
 
 // Kept in sync with electron/main/index.ts; a sandboxed preload cannot import it at run time.
@@ -39,4 +39,6 @@ contextBridge.exposeInMainWorld('fxpq', {
     }
     return () => listeners.delete(listener);
   },
+  // Electron no longer gives a dropped File a path; the preload may ask for it.
+  pathForFile: (file: unknown) => webUtils.getPathForFile(file as Parameters<typeof webUtils.getPathForFile>[0]),
 } satisfies FxpqBridge);
