@@ -33,6 +33,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
   let shot = 0;
 
   async function screenshot(name: string): Promise<void> {
+    // Every control on the screen has a label a screen reader can announce.
+    const unlabelled = await page.evaluate<string[]>(`
+      [...document.querySelectorAll('input, select, textarea')]
+        .filter((el) => !el.labels?.length && !el.getAttribute('aria-label'))
+        .map((el) => el.outerHTML.slice(0, 120))`);
+    expect(unlabelled, name).toEqual([]);
     shot++;
     await page.screenshot({ path: join(SCREENS, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: false });
   }
@@ -110,11 +116,11 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
     await page.click('[data-test=add-model]');
     expect(await (await page.waitForSelector('[data-test=error]')).textContent()).toContain('missing.onnx');
     // A browser does not tell the page where a dropped file lives: the app says to browse instead.
-    const dropped = await page.evaluateHandle(() => {
+    const dropped = await page.evaluateHandle(`(() => {
       const d = new DataTransfer();
       d.items.add(new File(['onnx'], 'dropped.onnx'));
       return d;
-    });
+    })()`);
     await page.dispatchEvent('[data-test=model-drop]', 'drop', { dataTransfer: dropped });
     expect(await page.textContent('[data-test=drop-note]')).toMatch(/dropped.onnx.*Browse/);
     await page.fill('[data-test=model-path]', MODEL);
@@ -136,8 +142,14 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
     expect(await page.textContent('[data-test=dataset-summary]')).toMatch(/300 images in 10 classes/);
     await expect.poll(() => points(page, 'class-histogram')).toBe(10);
     await expect.poll(() => page.locator('[data-test=thumb] img').count(), { timeout: MINUTE }).toBeGreaterThan(20);
+    const bag = await page.locator('[data-test=filter-class] option', { hasText: 'bag' }).getAttribute('value');
+    await page.selectOption('[data-test=filter-class]', bag!);
+    await page.selectOption('[data-test=filter-split]', 'calib');
+    await expect.poll(() => page.locator('[data-test=thumb]').count()).toBeLessThan(30);
+    expect(await page.locator('[data-test=thumb]').count()).toBeGreaterThan(0);
     await page.locator('[data-test=thumb]').first().click();
     await page.waitForSelector('[data-test=preview] img');
+    await page.selectOption('[data-test=filter-split]', '');
     await screenshot('datasets');
   });
 
@@ -209,6 +221,21 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
       expect(await page.locator('[data-test=format-row]').count()).toBeGreaterThan(10);
       await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
       await expect.poll(() => points(page, 'results-trajectory')).toBeGreaterThan(0);
+      // An activation's histogram, with its format.
+      const act = await page
+        .locator('[data-test=histogram-tensor] option', { hasText: /^\s*A / })
+        .nth(1)
+        .getAttribute('value');
+      await page.selectOption('[data-test=histogram-tensor]', act!);
+      await expect
+        .poll(
+          async () =>
+            (await page.$('[data-test=histogram-format]'))?.textContent() ??
+            (await page.$('[data-test=view-results] [data-test=error]'))?.textContent(),
+          { timeout: 2 * MINUTE, interval: 500 },
+        )
+        .toContain(`A ${act}`);
+      await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
       if (await page.$('[data-test=confusion]')) await expect.poll(() => points(page, 'confusion')).toBe(100);
 
       const uniform = await page
@@ -224,7 +251,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
   it(
     'exports the run and finds the verified files on disk',
     async () => {
-      await nav('export');
+      // The screens are reachable from the keyboard.
+      await page.focus('[data-test=nav-export]');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('[data-test=view-export]');
       const search = await page
         .locator('[data-test=export-run] option', { hasText: 'search-b1' })
         .getAttribute('value');
@@ -253,16 +283,34 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
     10 * MINUTE,
   );
 
-  it('lists the project among the recent ones, and renders without console errors', async () => {
+  it('renames and removes projects, and renders without console errors', async () => {
     await nav('projects');
-    await page.waitForSelector('[data-test=recent-item]');
-    expect(await page.textContent('[data-test=recent]')).toContain('Demo project');
+    await page.fill('[data-test=rename-input]', 'Demo');
+    await page.click('[data-test=rename-project]');
+    await expect.poll(() => page.textContent('[data-test=current-project]')).toContain('Demo');
+    // A second project, removed with its files after a confirmation.
+    const scratch = join(work, 'scratch-project');
+    await page.fill('[data-test=create-dir]', scratch);
+    await page.fill('[data-test=create-name]', 'Scratch');
+    await page.click('[data-test=create-project]');
+    await page.waitForSelector('[data-test=view-model]');
+    await nav('projects');
+    const row = page.locator('[data-test=recent-item]', { hasText: 'Scratch' });
+    await row.locator('[data-test=recent-remove]').click();
+    await row.locator('[data-test=confirm-delete-files]').check();
+    await row.locator('[data-test=confirm-remove]').click();
+    await expect.poll(() => page.locator('[data-test=recent-item]', { hasText: 'Scratch' }).count()).toBe(0);
+    expect(existsSync(join(scratch, 'project.json'))).toBe(false);
+    await page.locator('[data-test=recent-item]', { hasText: 'Demo' }).locator('[data-test=recent-open]').click();
+    await page.waitForSelector('[data-test=view-model]');
+    await nav('projects');
+    expect(await page.textContent('[data-test=recent]')).toContain('Demo');
     await screenshot('projects');
     expect(consoleErrors).toEqual([]);
   });
 
   it('follows the OS into dark mode, charts included', async () => {
-    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const background = () => page.evaluate<string>('getComputedStyle(document.body).backgroundColor');
     const light = await background();
     await page.emulateMedia({ colorScheme: 'dark' });
     await expect.poll(background).not.toBe(light);

@@ -75,6 +75,7 @@ export const useRunsStore = defineStore('runs', {
     results: {} as Record<string, RunResults>,
     histogram: null as HistogramData | null,
     histogramTensor: '',
+    histogramLoading: false,
     busy: false,
     error: '',
     resultsError: '',
@@ -173,16 +174,16 @@ export const useRunsStore = defineStore('runs', {
       if (!app.project || !this.selected) return;
       this.histogramTensor = tensor;
       this.histogramError = '';
-      if (!tensor) {
-        this.histogram = null;
-        return;
-      }
+      this.histogram = null;
+      if (!tensor) return;
+      this.histogramLoading = true;
       try {
         const h = await api().structureHistogram(app.project.path, this.selected, tensor);
         if (this.histogramTensor === tensor) this.histogram = h;
       } catch (e) {
-        this.histogram = null;
-        this.histogramError = errorMessage(e);
+        if (this.histogramTensor === tensor) this.histogramError = errorMessage(e);
+      } finally {
+        if (this.histogramTensor === tensor) this.histogramLoading = false;
       }
     },
     async remove(runId: string): Promise<void> {
