@@ -475,7 +475,13 @@ export interface FxpqApi {
   structureHistogram(project: string, runId: string, tensor: string): Promise<HistogramData>;
   removeRun(project: string, runId: string): Promise<Project>;
 
-  startExport(project: string, runId: string, formats: ExportFormat[]): Promise<JobSnapshot>;
+  /** `cWeights`: the C's weight storage, bit-packed (default, smallest flash) or one C integer each (fastest). */
+  startExport(
+    project: string,
+    runId: string,
+    formats: ExportFormat[],
+    cWeights?: 'packed' | 'bytes',
+  ): Promise<JobSnapshot>;
 
   listJobs(): Promise<JobSnapshot[]>;
   queuePolicy(): Promise<QueuePolicy>;

@@ -90,7 +90,7 @@ export function createServices(o: ServicesOptions): Services {
     runResults: (p, id) => projects.runResults(p, id),
     structureHistogram: (p, id, tensor) => projects.structureHistogram(p, id, tensor),
     removeRun: (p, id) => projects.removeRun(p, id),
-    startExport: (p, id, formats) => projects.startExport(p, id, formats),
+    startExport: (p, id, formats, cWeights) => projects.startExport(p, id, formats, cWeights),
     listJobs: async () => jobs.list(),
     queuePolicy: async () => jobs.policy,
     cancelJob: async (id) => {
