@@ -111,6 +111,10 @@ const path = z.string().min(1).max(4096);
 const id = z.string().min(1).max(200);
 const name = z.string().max(200);
 const count = z.number().int().min(1).max(10_000_000).optional();
+const exportFormats = z
+  .array(z.enum(['qdq', 'fxpq', 'c']))
+  .min(1)
+  .max(3);
 const runRequest = z
   .object({
     model: id,
@@ -172,13 +176,9 @@ const ARGS: Record<(typeof API_METHODS)[number], z.ZodTypeAny> = {
   runResults: z.tuple([path, id]),
   structureHistogram: z.tuple([path, id, z.string().min(1).max(1000)]),
   removeRun: z.tuple([path, id]),
-  startExport: z.tuple([
-    path,
-    id,
-    z
-      .array(z.enum(['qdq', 'fxpq', 'c']))
-      .min(1)
-      .max(3),
+  startExport: z.union([
+    z.tuple([path, id, exportFormats]),
+    z.tuple([path, id, exportFormats, z.enum(['packed', 'bytes'])]),
   ]),
   listJobs: z.tuple([]),
   queuePolicy: z.tuple([]),

@@ -669,7 +669,12 @@ export class ProjectService {
 
   // ---- exports ------------------------------------------------------------------------
 
-  async startExport(dirArg: string, runId: string, formats: ExportFormat[]): Promise<JobSnapshot> {
+  async startExport(
+    dirArg: string,
+    runId: string,
+    formats: ExportFormat[],
+    cWeights: 'packed' | 'bytes' = 'packed',
+  ): Promise<JobSnapshot> {
     const dir = this.abs(dirArg);
     const chosen = [...new Set(formats)].filter((f) => ['qdq', 'fxpq', 'c'].includes(f));
     if (chosen.length === 0) throw new FxpqError('Choose at least one export format (qdq, fxpq, c).', 'bad-request');
@@ -699,7 +704,7 @@ export class ProjectService {
       });
     const job = this.jobs.start(
       'export',
-      { run: entry.runDir, out: join(dir, entry.entry.dir), formats: chosen },
+      { run: entry.runDir, out: join(dir, entry.entry.dir), formats: chosen, cWeights },
       {
         title: `Export ${runId} (${chosen.join(', ')})`,
         project: dir,
