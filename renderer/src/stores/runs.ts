@@ -15,6 +15,7 @@ export interface RunForm {
   strategy: 'schedule' | 'sensitivity' | 'tradeoff';
   calib: number | null;
   eval: number | null;
+  slice: number | null;
   seed: number;
   distill: boolean;
   biasCorrection: boolean;
@@ -30,6 +31,7 @@ export const defaultRunForm = (): RunForm => ({
   strategy: 'schedule',
   calib: null,
   eval: null,
+  slice: null,
   seed: 0,
   distill: true,
   biasCorrection: true,
@@ -56,6 +58,10 @@ export function runRequest(f: RunForm): RunRequest | string {
   if (f.calib != null) {
     if (!Number.isInteger(f.calib) || f.calib < 1) return 'Calibration images must be a whole number above 0.';
     req.calib = f.calib;
+  }
+  if (f.mode === 'search' && f.slice != null) {
+    if (!Number.isInteger(f.slice) || f.slice < 1) return 'The early-rejection slice must be a whole number above 0.';
+    req.slice = f.slice;
   }
   if (f.eval != null) {
     if (!Number.isInteger(f.eval) || f.eval < 1) return 'Evaluation images must be a whole number above 0.';
