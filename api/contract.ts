@@ -44,6 +44,8 @@ export interface AppInfo {
   host: 'electron' | 'web';
   /** Folders the web host's folder browser may show (the user's home and the workspace). */
   browseRoots: string[];
+  /** Web mode: where the host serves a project's exported files, as `${filesUrl}?path=<absolute path>`. */
+  filesUrl?: string;
 }
 
 /** A failure the UI shows in its error panel: the message names the file and the problem. */

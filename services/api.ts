@@ -66,7 +66,11 @@ export function createServices(o: ServicesOptions): Services {
   const projects = new ProjectService(jobs, o.configDir ?? defaultConfigDir());
   const roots = [...new Set((o.browseRoots ?? [homedir(), process.cwd()]).map((r) => resolve(r)))];
   const api: FxpqApi = {
-    appInfo: async () => ({ ...appInfo(o.host), browseRoots: roots }),
+    appInfo: async () => ({
+      ...appInfo(o.host),
+      browseRoots: roots,
+      ...(o.host === 'web' ? { filesUrl: '/files' } : {}),
+    }),
     inspectModel: (path) => jobs.call('inspect', { path: resolve(path) }),
     listFolder: (path) => listFolder(path, roots),
     chooseFolder: async (title) => (o.dialogs ? o.dialogs.chooseFolder(title) : null),

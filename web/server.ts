@@ -8,8 +8,8 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readFile, stat } from 'node:fs/promises';
-import { extname, join, normalize, sep } from 'node:path';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { extname, join, normalize, resolve, sep } from 'node:path';
 import { createServices, dispatchApiCall, type Services } from '../services/api.js';
 import { refuseEngineOnMainThread } from '../services/engine-thread.js';
 import type { AppEvent } from '../api/contract.js';
@@ -163,6 +163,29 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
       return send(res, 200, 'application/json', JSON.stringify(reply));
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'bad-request', 'Only GET here.');
+    if (pathname === '/files') {
+      // A browser cannot open files on this machine: exported files (report.html above all) are
+      // served from the exports/ folder of a project this app knows, to the token's holder only.
+      if (!authorized()) return sendError(res, 403, 'forbidden', 'Missing or wrong access token.');
+      const wanted = resolve(url.searchParams.get('path') ?? '');
+      const projects = (await services.projects.recent()).map((p) => join(p.path, 'exports') + sep);
+      let real: string;
+      try {
+        real = await realpath(wanted);
+      } catch {
+        return send(res, 404, 'text/plain', 'Not found');
+      }
+      if (!projects.some((p) => real.startsWith(p))) return send(res, 404, 'text/plain', 'Not found');
+      try {
+        if (!(await stat(real)).isFile()) return send(res, 404, 'text/plain', 'Not found');
+        const type =
+          MIME[extname(real)] ??
+          (['.c', '.h'].includes(extname(real)) ? 'text/plain; charset=utf-8' : 'application/octet-stream');
+        return send(res, 200, type, await readFile(real));
+      } catch {
+        return send(res, 404, 'text/plain', 'Not found');
+      }
+    }
     const fromUrl = url.searchParams.get('token');
     if (fromUrl !== null && sameToken(fromUrl, token)) {
       url.searchParams.delete('token');

@@ -127,6 +127,22 @@ describe('web host', () => {
     expect((await raw('/?token=wrong')).status).toBe(200); // a wrong token sets nothing
   });
 
+  it("serves files of a project's exports folder to the token's holder, nothing else", async () => {
+    const dir = join(tmp, 'served');
+    await call('createProject', [dir, 'served']);
+    mkdirSync(join(dir, 'exports', 'e1'), { recursive: true });
+    writeFileSync(join(dir, 'exports', 'e1', 'report.html'), '<!doctype html><title>report</title>');
+    const auth = { authorization: `Bearer ${host.token}` };
+    const page = await raw(`/files?path=${encodeURIComponent(join(dir, 'exports', 'e1', 'report.html'))}`, auth);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<title>report</title>');
+    expect((await raw(`/files?path=${encodeURIComponent(join(dir, 'project.json'))}`, auth)).status).toBe(404);
+    expect((await raw(`/files?path=${encodeURIComponent('/etc/passwd')}`, auth)).status).toBe(404);
+    expect((await raw(`/files?path=${encodeURIComponent(join(dir, 'exports', 'e1', 'report.html'))}`)).status).toBe(
+      403,
+    );
+  });
+
   it('survives malformed requests and answers with security headers', async () => {
     expect((await raw('/%ff')).status).toBe(400);
     expect((await raw('/%E0%A4%A')).status).toBe(400);
