@@ -137,7 +137,7 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
       expect(compileAndRunC(bytesOut)).toMatch(/golden vectors, 0 mismatching outputs/);
       expect(readFileSync(join(bytesOut, 'c', 'model.c'), 'utf8')).not.toContain('fxpq_unpack');
     },
-    600_000,
+    1_200_000,
   );
 });
 
