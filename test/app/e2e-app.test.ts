@@ -315,7 +315,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
     await page.emulateMedia({ colorScheme: 'dark' });
     await expect.poll(background).not.toBe(light);
     await nav('results');
-    await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
+    const option = (select: string, name: string) =>
+      page.locator(`[data-test=${select}] option`, { hasText: name }).getAttribute('value');
+    await page.selectOption('[data-test=results-run]', (await option('results-run', 'search-b1'))!);
+    await page.selectOption('[data-test=results-compare]', (await option('results-compare', 'uniform-8'))!);
+    await expect.poll(() => points(page, 'histogram'), { timeout: MINUTE }).toBeGreaterThan(0);
+    await expect.poll(() => points(page, 'results-trajectory')).toBeGreaterThan(0);
     await screenshot('results-dark');
     await page.emulateMedia({ colorScheme: 'light' });
   });
