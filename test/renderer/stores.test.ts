@@ -72,6 +72,15 @@ const { useExportsStore } = (await load('stores/exports.ts')) as {
     open(path: string): Promise<void>;
   };
 };
+const { useDatasetsStore } = (await load('stores/datasets.ts')) as {
+  useDatasetsStore(): {
+    form: { source: string; layout: string; labels: string };
+    importError: string;
+    importJob: string;
+    detect(source: string): Promise<void>;
+    startImport(): Promise<boolean>;
+  };
+};
 const { heatmapCells } = (await load('components/heatmap.ts')) as {
   heatmapCells(bits: Record<string, number>, structures?: StructureFormat[]): HeatmapCells;
 };
@@ -239,6 +248,39 @@ describe('models store', () => {
     expect(await models.add('/x/model.txt')).toBe(false);
     expect(models.error).toMatch(/model.txt is not an .onnx file/);
     expect(addModel).not.toHaveBeenCalled();
+  });
+});
+
+describe('datasets store', () => {
+  it('takes the detected layout and labels file, then starts an import job', async () => {
+    const importDataset = vi.fn(async () => job('imp', { kind: 'import', target: { dataset: 'val' } }));
+    setBridge(
+      fakeBridge({
+        detectDatasetLayout: async () => ({
+          layout: 'imagenet-val',
+          labels: '/data/LOC_val_solution.csv',
+          reason: 'LOC_val_solution.csv beside the images',
+        }),
+        importDataset,
+      }).bridge,
+    );
+    useAppStore().project = project();
+    const ds = useDatasetsStore();
+    expect(await ds.startImport()).toBe(false);
+    expect(ds.importError).toMatch(/Choose the folder/);
+    await ds.detect('/data/val');
+    expect(ds.form).toMatchObject({
+      source: '/data/val',
+      layout: 'imagenet-val',
+      labels: '/data/LOC_val_solution.csv',
+    });
+    expect(await ds.startImport()).toBe(true);
+    expect(importDataset).toHaveBeenCalledWith(
+      '/p',
+      expect.objectContaining({ source: '/data/val', layout: 'imagenet-val' }),
+    );
+    expect(ds.importJob).toBe('imp');
+    expect(useJobsStore().jobs['imp']).toBeDefined();
   });
 });
 
