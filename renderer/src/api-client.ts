@@ -59,11 +59,10 @@ function httpBridge(token: string): FxpqBridge {
     while (args.length && args[args.length - 1] === undefined) args.pop();
     let res: Response;
     try {
-      res = await fetch(`/api/${method}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify(args),
-      });
+      // Without a token in hand (the host moved it into a cookie on the first load) the cookie alone authorizes.
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (token) headers['authorization'] = `Bearer ${token}`;
+      res = await fetch(`/api/${method}`, { method: 'POST', headers, body: JSON.stringify(args) });
     } catch {
       throw new ApiCallError({
         code: 'offline',
@@ -91,7 +90,7 @@ function httpBridge(token: string): FxpqBridge {
   }
 
   function subscribe(listener: (event: AppEvent) => void): () => void {
-    const source = new EventSource(`/api/events?token=${encodeURIComponent(token)}`);
+    const source = new EventSource(token ? `/api/events?token=${encodeURIComponent(token)}` : '/api/events');
     source.onmessage = (message: MessageEvent<string>) => {
       let event: AppEvent;
       try {

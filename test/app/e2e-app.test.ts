@@ -280,6 +280,19 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
       // The browser cannot open files on the server: the app shows where the report is.
       await item.locator('[data-test=open-report]').click();
       expect(await page.textContent('[data-test=shown-path]')).toContain('report.html');
+      // ...and links to it where the web host serves it (with the access cookie, not the address).
+      const report = await page.request.get(
+        new URL((await page.getAttribute('[data-test=shown-link]', 'href'))!, page.url()).href,
+      );
+      expect(report.status()).toBe(200);
+      expect(await report.text()).toMatch(/<html/i);
+      const source = await page.request.get(
+        new URL(
+          (await item.locator('[data-test=file-link]', { hasText: '.c' }).first().getAttribute('href'))!,
+          page.url(),
+        ).href,
+      );
+      expect(await source.text()).toContain('#include');
       await screenshot('export');
     },
     10 * MINUTE,

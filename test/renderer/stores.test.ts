@@ -7,6 +7,7 @@ import { createPinia, setActivePinia } from 'pinia';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type {
   AppEvent,
+  AppInfo,
   FxpqApi,
   FxpqBridge,
   JobSnapshot,
@@ -52,7 +53,9 @@ const { api, setBridge, webToken } = (await load('api-client.ts')) as {
   setBridge(b: FxpqBridge | null): void;
   webToken(): string;
 };
-const { useAppStore } = (await load('stores/app.ts')) as { useAppStore(): { project: Project | null } };
+const { useAppStore } = (await load('stores/app.ts')) as {
+  useAppStore(): { project: Project | null; info: AppInfo | null };
+};
 const { useJobsStore } = (await load('stores/jobs.ts')) as { useJobsStore(): JobsStore };
 const { defaultRunForm, runRequest, useRunsStore } = (await load('stores/runs.ts')) as {
   defaultRunForm(): RunForm;
@@ -68,8 +71,9 @@ const { useExportsStore } = (await load('stores/exports.ts')) as {
     formats: string[];
     error: string;
     shownPath: string;
+    shownUrl: string;
     start(): Promise<boolean>;
-    open(path: string): Promise<void>;
+    open(path: string, kind: 'file' | 'folder'): Promise<void>;
   };
 };
 const { useDatasetsStore } = (await load('stores/datasets.ts')) as {
@@ -298,8 +302,15 @@ describe('exports store', () => {
     expect(await ex.start()).toBe(false);
     expect(ex.error).toMatch(/at least one format/);
     expect(startExport).not.toHaveBeenCalled();
-    await ex.open('/p/exports/x/report.html');
+    await ex.open('/p/exports/x/report.html', 'file');
     expect(ex.shownPath).toBe('/p/exports/x/report.html');
+    expect(ex.shownUrl).toBe('');
+    // The web host serves exported files: the app links to them.
+    useAppStore().info = { name: 'fxpq', version: '0', host: 'web', browseRoots: [], filesUrl: '/files' };
+    await ex.open('/p/exports/x/report.html', 'file');
+    expect(ex.shownUrl).toBe('/files?path=%2Fp%2Fexports%2Fx%2Freport.html');
+    await ex.open('/p/exports/x', 'folder');
+    expect(ex.shownUrl).toBe('');
   });
 });
 

@@ -11,6 +11,12 @@ export const FORMATS: { id: ExportFormat; label: string; help: string }[] = [
   { id: 'c', label: 'C source', help: 'integer-only C99 with a golden-vector harness, checked with gcc' },
 ];
 
+/** Where the web host serves an exported file (it has no way to open it on the user's screen), or null. */
+export function fileUrl(path: string): string | null {
+  const base = useAppStore().info?.filesUrl;
+  return base ? `${base}?path=${encodeURIComponent(path)}` : null;
+}
+
 export const useExportsStore = defineStore('exports', {
   state: () => ({
     run: '',
@@ -18,8 +24,9 @@ export const useExportsStore = defineStore('exports', {
     selected: '',
     busy: false,
     error: '',
-    /** Where a file is, when the OS cannot open it for us (web mode). */
+    /** Where a file is, when the OS cannot open it for us (web mode), and where the web host serves it. */
     shownPath: '',
+    shownUrl: '',
   }),
   actions: {
     async start(): Promise<boolean> {
@@ -49,13 +56,17 @@ export const useExportsStore = defineStore('exports', {
         this.busy = false;
       }
     },
-    /** Open a file or folder with the OS; where that is not possible (web mode), show its path. */
-    async open(path: string): Promise<void> {
+    /** Open a file or folder with the OS; where that is not possible (web mode), show its path and, for a file, a link. */
+    async open(path: string, kind: 'file' | 'folder'): Promise<void> {
       this.shownPath = '';
+      this.shownUrl = '';
       this.error = '';
       try {
         const opened = await api().openPath(path);
-        if (!opened) this.shownPath = path;
+        if (opened) return;
+        this.shownPath = path;
+        const url = fileUrl(path);
+        if (kind === 'file' && url) this.shownUrl = url;
       } catch (e) {
         this.error = errorMessage(e);
       }
@@ -65,6 +76,7 @@ export const useExportsStore = defineStore('exports', {
       this.selected = '';
       this.error = '';
       this.shownPath = '';
+      this.shownUrl = '';
     },
   },
 });

@@ -10,7 +10,7 @@ export { useJobsStore, isLive } from '../stores/jobs';
 export { useModelsStore } from '../stores/models';
 export { useDatasetsStore, emptyImportForm } from '../stores/datasets';
 export { useRunsStore, defaultRunForm, runRequest } from '../stores/runs';
-export { useExportsStore, FORMATS } from '../stores/exports';
+export { useExportsStore, FORMATS, fileUrl } from '../stores/exports';
 export { default as ErrorPanel } from '../components/ErrorPanel.vue';
 export { default as ProgressBar } from '../components/ProgressBar.vue';
 export { default as JobStatus } from '../components/JobStatus.vue';
