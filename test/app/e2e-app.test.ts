@@ -236,7 +236,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
             (await page.$('[data-test=view-results] [data-test=error]'))?.textContent(),
           { timeout: 2 * MINUTE, interval: 500 },
         )
-        .toContain(`A ${act}`);
+        .toContain(`A ${act!.replace(/^[WBA]:/, '')}`);
       await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
       if (await page.$('[data-test=confusion]')) await expect.poll(() => points(page, 'confusion')).toBe(100);
 
@@ -246,6 +246,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
       await page.selectOption('[data-test=results-compare]', uniform!);
       await expect.poll(() => page.locator('[data-test=run-summary]').count()).toBe(2);
       await screenshot('results');
+
+      // The window checks the run with the integer-only executor, as `fxpq evaluate --engine int` does.
+      await page.selectOption('[data-test=evaluate-engine]', 'int');
+      await page.click('[data-test=evaluate-start]');
+      await expect
+        .poll(async () => (await page.$('[data-test=evaluate-result]'))?.textContent(), {
+          timeout: 2 * MINUTE,
+          interval: 500,
+        })
+        .toMatch(/\d+ images: float top-1 [\d.]+ %, fixed point top-1 [\d.]+ %/);
     },
     8 * MINUTE,
   );

@@ -21,6 +21,7 @@ export const useExportsStore = defineStore('exports', {
   state: () => ({
     run: '',
     formats: ['qdq', 'fxpq', 'c'] as ExportFormat[],
+    cWeights: 'packed' as 'packed' | 'bytes',
     selected: '',
     busy: false,
     error: '',
@@ -44,7 +45,7 @@ export const useExportsStore = defineStore('exports', {
       this.busy = true;
       this.error = '';
       try {
-        const job = await api().startExport(app.project.path, this.run, [...this.formats]);
+        const job = await api().startExport(app.project.path, this.run, [...this.formats], this.cWeights);
         jobs.remember(job);
         await app.reloadProject();
         this.selected = job.target?.export ?? app.project?.exports.find((x) => x.job === job.id)?.id ?? this.selected;

@@ -23,3 +23,4 @@ export { default as HistogramChart } from '../components/HistogramChart.vue';
 export { default as ConfusionChart } from '../components/ConfusionChart.vue';
 export { default as ClassHistogram } from '../components/ClassHistogram.vue';
 export { default as RunSummaryCard } from '../components/RunSummaryCard.vue';
+export { default as EvaluateRunCard } from '../components/EvaluateRunCard.vue';
