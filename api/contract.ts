@@ -322,6 +322,18 @@ export interface HistogramData {
   format: { bits: number; frac: number; signed: boolean; step: number; min: number; max: number };
 }
 
+/** An evaluation of a run's fixed-point network (and the float model) on a split of its dataset. */
+export interface EvaluationResult {
+  n: number;
+  fp: { top1: number; top5: number };
+  quant?: { top1: number; top5: number; agreement: number };
+  perClass: Record<string, { n: number; top1: number }>;
+  classes: { count: number; source: string };
+  preprocess: string;
+  skipped: { path: string; reason: string }[];
+  cache: { hits: number; misses: number };
+}
+
 export interface RunResults {
   run: ProjectRun;
   report?: RunReport;
@@ -474,7 +486,15 @@ export interface FxpqApi {
   /** Continues an interrupted or cancelled run from its checkpoint. */
   resumeRun(project: string, runId: string): Promise<JobSnapshot>;
   runResults(project: string, runId: string): Promise<RunResults>;
-  structureHistogram(project: string, runId: string, tensor: string): Promise<HistogramData>;
+  /** Starts an evaluation job of a finished run: `int` is the integer-only executor, `sim` the simulation; the job's result is an EvaluationResult. */
+  evaluateRun(
+    project: string,
+    runId: string,
+    engine: 'sim' | 'int',
+    split: 'eval' | 'calib' | 'all',
+  ): Promise<JobSnapshot>;
+  /** `structure`: a structure id (`W:tensor`, `B:tensor`, `A:tensor`) or, for compatibility, a bare tensor name. */
+  structureHistogram(project: string, runId: string, structure: string): Promise<HistogramData>;
   removeRun(project: string, runId: string): Promise<Project>;
 
   /** `cWeights`: the C's weight storage, bit-packed (default, smallest flash) or one C integer each (fastest). */
@@ -522,6 +542,7 @@ export const API_METHODS = [
   'startRun',
   'resumeRun',
   'runResults',
+  'evaluateRun',
   'structureHistogram',
   'removeRun',
   'startExport',

@@ -92,6 +92,7 @@ export function createServices(o: ServicesOptions): Services {
     startRun: (p, request) => projects.startRun(p, request),
     resumeRun: (p, id) => projects.resumeRun(p, id),
     runResults: (p, id) => projects.runResults(p, id),
+    evaluateRun: (p, id, engine, split) => projects.evaluateRun(p, id, engine, split),
     structureHistogram: (p, id, tensor) => projects.structureHistogram(p, id, tensor),
     removeRun: (p, id) => projects.removeRun(p, id),
     startExport: (p, id, formats, cWeights) => projects.startExport(p, id, formats, cWeights),
@@ -178,6 +179,7 @@ const ARGS: Record<(typeof API_METHODS)[number], z.ZodTypeAny> = {
   startRun: z.tuple([path, runRequest]),
   resumeRun: z.tuple([path, id]),
   runResults: z.tuple([path, id]),
+  evaluateRun: z.tuple([path, id, z.enum(['sim', 'int']), z.enum(['eval', 'calib', 'all'])]),
   structureHistogram: z.tuple([path, id, z.string().min(1).max(1000)]),
   removeRun: z.tuple([path, id]),
   startExport: z.union([

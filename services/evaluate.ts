@@ -9,6 +9,7 @@ import { writeFileAtomic } from './files.js';
 import { readRunConfig, sha256 } from './runs.js';
 import { openSession, splitIndices } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
+import type { EvaluationResult } from '../api/contract.js';
 
 export interface EvaluateOptions {
   modelPath: string;
@@ -25,16 +26,7 @@ export interface EvaluateOptions {
   signal?: AbortSignal;
 }
 
-export interface EvaluationResult {
-  n: number;
-  fp: { top1: number; top5: number };
-  quant?: { top1: number; top5: number; agreement: number };
-  perClass: Record<string, { n: number; top1: number }>;
-  classes: { count: number; source: string };
-  preprocess: string;
-  skipped: { path: string; reason: string }[];
-  cache: { hits: number; misses: number };
-}
+export type { EvaluationResult };
 
 export async function evaluate(options: EvaluateOptions): Promise<EvaluationResult> {
   const run = options.run ? await readRunConfig(options.run) : undefined;

@@ -635,13 +635,43 @@ export class ProjectService {
     return { run, ...(report ? { report } : {}), trajectory, sensitivity: sensitivityOf(trajectory, report) };
   }
 
-  async structureHistogram(dirArg: string, runId: string, tensor: string): Promise<HistogramData> {
+  async evaluateRun(
+    dirArg: string,
+    runId: string,
+    engine: 'sim' | 'int',
+    split: 'eval' | 'calib' | 'all',
+  ): Promise<JobSnapshot> {
+    const dir = this.abs(dirArg);
+    const doc = await this.readDoc(dir);
+    const run = this.run(dir, doc, runId);
+    if (run.state !== 'done')
+      throw new FxpqError(`Run "${runId}" has not finished; only a finished run can be evaluated.`, 'io');
+    const runDir = join(dir, run.dir);
+    const config = await readRunConfig(runDir);
+    const job = this.jobs.start(
+      'evaluate',
+      { modelPath: config.model.path, dataPath: config.data.path, run: runDir, engine, split },
+      {
+        title: `Evaluate ${runId} (${engine === 'int' ? 'integer-only executor' : 'simulation'}, ${split} split)`,
+        project: dir,
+        target: { run: runId },
+      },
+    );
+    return job.snapshot();
+  }
+
+  async structureHistogram(dirArg: string, runId: string, structure: string): Promise<HistogramData> {
     const dir = this.abs(dirArg);
     const doc = await this.readDoc(dir);
     const run = this.run(dir, doc, runId);
     const runDir = join(dir, run.dir);
     const config = await readRunConfig(runDir);
-    const kind = (['W', 'B', 'A'] as const).find((k) => config.assignment[`${k}:${tensor}`]);
+    // A structure id names its kind (a weight and an activation may share a tensor name).
+    const byId = /^[WBA]:/.test(structure) && config.assignment[structure] ? structure : undefined;
+    const tensor = byId ? structure.slice(2) : structure;
+    const kind = byId
+      ? (structure[0] as 'W' | 'B' | 'A')
+      : (['W', 'B', 'A'] as const).find((k) => config.assignment[`${k}:${tensor}`]);
     if (!kind) throw new FxpqError(`Run "${runId}" has no data structure for tensor ${tensor}.`, 'not-found');
     const f = config.assignment[`${kind}:${tensor}`]!;
     return this.jobs.call('histogram', {
