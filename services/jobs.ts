@@ -58,6 +58,7 @@ export type JobRunnerMode = 'pool' | 'in-thread';
 export const DEFAULT_POLICY: QueuePolicy = { searches: 1, others: 2 };
 
 const LOG_LINES = 300;
+const KEEP_SETTLED = 100;
 /** Progress events of one job are relayed at most this often (stage changes always). */
 const PROGRESS_INTERVAL_MS = 50;
 
@@ -150,6 +151,10 @@ export class JobManager {
       snapshot: () => this.snapshotOf(rec),
     } as Job<K>;
     this.records.set(id, rec);
+    // Keep the latest settled jobs only: a long-running app must not grow without end.
+    const settled = [...this.records.values()].filter((r) => !['queued', 'running'].includes(r.snapshot.status));
+    for (const old of settled.slice(0, Math.max(0, settled.length - KEEP_SETTLED)))
+      this.records.delete(old.snapshot.id);
     this.queue.push(rec);
     this.emit({ type: 'queued', job: id, snapshot: this.snapshotOf(rec) });
     this.pump();
@@ -175,8 +180,12 @@ export class JobManager {
     return () => this.listeners.delete(listener);
   }
 
+  /** Every live job and the latest settled ones; settled jobs without their steps (they are in the run folder). */
   list(): JobSnapshot[] {
-    return [...this.records.values()].map((r) => this.snapshotOf(r));
+    return [...this.records.values()].map((r) => {
+      const s = this.snapshotOf(r);
+      return s.status === 'queued' || s.status === 'running' ? s : { ...s, steps: [] };
+    });
   }
 
   get(id: string): Job | undefined {

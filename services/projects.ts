@@ -47,6 +47,8 @@ import { sidecarPath } from './models.js';
 import { readRunConfig } from './runs.js';
 
 const PROJECT_FILE = 'project.json';
+/** What `uniqueId` makes: no separators, never `.` or `..`. */
+const SAFE_ID = /^(?!\.{1,2}$)[a-z0-9._-]{1,64}$/;
 
 interface StoredRun extends Omit<ProjectRun, 'state' | 'resumable' | 'job'> {
   state: RunState;
@@ -93,6 +95,8 @@ function notFound(what: string, id: string, project: string): FxpqError {
 
 export class ProjectService {
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Ids of datasets being imported and runs being resumed, per project: reserved before their jobs start. */
+  private readonly pending = new Set<string>();
 
   constructor(
     readonly jobs: JobManager,
@@ -125,6 +129,19 @@ export class ProjectService {
       throw new FxpqError(`${file} is not an FxPQ project file.`, 'io');
     doc.exports ??= [];
     doc.datasets ??= [];
+    // Every stored path must be the one its id gives: a damaged or hostile project.json never
+    // makes the app read, write or delete outside the project's own folders.
+    const expect = (what: string, id: unknown, stored: unknown, wanted: (id: string) => string): void => {
+      if (typeof id !== 'string' || !SAFE_ID.test(id) || stored !== wanted(id))
+        throw new FxpqError(
+          `${file} lists a ${what} with an unsafe id or path (${String(id)}); the project file is damaged.`,
+          'io',
+        );
+    };
+    for (const m of doc.models) expect('model', m.id, m.file, (id) => join('models', `${id}.onnx`));
+    for (const d of doc.datasets) expect('dataset', d.id, d.dir, (id) => join('datasets', id));
+    for (const r of doc.runs) expect('run', r.id, r.dir, (id) => join('runs', id));
+    for (const x of doc.exports) expect('export', x.id, x.dir, (id) => join('exports', id));
     return doc;
   }
 
@@ -268,10 +285,18 @@ export class ProjectService {
       throw new FxpqError(`${dir} has jobs running; cancel them before removing the project.`, 'io');
     await this.forget(dir);
     if (!deleteFiles) return;
-    await this.readDoc(dir);
-    for (const sub of ['models', 'datasets', 'runs', 'exports', PROJECT_FILE])
-      await rm(join(dir, sub), { recursive: true, force: true });
-    // The folder itself goes only when nothing of the user's is left in it.
+    const doc = await this.readDoc(dir);
+    // Only what the project lists is its own: a folder may have held the user's files before.
+    const owned = [
+      ...doc.models.flatMap((m) => [m.file, join('models', `${m.id}.json`)]),
+      ...doc.datasets.map((d) => d.dir),
+      ...doc.runs.map((r) => r.dir),
+      ...doc.exports.map((x) => x.dir),
+      PROJECT_FILE,
+    ];
+    for (const rel of owned) await rm(join(dir, rel), { recursive: true, force: true });
+    // Folders, and the project folder itself, go only when nothing of the user's is left in them.
+    for (const sub of ['models', 'datasets', 'runs', 'exports']) await rmdir(join(dir, sub)).catch(() => undefined);
     await rmdir(dir).catch(() => undefined);
   }
 
@@ -355,10 +380,10 @@ export class ProjectService {
     const dir = this.abs(dirArg);
     const source = resolve(request.source);
     const doc = await this.readDoc(dir);
-    const id = uniqueId(
-      request.name ?? basename(source),
-      doc.datasets.map((d) => d.id),
-    );
+    const reserved = [...this.pending].filter((k) => k.startsWith(`${dir}\0dataset:`)).map((k) => k.split(':').pop()!);
+    const id = uniqueId(request.name ?? basename(source), [...doc.datasets.map((d) => d.id), ...reserved]);
+    const key = `${dir}\0dataset:${id}`;
+    this.pending.add(key);
     const rel = join('datasets', id);
     const job = this.jobs.start(
       'import',
@@ -378,6 +403,7 @@ export class ProjectService {
         project: dir,
         target: { dataset: id },
         onSettled: async (j) => {
+          this.pending.delete(key);
           if (j.status !== 'done') return;
           const summary = j.snapshot().result as ImportSummary;
           await this.update(dir, (d) => {
@@ -598,13 +624,21 @@ export class ProjectService {
         'io',
       );
     const run = this.run(dir, doc, runId);
-    await this.setRunState(dir, runId, { state: 'queued' });
-    return this.startRunJob(
-      dir,
-      run,
-      this.model(dir, doc, run.request.model),
-      this.dataset(dir, doc, run.request.dataset),
-    );
+    // A second click before the first job is visible must not start a second search on the same folder.
+    const key = `${dir}\0run:${runId}`;
+    if (this.pending.has(key)) throw new FxpqError(`Run "${runId}" is already being resumed.`, 'io');
+    this.pending.add(key);
+    try {
+      await this.setRunState(dir, runId, { state: 'queued' });
+      return this.startRunJob(
+        dir,
+        run,
+        this.model(dir, doc, run.request.model),
+        this.dataset(dir, doc, run.request.dataset),
+      );
+    } finally {
+      this.pending.delete(key);
+    }
   }
 
   async runResults(dirArg: string, runId: string): Promise<RunResults> {
@@ -647,10 +681,16 @@ export class ProjectService {
     if (run.state !== 'done')
       throw new FxpqError(`Run "${runId}" has not finished; only a finished run can be evaluated.`, 'io');
     const runDir = join(dir, run.dir);
-    const config = await readRunConfig(runDir);
+    // The project's own copies: the run's config.json holds absolute paths of where it was made.
     const job = this.jobs.start(
       'evaluate',
-      { modelPath: config.model.path, dataPath: config.data.path, run: runDir, engine, split },
+      {
+        modelPath: join(dir, this.model(dir, doc, run.request.model).file),
+        dataPath: join(dir, this.dataset(dir, doc, run.request.dataset).dir),
+        run: runDir,
+        engine,
+        split,
+      },
       {
         title: `Evaluate ${runId} (${engine === 'int' ? 'integer-only executor' : 'simulation'}, ${split} split)`,
         project: dir,
@@ -675,7 +715,7 @@ export class ProjectService {
     if (!kind) throw new FxpqError(`Run "${runId}" has no data structure for tensor ${tensor}.`, 'not-found');
     const f = config.assignment[`${kind}:${tensor}`]!;
     return this.jobs.call('histogram', {
-      modelPath: config.model.path,
+      modelPath: join(dir, this.model(dir, doc, run.request.model).file),
       runDir,
       kind,
       tensor,

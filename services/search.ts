@@ -295,13 +295,12 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     })) {
       engineEntry('teacher');
       const t0 = performance.now();
-      const output = await float.run(b.data, b.indices.length);
-      teacherSeconds += (performance.now() - t0) / 1000;
       // The student is the canonical graph without its final Softmax: the teacher must be the same
       // logits, not the probabilities such a model outputs (the KL would compare unlike things).
       const teacher = endsInSoftmax
         ? (await statsRunner.run(b.data, b.indices.length, [plan.logitsTensor])).get(plan.logitsTensor)!
-        : output;
+        : await float.run(b.data, b.indices.length);
+      teacherSeconds += (performance.now() - t0) / 1000;
       evaluator.classes = teacher.length / b.indices.length;
       const labels = b.indices.map((i) => s.labels[i]!);
       const k = teacher.length / b.indices.length;

@@ -137,8 +137,14 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
         res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream', connection: 'keep-alive' });
         res.write('retry: 2000\n\n');
         streams.add(res);
-        const unsubscribe = services.jobs.subscribe((e: AppEvent) => {
-          res.write(`id: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`);
+        let unsubscribe = (): void => undefined;
+        unsubscribe = services.jobs.subscribe((e: AppEvent) => {
+          // A client that stops reading (a suspended tab) is dropped, not buffered without end:
+          // its EventSource reconnects and starts again from a fresh snapshot.
+          if (!res.write(`id: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`) && res.writableLength > 1 << 20) {
+            unsubscribe();
+            res.end();
+          }
         });
         const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
         keepAlive.unref();
@@ -168,7 +174,14 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
       // served from the exports/ folder of a project this app knows, to the token's holder only.
       if (!authorized()) return sendError(res, 403, 'forbidden', 'Missing or wrong access token.');
       const wanted = resolve(url.searchParams.get('path') ?? '');
-      const projects = (await services.projects.recent()).map((p) => join(p.path, 'exports') + sep);
+      const projects = await Promise.all(
+        (await services.projects.recent()).map((p) =>
+          realpath(join(p.path, 'exports')).then(
+            (e) => e + sep,
+            () => '\0',
+          ),
+        ),
+      );
       let real: string;
       try {
         real = await realpath(wanted);

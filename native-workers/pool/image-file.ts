@@ -3,7 +3,8 @@
  * forever), links only within the dataset's folder, a size limit, and the format sniffed from
  * the first bytes before the file is read whole (an SVG named .png is a drawing, not a photo).
  */
-import { lstat, open, realpath, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
 import { sep } from 'node:path';
 
 export const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
@@ -28,23 +29,25 @@ export function sniffImage(head: Uint8Array): { format: string } | { reason: str
   return { reason: 'not an image: the content is not JPEG, PNG, WebP, GIF, TIFF or AVIF' };
 }
 
-/** Read an image file after the checks above; `root`: links must stay inside it. */
+/** Read an image file after the checks above; `root`: the file must really be inside it. */
 export async function readImageFile(path: string, root?: string): Promise<Uint8Array> {
-  const link = await lstat(path);
-  if (link.isSymbolicLink() && root) {
+  if (root) {
+    // The real path, through every link on the way (a linked class folder included).
     const [target, base] = await Promise.all([realpath(path), realpath(root)]);
     if (target !== base && !target.startsWith(base + sep))
       throw new ImageFileError(`a link to ${target}, outside the dataset folder`);
   }
-  const info = link.isSymbolicLink() ? await stat(path) : link;
-  if (!info.isFile()) throw new ImageFileError('not a regular file (a device, pipe or socket)');
-  if (info.size === 0) throw new ImageFileError('empty file (0 bytes)');
-  if (info.size > MAX_IMAGE_BYTES)
-    throw new ImageFileError(
-      `${(info.size / 1048576).toFixed(0)} MB, larger than the ${MAX_IMAGE_BYTES / 1048576} MB limit for one image`,
-    );
-  const file = await open(path, 'r');
+  // Non-blocking open, then checks on the opened handle: a FIFO cannot hang the open, and the
+  // file cannot be swapped between the check and the read.
+  const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
+    const info = await file.stat();
+    if (!info.isFile()) throw new ImageFileError('not a regular file (a device, pipe or socket)');
+    if (info.size === 0) throw new ImageFileError('empty file (0 bytes)');
+    if (info.size > MAX_IMAGE_BYTES)
+      throw new ImageFileError(
+        `${(info.size / 1048576).toFixed(0)} MB, larger than the ${MAX_IMAGE_BYTES / 1048576} MB limit for one image`,
+      );
     const head = new Uint8Array(64);
     const { bytesRead } = await file.read(head, 0, head.length, 0);
     const sniffed = sniffImage(head.subarray(0, bytesRead));

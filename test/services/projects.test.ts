@@ -4,7 +4,7 @@
  * resumes from its checkpoint to a finished run.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -75,6 +75,31 @@ describe('projects', () => {
     expect(readdirSync(join(images, '0')).length).toBeGreaterThan(0);
     expect((await projects.recent()).some((r) => r.path === dir)).toBe(false);
     await expect(projects.open(dir)).rejects.toThrow(/is not an FxPQ project: project.json is missing/);
+  }, 120_000);
+
+  it('deletes only what it owns, and refuses a project.json whose paths leave the project', async () => {
+    const projects = new ProjectService(new JobManager(), configDir);
+    const dir = join(tmp, 'shared-folder');
+    // The user's own files were there first, in folders with the project's names.
+    mkdirSync(join(dir, 'models'), { recursive: true });
+    mkdirSync(join(dir, 'datasets', 'cifar'), { recursive: true });
+    writeFileSync(join(dir, 'models', 'mine.onnx'), 'my model');
+    writeFileSync(join(dir, 'datasets', 'cifar', 'a.png'), 'my image');
+    await projects.create(dir, 'shared');
+    await projects.addModel(dir, modelPath('mnist-8')!);
+    await projects.remove(dir, true);
+    expect(existsSync(join(dir, 'models', 'mnist-8.onnx'))).toBe(false);
+    expect(existsSync(join(dir, 'project.json'))).toBe(false);
+    expect(readFileSync(join(dir, 'models', 'mine.onnx'), 'utf8')).toBe('my model');
+    expect(readFileSync(join(dir, 'datasets', 'cifar', 'a.png'), 'utf8')).toBe('my image');
+
+    const hostile = join(tmp, 'hostile');
+    await projects.create(hostile, 'hostile');
+    const doc = JSON.parse(readFileSync(join(hostile, 'project.json'), 'utf8'));
+    doc.runs.push({ id: 'x', name: 'x', dir: '../../..', request: {}, state: 'done', createdAt: '' });
+    writeFileSync(join(hostile, 'project.json'), JSON.stringify(doc));
+    await expect(projects.open(hostile)).rejects.toThrow(/lists a run with an unsafe id or path \(x\)/);
+    await expect(projects.removeRun(hostile, 'x')).rejects.toThrow(/unsafe id or path/);
   }, 120_000);
 
   it('survives a killed process: the run shows as interrupted and resumes from its checkpoint', async () => {

@@ -1,9 +1,9 @@
 /**
  * Portable integer-only C99 from an integer program: no float, no malloc, no libm. Weights
  * and biases are `static const` arrays, bit-packed at their word length (smallest flash) or
- * one C integer each (`bytes`: no unpacking, fastest). Activations live in one static arena,
- * each in the smallest C type that holds its word length, at offsets from a liveness plan over
- * the schedule. Every operator's code comes from its module's `emitC`.
+ * one C integer each (`bytes`: no unpacking, fastest). Activations live in static arenas, one
+ * per element width (so reused bytes keep one C type: strict aliasing holds), each tensor in the
+ * smallest C type that holds its word length, at offsets from a liveness plan over the schedule. Every operator's code comes from its module's `emitC`.
  */
 import { FxpqError } from '../errors.js';
 import { operatorModule } from '../ops/registry.js';
@@ -98,13 +98,14 @@ export type CWeights = 'packed' | 'bytes';
 
 /** Where every activation lives in the arena, and what the model needs in RAM and flash. */
 export interface CMemoryPlan {
-  /** Bytes of the one static activation arena (the RAM peak of the activations). */
+  /** Bytes of the static activation arenas, one per element width (the RAM peak of the activations). */
   arenaBytes: number;
   /** What one int32_t buffer per tensor would take (the plan's baseline). */
   unplannedBytes: number;
   /** Bytes of the weight and bias arrays (flash). */
   weightsBytes: number;
   largest: { tensor: string; bytes: number };
+  /** `offset`: bytes into the arena of the tensor's element width. */
   tensors: { tensor: string; type: string; bytes: number; offset: number; live: [number, number] }[];
 }
 
@@ -187,10 +188,24 @@ export function emitC(
   live.get(program.output.name)!.end = program.nodes.length;
   const typeOf = new Map<string, { type: string; bytes: number }>();
   for (const n of program.nodes) typeOf.set(n.output, cTypeFor(formatBits(program, n.output), n.out.lo < 0));
-  const plan = planArena(
-    [...live.entries()].map(([name, l]) => ({ name, bytes: size(name) * typeOf.get(name)!.bytes, ...l })),
-  );
-  decls.push(`static int32_t fxpq_arena[${Math.max(1, plan.peak / 4)}];`);
+  // One arena per element width, so memory is only ever reused by values of one C type (or its
+  // signed/unsigned twin): C's aliasing rules then hold, whatever the optimizer does.
+  const STORAGE: Record<number, string> = { 1: 'unsigned char', 2: 'int16_t', 4: 'int32_t' };
+  const arenas = [1, 2, 4].map((width) => ({
+    width,
+    name: `fxpq_arena${8 * width}`,
+    plan: planArena(
+      [...live.entries()]
+        .filter(([name]) => typeOf.get(name)!.bytes === width)
+        .map(([name, l]) => ({ name, bytes: size(name) * width, ...l })),
+    ),
+  }));
+  const arenaOf = new Map<string, (typeof arenas)[number]>();
+  for (const a of arenas) {
+    for (const t of a.plan.offsets.keys()) arenaOf.set(t, a);
+    if (a.plan.peak > 0) decls.push(`static ${STORAGE[a.width]} ${a.name}[${a.plan.peak / a.width}];`);
+  }
+  const offsetOf = (t: string): number => arenaOf.get(t)!.plan.offsets.get(t)!;
   const buffers = new Map<string, string>();
   const buffer = (t: string): string => {
     let b = buffers.get(t);
@@ -198,12 +213,13 @@ export function emitC(
       b = cName(t, 'T', used);
       buffers.set(t, b);
       const { type } = typeOf.get(t)!;
-      decls.push(`static ${type} *const ${b} = (${type} *)((unsigned char *)fxpq_arena + ${plan.offsets.get(t)!});`);
+      const a = arenaOf.get(t)!;
+      decls.push(`static ${type} *const ${b} = (${type} *)(${a.name} + ${offsetOf(t) / a.width});`);
     }
     return b;
   };
   const memory: CMemoryPlan = {
-    arenaBytes: plan.peak,
+    arenaBytes: arenas.reduce((n, a) => n + a.plan.peak, 0),
     unplannedBytes: [...live.keys()].reduce((n, t) => n + 4 * size(t), 0),
     weightsBytes,
     largest: [...live.keys()]
@@ -213,7 +229,7 @@ export function emitC(
       tensor: t,
       type: typeOf.get(t)!.type,
       bytes: size(t) * typeOf.get(t)!.bytes,
-      offset: plan.offsets.get(t)!,
+      offset: offsetOf(t),
       live: [l.start, l.end],
     })),
   };

@@ -161,7 +161,8 @@ export class FxpQNetSearch {
 
   private floorOf(id: string): number {
     const s = this.env.plan.byId.get(id)!;
-    const logits = s.kind === 'A' && s.tensor === this.env.plan.logitsTensor;
+    // The structure whose format the logits carry (a Flatten or Reshape at the end passes it through).
+    const logits = id === this.env.plan.activationOf.get(this.env.plan.logitsTensor);
     return logits ? Math.max(this.o.floors.A, this.o.logitsFloor) : this.o.floors[s.kind];
   }
 

@@ -46,8 +46,10 @@ export function decidedAgainst(
   if (rest <= 0) return undefined;
   const teacherWrong = rest - teacherRight;
   const bound = (n10: number, n01: number): number => (n10 - n01 + z * Math.sqrt(n10 + n01)) / total;
-  // Worst case: the student misses every remaining image the teacher gets right.
-  if (bound(c.n10 + teacherRight, c.n01) <= eps) return 'accept';
+  // Worst case: the student misses every remaining image the teacher gets right (for z > 1 the
+  // bound can also rise with n01, so every corner of the rest is checked).
+  const worst = Math.max(bound(c.n10 + teacherRight, c.n01), bound(c.n10 + teacherRight, c.n01 + teacherWrong));
+  if (worst <= eps) return 'accept';
   // Best case: -k + z sqrt(s + k) is concave in k, so its minimum over 0..teacherWrong is at an end.
   const best = Math.min(bound(c.n10, c.n01), bound(c.n10, c.n01 + teacherWrong));
   return best > eps ? 'reject' : undefined;
