@@ -6,13 +6,11 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebHost } from '../../web/server.js';
 import { modelPath } from '../helpers/fixtures.js';
-import { buildRenderer } from './renderer-under-test.js';
-
-const CHROMIUM = process.env['FXPQ_CHROMIUM'] ?? '/usr/bin/chromium';
+import { buildRenderer, CHROMIUM, launchChromium } from './renderer-under-test.js';
 
 describe.skipIf(!existsSync(CHROMIUM))('renderer in chromium over the web host', () => {
   let host: WebHost;
@@ -27,19 +25,7 @@ describe.skipIf(!existsSync(CHROMIUM))('renderer in chromium over the web host',
     const rendererDir = await buildRenderer(join(work, 'renderer'));
     const { startWebHost } = await import('../../web/server.js');
     host = await startWebHost({ rendererDir });
-    context = await chromium.launchPersistentContext(join(work, 'chromium'), {
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    context = await launchChromium(join(work, 'chromium'));
     page = await context.newPage();
   });
 

@@ -8,13 +8,12 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebHost } from '../../web/server.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { buildRenderer } from './renderer-under-test.js';
+import { buildRenderer, CHROMIUM, launchChromium } from './renderer-under-test.js';
 
-const CHROMIUM = process.env['FXPQ_CHROMIUM'] ?? '/usr/bin/chromium';
 const SCREENS = process.env['FXPQ_SCREENS_DIR'] ?? join(repoRoot, 'test-results', 'screens');
 const MODEL = join(repoRoot, 'test', 'fixtures', 'models', 'fmnist_resnet20.onnx');
 const IMAGES = join(repoRoot, 'test', 'fixtures', 'fashion-mnist');
@@ -57,20 +56,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
     const rendererDir = await buildRenderer(join(work, 'renderer'));
     const { startWebHost } = await import('../../web/server.js');
     host = await startWebHost({ rendererDir });
-    context = await chromium.launchPersistentContext(join(work, 'chromium'), {
-      executablePath: CHROMIUM,
-      viewport: { width: 1280, height: 860 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    context = await launchChromium(join(work, 'chromium'), { width: 1280, height: 860 });
     page = await context.newPage();
     page.on('console', (m) => {
       if (m.type() === 'error') consoleErrors.push(m.text());

@@ -15,3 +15,28 @@ export async function buildRenderer(outDir: string): Promise<string> {
   });
   return outDir;
 }
+
+/** Debian's chromium, or FXPQ_CHROMIUM; the browser tests skip when it is missing. */
+export const CHROMIUM = process.env['FXPQ_CHROMIUM'] ?? '/usr/bin/chromium';
+
+/** A headless chromium with a fresh profile, with the flags this closed network needs (spec/environment.md). */
+export async function launchChromium(
+  profileDir: string,
+  viewport?: { width: number; height: number },
+): Promise<import('playwright-core').BrowserContext> {
+  const { chromium } = await import('playwright-core');
+  return chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    ...(viewport ? { viewport } : {}),
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}

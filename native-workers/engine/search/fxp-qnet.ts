@@ -5,6 +5,7 @@
  * reduction pass. It is a resumable state machine: after every step the caller records the
  * step and checkpoints the state, and `runSearch` continues from any saved state.
  */
+import type { SearchProgressInfo, TrajectoryStep as StepRecord } from '../../../api/contract.js';
 import { FxpqError } from '../errors.js';
 import type { Node } from '../ir/graph.js';
 import { toFloat32 } from '../ir/graph.js';
@@ -77,35 +78,9 @@ export interface SearchState {
   final?: { drop: number; bound: number; rolledBack: boolean };
 }
 
-export interface TrajectoryStep {
-  step: number;
-  phase: Phase;
-  pass: number;
-  structure: string | null;
-  bits: number | null;
-  frac: number | null;
-  accepted: boolean;
-  drop: number;
-  bound: number;
-  kl: number | null;
-  budget: number;
-  reduction: number;
-  evaluations: number;
-  images: number;
-  note?: string;
-}
-
-export interface SearchProgress {
-  phase: Phase;
-  pass: number;
-  step: number;
-  structure: string | null;
-  drop: number;
-  reduction: number;
-  bits: Record<string, number>;
-  active: number;
-  total: number;
-}
+/** A trajectory line and a progress report are the contract's shapes (api/contract.ts), with this search's phases. */
+export type TrajectoryStep = Omit<StepRecord, 'phase'> & { phase: Phase };
+export type SearchProgress = Omit<SearchProgressInfo, 'phase'> & { phase: Phase };
 
 export interface SearchEnv {
   plan: QuantPlan;
