@@ -74,6 +74,8 @@ export interface SearchState {
   beforeDistill?: Assignment;
   /** The last state whose bound on all of D_c was within the budget (the final check rolls back to it). */
   lastGood?: { assignment: Assignment; biases: Record<string, number[]> };
+  /** The start state's bound on D_c (a fraction): the rising budget eps_t starts from it. */
+  startBound?: number;
   /** The final check on D_c: drop and bound (points), and whether it rolled back to lastGood. */
   final?: { drop: number; bound: number; rolledBack: boolean };
 }
@@ -282,12 +284,16 @@ export class FxpQNetSearch {
       },
       false,
     );
+    state.startBound = dropUpperBound(c16, this.o.z);
     for (const bits of [8, 9, 10, 12]) {
       const a = this.uniformAt(bits);
       const c = await this.evaluate(state, a, full);
       // The spec's rule is the plain drop within eps/4; the bound must also hold the budget on D_c.
       const ok = dropOf(c) <= eps / 4 && dropUpperBound(c, this.o.z) <= eps;
-      if (ok) state.assignment = a;
+      if (ok) {
+        state.assignment = a;
+        state.startBound = dropUpperBound(c, this.o.z);
+      }
       await this.step(
         state,
         {
@@ -344,7 +350,10 @@ export class FxpQNetSearch {
       state.order = await this.orderFor(state);
       await this.env.checkpoint(state);
     }
-    const epsT = final ? eps : eps * Math.min(1, (state.pass + 1) / this.o.schedulePasses);
+    // eps_t rises linearly from the start state's bound to eps: below that bound no proposal could
+    // pass, and with acceptance on all of D_c the first pass would be spent for nothing.
+    const from = Math.min(state.startBound ?? 0, eps);
+    const epsT = final ? eps : from + (eps - from) * Math.min(1, (state.pass + 1) / this.o.schedulePasses);
     while (state.cursor < state.order.length) {
       const id = state.order[state.cursor]!;
       const s = this.env.plan.byId.get(id)!;
