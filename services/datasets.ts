@@ -263,7 +263,7 @@ export async function scanDataset(srcArg: string, options: ImportOptions = {}): 
       return { rel, reason: `class ${c.classId} is not in the class list (${classes!.source})` };
     let bytes: Uint8Array;
     try {
-      bytes = await readImageFile(c.abs, root);
+      bytes = await readImageFile(c.abs, root, options.verify !== false);
     } catch (e) {
       if (e instanceof ImageFileError) return { rel, reason: e.reason };
       return { rel, reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };

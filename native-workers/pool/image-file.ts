@@ -29,8 +29,12 @@ export function sniffImage(head: Uint8Array): { format: string } | { reason: str
   return { reason: 'not an image: the content is not JPEG, PNG, WebP, GIF, TIFF or AVIF' };
 }
 
-/** Read an image file after the checks above; `root`: the file must really be inside it. */
-export async function readImageFile(path: string, root?: string): Promise<Uint8Array> {
+/**
+ * Read an image file after the checks above; `root`: the file must really be inside it. `sniff`
+ * false reads any regular file (a raw folder is only hashed when indexed; its contents are
+ * judged when an evaluation decodes them, and reported there).
+ */
+export async function readImageFile(path: string, root?: string, sniff = true): Promise<Uint8Array> {
   if (root) {
     // The real path, through every link on the way (a linked class folder included).
     const [target, base] = await Promise.all([realpath(path), realpath(root)]);
@@ -51,7 +55,7 @@ export async function readImageFile(path: string, root?: string): Promise<Uint8A
     const head = new Uint8Array(64);
     const { bytesRead } = await file.read(head, 0, head.length, 0);
     const sniffed = sniffImage(head.subarray(0, bytesRead));
-    if ('reason' in sniffed) throw new ImageFileError(sniffed.reason);
+    if (sniff && 'reason' in sniffed) throw new ImageFileError(sniffed.reason);
     const bytes = new Uint8Array(info.size);
     let offset = 0;
     while (offset < info.size) {
