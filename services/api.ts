@@ -105,11 +105,6 @@ export function createServices(o: ServicesOptions): Services {
   return { api, jobs, projects };
 }
 
-/** Shorthand for the Electron shell and tests that need only the operations. */
-export function serviceApi(host: AppInfo['host']): FxpqApi {
-  return createServices({ host }).api;
-}
-
 // ---- argument validation -------------------------------------------------------------
 
 const path = z.string().min(1).max(4096);
