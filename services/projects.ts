@@ -14,7 +14,7 @@
 import { copyFile, mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, extname, isAbsolute, join, resolve } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import type {
   ApiError,
   DatasetDetails,
@@ -791,15 +791,6 @@ export class ProjectService {
       },
     );
     return job.snapshot();
-  }
-
-  /** Where a project-relative path points, refusing anything outside the project. */
-  resolveInProject(dirArg: string, rel: string): string {
-    const dir = this.abs(dirArg);
-    const full = isAbsolute(rel) ? resolve(rel) : resolve(dir, rel);
-    if (full !== dir && !full.startsWith(dir + '/') && !full.startsWith(dir + '\\'))
-      throw new FxpqError(`${rel} is outside the project ${dir}.`, 'bad-request');
-    return full;
   }
 }
 
