@@ -136,19 +136,24 @@ describe('jobs on the pool', () => {
 
   it('runs one search at a time; the next waits in the queue, other jobs run beside it', async () => {
     const jobs = new JobManager();
+    const events: AppEvent[] = [];
+    jobs.subscribe((e) => events.push(e));
     const first = jobs.start('quantize', { ...search, out: join(tmp, 'q1') });
     const second = jobs.start('quantize', { ...search, out: join(tmp, 'q2') });
-    const inspectBeside = jobs.start('evaluate', { ...search, split: 'eval' });
-    expect(first.snapshot().status).toBe('running');
+    const beside = jobs.start('evaluate', { ...search, split: 'eval' });
     expect(second.snapshot()).toMatchObject({ status: 'queued', queuePosition: 0 });
-    await inspectBeside.result;
-    expect(second.snapshot().status).toBe('queued');
+    await beside.result;
     first.cancel();
     await first.result.catch(() => undefined);
     second.cancel();
     await second.result.catch(() => undefined);
-    expect(first.status).toBe('cancelled');
-    expect(second.status).toBe('cancelled');
+    // Ordered by the event stream, whatever the machine's speed: the evaluation started while the
+    // first search ran, and the second search only after the first one ended.
+    const seqOf = (job: string, types: string[]): number =>
+      events.find((e) => e.type !== 'snapshot' && e.job === job && types.includes(e.type))?.seq ?? Infinity;
+    const firstEnd = seqOf(first.id, ['finished', 'cancelled', 'failed']);
+    expect(seqOf(beside.id, ['started'])).toBeLessThan(firstEnd);
+    expect(seqOf(second.id, ['started', 'cancelled'])).toBeGreaterThan(firstEnd);
     expect(jobs.policy).toEqual({ searches: 1, others: 2 });
   }, 240_000);
 });
