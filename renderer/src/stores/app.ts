@@ -2,6 +2,7 @@
 import { defineStore } from 'pinia';
 import type { AppInfo, Project, RecentProject } from '../../../api/contract';
 import { api, errorMessage } from '../api-client';
+import { busyAction } from './busy-action';
 
 export type Screen = 'projects' | 'model' | 'datasets' | 'quantize' | 'results' | 'export';
 
@@ -64,18 +65,15 @@ export const useAppStore = defineStore('app', {
       if (typeof document !== 'undefined') document.title = p ? `${p.name} - FxPQ` : 'FxPQ';
     },
     async run(fn: () => Promise<Project | void>, quiet = false): Promise<boolean> {
-      this.busy = true;
-      if (!quiet) this.error = '';
-      try {
-        const p = await fn();
-        if (p) this.setProject(p);
-        return true;
-      } catch (e) {
-        if (!quiet) this.error = errorMessage(e);
-        return false;
-      } finally {
-        this.busy = false;
-      }
+      return busyAction(
+        this,
+        'error',
+        async () => {
+          const p = await fn();
+          if (p) this.setProject(p);
+        },
+        quiet,
+      );
     },
     async createProject(dir: string, name: string): Promise<boolean> {
       if (!dir.trim()) {

@@ -4,6 +4,7 @@ import type { DatasetDetails, DatasetLayout, ImagePreview, LayoutGuess } from '.
 import { api, errorMessage } from '../api-client';
 import { useAppStore } from './app';
 import { useJobsStore } from './jobs';
+import { busyAction } from './busy-action';
 
 export interface ImportForm {
   source: string;
@@ -74,10 +75,9 @@ export const useDatasetsStore = defineStore('datasets', {
         this.importError = 'Choose the folder that holds the images.';
         return false;
       }
-      this.busy = true;
-      this.importError = '';
-      try {
-        const job = await api().importDataset(app.project.path, {
+      const project = app.project;
+      return busyAction(this, 'importError', async () => {
+        const job = await api().importDataset(project.path, {
           source: f.source.trim(),
           name: f.name.trim() || undefined,
           layout: f.layout,
@@ -88,13 +88,7 @@ export const useDatasetsStore = defineStore('datasets', {
         });
         jobs.remember(job);
         this.importJob = job.id;
-        return true;
-      } catch (e) {
-        this.importError = errorMessage(e);
-        return false;
-      } finally {
-        this.busy = false;
-      }
+      });
     },
     async select(id: string): Promise<void> {
       const app = useAppStore();

@@ -4,6 +4,7 @@ import type { ExportFormat } from '../../../api/contract';
 import { api, errorMessage } from '../api-client';
 import { useAppStore } from './app';
 import { useJobsStore } from './jobs';
+import { busyAction } from './busy-action';
 
 export const FORMATS: { id: ExportFormat; label: string; help: string }[] = [
   { id: 'qdq', label: 'QDQ ONNX', help: 'model.qdq.onnx, checked against the simulation in onnxruntime' },
@@ -42,20 +43,13 @@ export const useExportsStore = defineStore('exports', {
         this.error = 'Choose at least one format to export.';
         return false;
       }
-      this.busy = true;
-      this.error = '';
-      try {
-        const job = await api().startExport(app.project.path, this.run, [...this.formats], this.cWeights);
+      const project = app.project;
+      return busyAction(this, 'error', async () => {
+        const job = await api().startExport(project.path, this.run, [...this.formats], this.cWeights);
         jobs.remember(job);
         await app.reloadProject();
         this.selected = job.target?.export ?? app.project?.exports.find((x) => x.job === job.id)?.id ?? this.selected;
-        return true;
-      } catch (e) {
-        this.error = errorMessage(e);
-        return false;
-      } finally {
-        this.busy = false;
-      }
+      });
     },
     /** Open a file or folder with the OS; where that is not possible (web mode), show its path and, for a file, a link. */
     async open(path: string, kind: 'file' | 'folder'): Promise<void> {

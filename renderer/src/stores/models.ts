@@ -3,6 +3,7 @@ import { defineStore } from 'pinia';
 import type { ModelDetails } from '../../../api/contract';
 import { api, errorMessage } from '../api-client';
 import { useAppStore } from './app';
+import { busyAction } from './busy-action';
 
 export const useModelsStore = defineStore('models', {
   state: () => ({
@@ -24,21 +25,14 @@ export const useModelsStore = defineStore('models', {
         this.error = `${path.trim()} is not an .onnx file: FxPQ takes ONNX models.`;
         return false;
       }
-      this.busy = true;
-      this.error = '';
-      try {
-        const before = new Set(app.project.models.map((m) => m.id));
-        const p = await api().addModel(app.project.path, path.trim());
+      const project = app.project;
+      return busyAction(this, 'error', async () => {
+        const before = new Set(project.models.map((m) => m.id));
+        const p = await api().addModel(project.path, path.trim());
         app.setProject(p);
         const added = p.models.find((m) => !before.has(m.id)) ?? p.models[p.models.length - 1];
         if (added) await this.select(added.id);
-        return true;
-      } catch (e) {
-        this.error = errorMessage(e);
-        return false;
-      } finally {
-        this.busy = false;
-      }
+      });
     },
     async select(id: string): Promise<void> {
       const app = useAppStore();

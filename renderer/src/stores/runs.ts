@@ -4,6 +4,7 @@ import type { HistogramData, RunRequest, RunResults } from '../../../api/contrac
 import { api, errorMessage } from '../api-client';
 import { useAppStore } from './app';
 import { useJobsStore } from './jobs';
+import { busyAction } from './busy-action';
 
 export interface RunForm {
   model: string;
@@ -97,40 +98,26 @@ export const useRunsStore = defineStore('runs', {
         this.error = req;
         return false;
       }
-      this.busy = true;
-      this.error = '';
-      try {
-        const job = await api().startRun(app.project.path, req);
+      const project = app.project;
+      return busyAction(this, 'error', async () => {
+        const job = await api().startRun(project.path, req);
         jobs.remember(job);
         if (job.target?.run) this.liveRun = job.target.run;
         await app.reloadProject();
         if (!job.target?.run) this.liveRun = app.project?.runs.find((r) => r.job === job.id)?.id ?? '';
-        return true;
-      } catch (e) {
-        this.error = errorMessage(e);
-        return false;
-      } finally {
-        this.busy = false;
-      }
+      });
     },
     async resume(runId: string): Promise<boolean> {
       const app = useAppStore();
       const jobs = useJobsStore();
       if (!app.project) return false;
-      this.busy = true;
-      this.error = '';
-      try {
-        const job = await api().resumeRun(app.project.path, runId);
+      const project = app.project;
+      return busyAction(this, 'error', async () => {
+        const job = await api().resumeRun(project.path, runId);
         jobs.remember(job);
         this.liveRun = runId;
         await app.reloadProject();
-        return true;
-      } catch (e) {
-        this.error = errorMessage(e);
-        return false;
-      } finally {
-        this.busy = false;
-      }
+      });
     },
     async cancel(runId: string): Promise<void> {
       const app = useAppStore();
