@@ -26,3 +26,16 @@ export function modelPath(name: string): string | undefined {
 }
 
 export const cliEntry = join(repoRoot, 'bin', 'fxpq.mjs');
+
+/** A small real search used by the job tests: mnist-8 on the committed MNIST images, budget 2, 60 calibration images. */
+export function smallSearch(cacheDir: string) {
+  return {
+    modelPath: modelPath('mnist-8')!,
+    dataPath: join(repoRoot, 'test/fixtures/mnist'),
+    budget: 2,
+    calib: 60,
+    slice: 20,
+    seed: 3,
+    cacheDir,
+  };
+}

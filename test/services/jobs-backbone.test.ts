@@ -12,19 +12,11 @@ import type { AppEvent, JobEvent } from '../../api/contract.js';
 import { drainEngineCalls, refuseEngineOnMainThread } from '../../services/engine-thread.js';
 import { JobManager } from '../../services/jobs.js';
 import { closePools } from '../../services/pool.js';
-import { modelPath, repoRoot } from '../helpers/fixtures.js';
+import { smallSearch } from '../helpers/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fxpq-jobs-'));
 const cacheDir = join(tmp, 'cache');
-const search = {
-  modelPath: modelPath('mnist-8')!,
-  dataPath: join(repoRoot, 'test/fixtures/mnist'),
-  budget: 2,
-  calib: 60,
-  slice: 20,
-  seed: 3,
-  cacheDir,
-};
+const search = smallSearch(cacheDir);
 
 beforeAll(() => refuseEngineOnMainThread());
 afterAll(async () => {

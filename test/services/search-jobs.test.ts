@@ -13,20 +13,12 @@ import { JobManager } from '../../services/jobs.js';
 import { quantize } from '../../services/quantize.js';
 import { closePools } from '../../services/pool.js';
 import type { RunReport } from '../../services/runs.js';
-import { cliEntry, modelPath, repoRoot } from '../helpers/fixtures.js';
+import { cliEntry, smallSearch } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fxpq-search-'));
 const cacheDir = join(tmp, 'cache');
-const base = {
-  modelPath: modelPath('mnist-8')!,
-  dataPath: join(repoRoot, 'test/fixtures/mnist'),
-  budget: 2,
-  calib: 60,
-  slice: 20,
-  seed: 3,
-  cacheDir,
-};
+const base = smallSearch(cacheDir);
 afterAll(() => closePools());
 
 const essence = (r: RunReport) => ({
