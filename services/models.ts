@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { inspectModel as inspectImported } from '../native-workers/engine/analysis/inspect.js';
 import { importModel, type ImportedModel } from '../native-workers/engine/model.js';
+import { createOrtSession } from '../native-workers/engine/runtime/ort-session.js';
 import type { ClassList } from '../native-workers/engine/data/classes.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import type { InspectReport } from '../api/contract.js';
@@ -14,9 +15,16 @@ export interface LoadedModel extends ImportedModel {
   bytes: Uint8Array;
 }
 
+/**
+ * Read, validate and canonicalize a model, and have onnxruntime load it once: a model that
+ * FxPQ's checks accept but onnxruntime refuses (an IR version it does not know, an attribute
+ * its schema lacks) is refused here with the file named, not in the middle of a job.
+ */
 export async function loadModelFile(path: string): Promise<LoadedModel> {
   const bytes = await readUserFile(path, 'an ONNX model file');
-  return { ...importModel(bytes, path), bytes };
+  const model = { ...importModel(bytes, path), bytes };
+  await (await createOrtSession(bytes, path, { optimization: 'disabled' })).release();
+  return model;
 }
 
 export async function inspectModelFile(path: string): Promise<InspectReport> {

@@ -1,4 +1,5 @@
 /** Import an ONNX model: decode, check, canonicalize. The one entry point the services use. */
+import { FxpqError, isFxpqError } from './errors.js';
 import { readOnnx } from './onnx/onnx-format.js';
 import { canonicalize } from './passes/canonicalize.js';
 import { validateGraph } from './passes/validate.js';
@@ -14,8 +15,14 @@ export interface ImportedModel {
 }
 
 export function importModel(bytes: Uint8Array, source: string): ImportedModel {
-  const original = readOnnx(bytes, source);
-  validateGraph(original, source);
-  const canonical = canonicalize(original, { source });
-  return { source, original, canonical };
+  try {
+    const original = readOnnx(bytes, source);
+    validateGraph(original, source);
+    const canonical = canonicalize(original, { source });
+    return { source, original, canonical };
+  } catch (e) {
+    // Operator rules speak of nodes; the user also needs to know which file.
+    if (isFxpqError(e) && !e.message.includes(source)) throw new FxpqError(`${source}: ${e.message}`, e.code);
+    throw e;
+  }
 }

@@ -56,7 +56,7 @@ const DATA_TYPE_NAMES: Record<number, string> = {
 };
 
 function typeName(code: number): string {
-  return DATA_TYPE_NAMES[code] ?? `type ${code}`;
+  return DATA_TYPE_NAMES[code] ?? `${code} (not an ONNX type)`;
 }
 
 const SUPPORTED_TYPES = new Set<number>(Object.values(DataType));
@@ -158,6 +158,11 @@ function decodeValueInfo(v: ValueInfoProto, source: string): ValueInfo {
 function decodeNode(n: NodeProto, index: number, source: string): Node {
   const attrs: Record<string, AttrValue> = {};
   for (const a of n.attribute) {
+    if (a.type === AttrType.GRAPH || a.type === AttrType.GRAPHS || a.g || a.graphs.length > 0)
+      throw new FxpqError(
+        `${source}: node ${n.name || n.opType} (${n.opType}) carries a subgraph (attribute ${a.name}); FxPQ quantizes feed-forward CNNs without control flow.`,
+        'unsupported-model',
+      );
     const v = decodeAttribute(a, source);
     if (v) attrs[a.name] = v;
   }
@@ -185,7 +190,7 @@ function decodeAttribute(a: AttributeProto, source: string): AttrValue | undefin
     case AttrType.TENSOR:
       return a.t ? { kind: 'tensor', value: decodeTensor(a.t, source) } : undefined;
     default:
-      // Graph-valued and other attributes belong to operators FxPQ refuses anyway.
+      // Sparse-tensor and type-proto attributes belong to operators FxPQ refuses anyway.
       return undefined;
   }
 }

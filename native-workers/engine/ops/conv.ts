@@ -14,6 +14,10 @@ export const conv: OperatorModule = {
     const w = requireInput(ctx, 1);
     const group = attrInt(ctx.node, 'group', 1);
     if (x.length < 3) throw shapeError(ctx.node, `input rank ${x.length} is too small for a convolution`);
+    if (w.length !== x.length)
+      throw shapeError(ctx.node, `weights of rank ${w.length} do not fit an input of rank ${x.length}`);
+    if (!Number.isSafeInteger(group) || group < 1 || w[0]! % group !== 0)
+      throw shapeError(ctx.node, `group ${group} does not divide its ${w[0]} output channels`);
     if (x[1] !== w[1]! * group) {
       throw shapeError(ctx.node, `input has ${x[1]} channels but weights expect ${w[1]! * group}`);
     }

@@ -59,7 +59,11 @@ export function shapeError(node: Node, problem: string): FxpqError {
 
 export function requireInput(ctx: ShapeContext, index: number): Shape {
   const s = ctx.inputs[index];
-  if (!s) throw shapeError(ctx.node, `input ${index} has no known shape`);
+  if (!s)
+    throw shapeError(
+      ctx.node,
+      ctx.node.inputs[index] ? `input ${index} has no known shape` : `lacks its input ${index}; the graph is damaged`,
+    );
   return s;
 }
 

@@ -23,6 +23,7 @@ const fail = (message: string, code: 'invalid-model' | 'unsupported-model' = 'in
 
 export function validateGraph(g: Graph, source: string): void {
   if (g.nodes.length === 0) fail(`${source} has no operators (zero nodes); there is no network to quantize.`);
+  if (g.outputs.length === 0) fail(`${source} declares no graph output; a classifier must output its class scores.`);
   if (g.inputs.length !== 1)
     fail(
       `${source} has ${g.inputs.length} inputs (${g.inputs.map((i) => i.name).join(', ') || 'none'}); FxPQ quantizes image classifiers with one input.`,

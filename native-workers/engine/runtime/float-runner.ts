@@ -2,11 +2,12 @@
 import * as ort from 'onnxruntime-node';
 import { FxpqError } from '../errors.js';
 import type { Graph } from '../ir/graph.js';
-import { sessionOptions } from './session-options.js';
+import { createOrtSession, runOrtSession } from './ort-session.js';
 
 export class FloatRunner {
   private constructor(
     private readonly session: ort.InferenceSession,
+    readonly source: string,
     readonly inputName: string,
     /** Per-image input shape, without the batch dimension. */
     readonly imageShape: number[],
@@ -35,12 +36,9 @@ export class FloatRunner {
         'unsupported-model',
       );
     }
-    const session = await ort.InferenceSession.create(
-      bytes,
-      sessionOptions({ optimization: options.optimization ?? 'all' }),
-    );
+    const session = await createOrtSession(bytes, source, { optimization: options.optimization ?? 'all' });
     const batch = input.shape[0]!;
-    return new FloatRunner(session, input.name, input.shape.slice(1), batch > 0 ? batch : null, output.name);
+    return new FloatRunner(session, source, input.name, input.shape.slice(1), batch > 0 ? batch : null, output.name);
   }
 
   get imageSize(): number {
@@ -70,7 +68,7 @@ export class FloatRunner {
 
   private async runExact(data: Float32Array, batch: number): Promise<Float32Array> {
     const feeds = { [this.inputName]: new ort.Tensor('float32', data, [batch, ...this.imageShape]) };
-    const result = await this.session.run(feeds, [this.outputName]);
+    const result = await runOrtSession(this.session, this.source, feeds, [this.outputName]);
     return result[this.outputName]!.data as Float32Array;
   }
 
