@@ -106,6 +106,13 @@ export async function detectLayout(src: string, labels: string | undefined): Pro
   );
 }
 
+/**
+ * Node decodes a file name that is not UTF-8 with U+FFFD in place of the bad bytes, so the
+ * decoded name no longer opens the file; say so instead of "ENOENT".
+ */
+const validName = (name: string): boolean => !name.includes('\uFFFD');
+const NAME_NOT_UTF8 = 'its name is not valid UTF-8, so FxPQ cannot open it by name; rename the file';
+
 async function scanImageFolder(src: string, skipped: Dataset['skipped']): Promise<Candidate[]> {
   const out: Candidate[] = [];
   for (const entry of await listDir(src)) {
@@ -114,11 +121,16 @@ async function scanImageFolder(src: string, skipped: Dataset['skipped']): Promis
       skipped.push({ path: entry.name, reason: 'a file outside any class folder' });
       continue;
     }
+    if (!validName(entry.name)) {
+      skipped.push({ path: entry.name, reason: NAME_NOT_UTF8 });
+      continue;
+    }
     const walk = async (dir: string): Promise<void> => {
       for (const f of await listDir(dir)) {
         if (f.name.startsWith('.')) continue;
         const abs = join(dir, f.name);
-        if (f.isDirectory()) await walk(abs);
+        if (!validName(f.name)) skipped.push({ path: relative(src, abs), reason: NAME_NOT_UTF8 });
+        else if (f.isDirectory()) await walk(abs);
         else out.push({ abs, classId: entry.name });
       }
     };
@@ -150,24 +162,39 @@ function csvFields(line: string): string[] {
   return fields.map((f) => f.trim());
 }
 
-async function readText(path: string, what: string): Promise<string[]> {
+/** The non-blank lines of a text file, each with its line number in the file (blank lines count). */
+async function readLines(path: string, what: string): Promise<{ text: string; line: number }[]> {
   return new TextDecoder()
     .decode(await readUserFile(path, what))
     .split(/\r?\n/)
-    .filter((l) => l.trim() !== '');
+    .map((text, i) => ({ text, line: i + 1 }))
+    .filter((l) => l.text.trim() !== '');
 }
 
-async function scanCsv(csvPath: string, root: string): Promise<Candidate[]> {
-  const lines = await readText(csvPath, 'a CSV labels file');
-  const out: Candidate[] = [];
-  lines.forEach((line, i) => {
-    const f = csvFields(line);
+async function readText(path: string, what: string): Promise<string[]> {
+  return (await readLines(path, what)).map((l) => l.text);
+}
+
+async function scanCsv(csvPath: string, root: string, skipped: Dataset['skipped']): Promise<Candidate[]> {
+  const lines = await readLines(csvPath, 'a CSV labels file');
+  const rows = new Map<string, { classId: string; line: number; conflict?: string }>();
+  lines.forEach(({ text, line }, i) => {
+    const f = csvFields(text);
     if (i === 0 && /^(path|file|filename|image)$/i.test(f[0] ?? '')) return;
     if (f.length < 2 || !f[0] || !f[1]) {
-      throw new FxpqError(`${csvPath}, line ${i + 1}: expected "path,label" but found "${line}".`, 'io');
+      throw new FxpqError(`${csvPath}, line ${line}: expected "path,label" but found "${text}".`, 'io');
     }
-    out.push({ abs: isAbsolute(f[0]) ? f[0] : join(root, f[0]), classId: f[1] });
+    const abs = isAbsolute(f[0]) ? f[0] : join(root, f[0]);
+    const first = rows.get(abs);
+    if (!first) rows.set(abs, { classId: f[1], line });
+    else if (first.classId !== f[1])
+      first.conflict ??= `labelled ${first.classId} on line ${first.line} and ${f[1]} on line ${line} of ${basename(csvPath)}; fix the labels file`;
   });
+  const out: Candidate[] = [];
+  for (const [abs, row] of rows) {
+    if (row.conflict) skipped.push({ path: relative(root, abs), reason: row.conflict });
+    else out.push({ abs, classId: row.classId });
+  }
   return out;
 }
 
@@ -191,24 +218,24 @@ async function scanImagenetVal(
       );
     }
     const order = (await readText(synsets, 'a synset list')).map((l) => l.trim().split(/[\s,]+/)[0]!);
-    const ids = await readText(labelPath, 'a ground-truth file');
-    ids.forEach((id, i) => {
+    const ids = await readLines(labelPath, 'a ground-truth file');
+    ids.forEach(({ text: id, line }, i) => {
       const wnid = order[Number(id) - 1];
       if (!wnid)
         throw new FxpqError(
-          `${labelPath}, line ${i + 1}: class id ${id} is outside the ${order.length} synsets of ${synsets}.`,
+          `${labelPath}, line ${line}: class id ${id} is outside the ${order.length} synsets of ${synsets}.`,
           'io',
         );
       byId.set(`ILSVRC2012_val_${String(i + 1).padStart(8, '0')}`, wnid);
     });
   } else {
-    const lines = await readText(labelPath, 'LOC_val_solution.csv');
-    lines.forEach((line, i) => {
-      const [imageId, prediction] = csvFields(line);
+    const lines = await readLines(labelPath, 'LOC_val_solution.csv');
+    lines.forEach(({ text, line }, i) => {
+      const [imageId, prediction] = csvFields(text);
       if (i === 0 && imageId === 'ImageId') return;
       const wnid = prediction?.split(/\s+/)[0];
       if (!imageId || !wnid)
-        throw new FxpqError(`${labelPath}, line ${i + 1}: expected "ImageId,PredictionString".`, 'io');
+        throw new FxpqError(`${labelPath}, line ${line}: expected "ImageId,PredictionString".`, 'io');
       byId.set(imageId, wnid);
     });
   }
@@ -248,7 +275,7 @@ export async function scanDataset(srcArg: string, options: ImportOptions = {}): 
   else {
     const csvPath = options.labels ?? ((await stat(src)).isFile() ? src : join(src, 'labels.csv'));
     root = (await stat(src)).isFile() ? dirname(src) : src;
-    candidates = await scanCsv(csvPath, root);
+    candidates = await scanCsv(csvPath, root, skipped);
   }
 
   const classes = options.classes ? await loadClassOption(options.classes) : null;
@@ -289,10 +316,23 @@ export async function scanDataset(srcArg: string, options: ImportOptions = {}): 
 
   const images: DatasetImage[] = [];
   const duplicates: [string, string][] = [];
+  // The same picture under two labels (two class folders, two CSV labels for copies of one file):
+  // neither label can be trusted, so every copy is left out and named.
+  const classesByHash = new Map<string, Set<string>>();
+  for (const r of checked)
+    if ('image' in r && r.image) {
+      const set = classesByHash.get(r.image.sha256) ?? new Set<string>();
+      classesByHash.set(r.image.sha256, set.add(r.image.classId));
+    }
   const byHash = new Map<string, string>();
+  const copiesByHash = new Map<string, DatasetImage[]>();
   for (const r of checked) {
     if (!('image' in r) || !r.image) {
       skipped.push({ path: r.rel, reason: (r as { reason: string }).reason });
+      continue;
+    }
+    if (classesByHash.get(r.image.sha256)!.size > 1) {
+      copiesByHash.set(r.image.sha256, [...(copiesByHash.get(r.image.sha256) ?? []), r.image]);
       continue;
     }
     const first = byHash.get(r.image.sha256);
@@ -303,6 +343,14 @@ export async function scanDataset(srcArg: string, options: ImportOptions = {}): 
     byHash.set(r.image.sha256, r.image.path);
     images.push(r.image);
   }
+  for (const copies of copiesByHash.values())
+    for (const image of copies) {
+      const others = copies.filter((c) => c.classId !== image.classId).map((c) => `${c.classId} at ${c.path}`);
+      skipped.push({
+        path: image.path,
+        reason: `conflicting labels: labelled ${image.classId} here, but the same image is labelled ${others.join(', ')}; every copy is left out`,
+      });
+    }
   if (images.length === 0) {
     throw new FxpqError(
       `${src} holds no readable images${skipped.length ? ` (${skipped.length} files skipped, e.g. ${skipped[0]!.path}: ${skipped[0]!.reason})` : ''}.`,
@@ -359,6 +407,14 @@ export async function importDataset(src: string, outDir: string, options: Import
   }
   await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(dataset, null, 1));
   return dataset;
+}
+
+/** Whether DIR holds a dataset.json written by `fxpq dataset import`. */
+export async function isImportedDataset(dir: string): Promise<boolean> {
+  return stat(join(dir, DATASET_FILE)).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /** Read DIR/dataset.json; `--data` may also be a raw folder, indexed on the fly (hashes, no decode). */

@@ -1,4 +1,4 @@
-import { datasetInfo, openDataset, type DatasetLayout } from '../../services/datasets.js';
+import { datasetInfo, isImportedDataset, openDataset, type DatasetLayout } from '../../services/datasets.js';
 import { runJob } from '../run-job.js';
 import { numberOption } from '../numbers.js';
 import { table } from '../format.js';
@@ -28,6 +28,10 @@ export const datasetCommand: Command = {
     const [sub, path, ...extra] = positionals;
     if (!path || extra.length > 0) return { usageError: 'dataset needs a subcommand (import or info) and one path.' };
     if (sub === 'info') {
+      if (!(await isImportedDataset(path)))
+        err.write(
+          `${path} is not an imported dataset (no dataset.json): its files are indexed on the fly, without decoding them. Run fxpq dataset import to check every image.\n`,
+        );
       const info = datasetInfo(await openDataset(path));
       if (values['json']) out.write(JSON.stringify(info, null, 2) + '\n');
       else {

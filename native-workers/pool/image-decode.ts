@@ -8,6 +8,8 @@ import type { PixelImage } from '../engine/data/preprocess.js';
 
 /** The largest image FxPQ decodes: 50 megapixels (a 7000 x 7000 photo). */
 export const MAX_PIXELS = 50_000_000;
+/** A decode that takes longer is a hostile file (a real 50 MP photo decodes in about a second). */
+export const DECODE_TIMEOUT_SECONDS = 20;
 
 export class ImageDecodeError extends Error {
   constructor(readonly reason: string) {
@@ -20,6 +22,7 @@ function reasonFor(e: unknown): string {
   const msg = String((e as Error).message ?? e)
     .split('\n')[0]!
     .trim();
+  if (/timeout/i.test(msg)) return `took more than ${DECODE_TIMEOUT_SECONDS} s to decode (a hostile or damaged file)`;
   if (/pixel limit/i.test(msg))
     return `larger than ${MAX_PIXELS / 1e6} megapixels (a decompression bomb or a huge scan)`;
   if (/unsupported image format/i.test(msg))
@@ -32,13 +35,20 @@ function reasonFor(e: unknown): string {
   return `cannot be decoded (${msg})`;
 }
 
+const isTiff = (d: Uint8Array): boolean =>
+  (d[0] === 0x49 && d[1] === 0x49 && d[2] === 0x2a && d[3] === 0) ||
+  (d[0] === 0x4d && d[1] === 0x4d && d[2] === 0 && d[3] === 0x2a);
+
 async function decode(data: Uint8Array): Promise<PixelImage> {
   // A pixel limit: a few hundred bytes of PNG can claim gigapixels (a decompression bomb).
   const { data: pixels, info } = await sharp(data, {
     ignoreIcc: true,
-    failOn: 'truncated',
+    // libtiff reports a cut-off TIFF only at the 'error' level and fills the rest with zeros,
+    // which 'truncated' lets through; JPEG and PNG keep PIL's leniency for harmless warnings.
+    failOn: isTiff(data) ? 'error' : 'truncated',
     limitInputPixels: MAX_PIXELS,
   })
+    .timeout({ seconds: DECODE_TIMEOUT_SECONDS })
     .removeAlpha()
     .toColourspace('srgb')
     .raw({ depth: 'uchar' })

@@ -37,7 +37,14 @@ export function sniffImage(head: Uint8Array): { format: string } | { reason: str
 export async function readImageFile(path: string, root?: string, sniff = true): Promise<Uint8Array> {
   if (root) {
     // The real path, through every link on the way (a linked class folder included).
-    const [target, base] = await Promise.all([realpath(path), realpath(root)]);
+    const [target, base] = await Promise.all([
+      realpath(path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') throw new ImageFileError('a link to a file that does not exist');
+        if (e.code === 'ELOOP') throw new ImageFileError('a link that loops back on itself');
+        throw e;
+      }),
+      realpath(root),
+    ]);
     if (target !== base && !target.startsWith(base + sep))
       throw new ImageFileError(`a link to ${target}, outside the dataset folder`);
   }

@@ -160,3 +160,61 @@ describe('dataset import', () => {
     );
   });
 });
+
+describe('labels a user can trust', () => {
+  const mnist = (d: string, i: number) =>
+    join(repoRoot, 'test/fixtures/mnist', d, readdirSync(join(repoRoot, 'test/fixtures/mnist', d))[i]!);
+
+  it('leaves out and names an image that sits in two class folders', async () => {
+    const root = join(tmp, 'conflict');
+    for (const [cls, n] of [
+      ['3', 3],
+      ['7', 3],
+    ] as const) {
+      mkdirSync(join(root, cls), { recursive: true });
+      for (let i = 0; i < n; i++) copyFileSync(mnist(cls, i), join(root, cls, `${i}.png`));
+    }
+    copyFileSync(mnist('3', 0), join(root, '7', 'copy-of-a-three.png'));
+    copyFileSync(mnist('3', 1), join(root, '3', 'same-class-copy.png'));
+    const ds = await importDataset(root, join(tmp, 'conflict-out'));
+    const reason = (p: string) => ds.skipped.find((s) => s.path === p)?.reason;
+    expect(reason(join('3', '0.png'))).toMatch(
+      /conflicting labels: labelled 3 here, but the same image is labelled 7 at 7\/copy-of-a-three\.png/,
+    );
+    expect(reason(join('7', 'copy-of-a-three.png'))).toMatch(
+      /labelled 7 here, but the same image is labelled 3 at 3\/0\.png/,
+    );
+    // A copy within one class is a plain duplicate, not a conflict.
+    expect(ds.duplicates).toEqual([[join('3', '1.png'), join('3', 'same-class-copy.png')]]);
+    expect(datasetInfo(ds).perClass).toEqual({ '3': 2, '7': 3 });
+  });
+
+  it('names both lines of a CSV that labels one file twice, counting blank lines', async () => {
+    const root = join(tmp, 'csv-conflict');
+    mkdirSync(root, { recursive: true });
+    for (const [d, i] of [
+      ['3', 0],
+      ['3', 1],
+      ['7', 0],
+    ] as const)
+      copyFileSync(mnist(d, i), join(root, `${d}-${i}.png`));
+    writeFileSync(join(root, 'labels.csv'), 'path,label\n\n3-0.png,3\n\n3-1.png,3\n7-0.png,7\n3-0.png,7\n3-1.png,3\n');
+    const ds = await importDataset(root, join(tmp, 'csv-conflict-out'));
+    expect(ds.skipped).toEqual([
+      { path: '3-0.png', reason: 'labelled 3 on line 3 and 7 on line 7 of labels.csv; fix the labels file' },
+    ]);
+    expect(ds.images.map((i) => i.path).sort()).toEqual(['3-1.png', '7-0.png']);
+    writeFileSync(join(root, 'broken.csv'), 'path,label\n\n\n3-0.png,3\n\nbroken\n');
+    await expect(
+      importDataset(root, join(tmp, 'csv-broken'), { layout: 'csv', labels: join(root, 'broken.csv') }),
+    ).rejects.toThrow(/broken\.csv, line 6: expected "path,label"/);
+  });
+
+  it('says when dataset info reads a folder that was never imported', async () => {
+    const { runCli } = await import('../helpers/cli.js');
+    const r = await runCli(['dataset', 'info', join(repoRoot, 'test/fixtures/mnist')]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/mnist is not an imported dataset \(no dataset\.json\).*fxpq dataset import/);
+    expect(r.stdout).toMatch(/images in 10 classes/);
+  }, 60_000);
+});
