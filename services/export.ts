@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -98,8 +98,12 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
     throw describeFsError(e, parent, 'a folder');
   }
   let staging: string;
+  const stagingPrefix = `.${basename(out)}.export-`;
   try {
-    staging = await mkdtemp(join(parent, `.${basename(out)}.export-`));
+    // An export killed before it finished left its staging folder: clear those of this output.
+    for (const name of await readdir(parent))
+      if (name.startsWith(stagingPrefix)) await rm(join(parent, name), { recursive: true, force: true });
+    staging = await mkdtemp(join(parent, stagingPrefix));
   } catch (e) {
     throw new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io');
   }
@@ -327,8 +331,15 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
       }),
     );
 
-    // Everything verified: move the files in (a file at a time, each an atomic rename).
+    // Everything verified. A new folder appears in one rename, complete or not at all; into an
+    // existing folder the files move a file at a time, each an atomic rename.
     try {
+      if (!existsSync(out)) {
+        await rm(join(staging, 'build'), { recursive: true, force: true });
+        await chmod(staging, 0o755); // mkdtemp made it private
+        await rename(staging, out);
+        return result;
+      }
       await mkdir(out, { recursive: true });
       if (formats.includes('c')) await mkdir(join(out, 'c'), { recursive: true });
       for (const name of [
