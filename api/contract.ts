@@ -201,6 +201,8 @@ export interface ProjectRun {
   summary?: RunSummary;
 }
 
+export type ResumeFrom = 'latest' | 'previous' | 'restart';
+
 export type ExportFormat = 'qdq' | 'fxpq' | 'c';
 
 export interface ExportResult {
@@ -483,8 +485,11 @@ export interface FxpqApi {
 
   /** Starts a quantize job (a search with a budget, or the uniform baseline). */
   startRun(project: string, request: RunRequest): Promise<JobSnapshot>;
-  /** Continues an interrupted or cancelled run from its checkpoint. */
-  resumeRun(project: string, runId: string): Promise<JobSnapshot>;
+  /**
+   * Continues an interrupted, cancelled or failed run from its checkpoint: the latest one, the
+   * one before it (when the latest is damaged), or none (`restart`: the search starts over).
+   */
+  resumeRun(project: string, runId: string, from?: ResumeFrom): Promise<JobSnapshot>;
   runResults(project: string, runId: string): Promise<RunResults>;
   /** Starts an evaluation job of a finished run: `int` is the integer-only executor, `sim` the simulation; the job's result is an EvaluationResult. */
   evaluateRun(

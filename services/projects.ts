@@ -37,6 +37,7 @@ import type {
   HistogramData,
   ImagePreview,
   ExportResult,
+  ResumeFrom,
 } from '../api/contract.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { detectLayout, openDataset } from './datasets.js';
@@ -525,7 +526,13 @@ export class ProjectService {
       fail(`The seed must be a whole number >= 0, not ${String(request.seed)}.`);
   }
 
-  private startRunJob(dir: string, run: StoredRun, model: ProjectModel, dataset: ProjectDataset): JobSnapshot {
+  private startRunJob(
+    dir: string,
+    run: StoredRun,
+    model: ProjectModel,
+    dataset: ProjectDataset,
+    from: ResumeFrom = 'latest',
+  ): JobSnapshot {
     const r = run.request;
     const job = this.jobs.start(
       'quantize',
@@ -542,6 +549,7 @@ export class ProjectService {
         ...(r.slice !== undefined ? { slice: r.slice } : {}),
         ...(r.distill !== undefined ? { distill: r.distill } : {}),
         ...(r.biasCorrection !== undefined ? { biasCorrection: r.biasCorrection } : {}),
+        checkpoint: from,
       },
       {
         title: `Quantize ${model.name} (${run.name})`,
@@ -613,7 +621,7 @@ export class ProjectService {
     return this.startRunJob(dir, run, model, dataset);
   }
 
-  async resumeRun(dirArg: string, runId: string): Promise<JobSnapshot> {
+  async resumeRun(dirArg: string, runId: string, from: ResumeFrom = 'latest'): Promise<JobSnapshot> {
     const dir = this.abs(dirArg);
     const doc = await this.readDoc(dir);
     const view = this.view(dir, doc).runs.find((r) => r.id === runId);
@@ -635,6 +643,7 @@ export class ProjectService {
         run,
         this.model(dir, doc, run.request.model),
         this.dataset(dir, doc, run.request.dataset),
+        from,
       );
     } finally {
       this.pending.delete(key);

@@ -4,7 +4,7 @@
  * RUN/trajectory.jsonl and checkpointed to RUN/checkpoint.json (atomically); the same
  * command on an existing RUN resumes from the last checkpoint and ends with the same result.
  */
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { seededRandom } from '../native-workers/engine/data/split.js';
@@ -58,6 +58,11 @@ export interface SearchJobOptions extends SessionOptions {
   /** Every trajectory step: first the ones a resumed run already has, then each new one. */
   onStep?: (step: TrajectoryStep) => void;
   signal?: AbortSignal;
+  /**
+   * Which checkpoint a resumed run starts from: the latest (default), the previous one (when the
+   * latest is damaged), or none (start the run over, discarding its checkpoints and trajectory).
+   */
+  checkpoint?: CheckpointChoice;
   /** Test hook: stop (as if killed) after this many checkpoints. */
   stopAfterCheckpoints?: number;
 }
@@ -183,15 +188,48 @@ class SearchEvaluator {
   }
 }
 
-async function readCheckpoint(dir: string): Promise<Checkpoint | undefined> {
-  const file = join(dir, 'checkpoint.json');
-  if (!existsSync(file)) return undefined;
-  return readJsonDocument<Checkpoint>(
+export type CheckpointChoice = 'latest' | 'previous' | 'restart';
+const CHECKPOINT = 'checkpoint.json';
+/** The checkpoint before the latest: a damaged latest one need not cost the whole search. */
+const PREVIOUS_CHECKPOINT = 'checkpoint.prev.json';
+
+const readCheckpointFile = (file: string): Promise<Checkpoint> =>
+  readJsonDocument<Checkpoint>(
     file,
     'a search checkpoint',
     (v) => typeof v === 'object' && v !== null && 'identity' in v && 'state' in v,
     'delete it (and trajectory.jsonl) to start the run over',
   );
+
+async function readCheckpoint(dir: string, choice: CheckpointChoice): Promise<Checkpoint | undefined> {
+  const [file, previous] = [join(dir, CHECKPOINT), join(dir, PREVIOUS_CHECKPOINT)];
+  if (choice === 'restart') {
+    for (const name of [CHECKPOINT, PREVIOUS_CHECKPOINT, 'trajectory.jsonl', 'report.json'])
+      await rm(join(dir, name), { force: true });
+    return undefined;
+  }
+  if (choice === 'previous') {
+    if (!existsSync(previous))
+      throw new FxpqError(
+        `${dir} has no previous checkpoint (${PREVIOUS_CHECKPOINT}); start over with --restart.`,
+        'io',
+      );
+    return readCheckpointFile(previous);
+  }
+  // Killed between moving the latest aside and writing the next one: the moved one is the latest.
+  if (!existsSync(file)) return existsSync(previous) ? readCheckpointFile(previous) : undefined;
+  try {
+    return await readCheckpointFile(file);
+  } catch (e) {
+    const before = existsSync(previous) ? await readCheckpointFile(previous).catch(() => undefined) : undefined;
+    throw new FxpqError(
+      `${(e as Error).message.replace(/; delete it.*$/, '')}. ` +
+        (before
+          ? `Resume from the last good checkpoint (step ${before.state.steps}, ${PREVIOUS_CHECKPOINT}) with --previous-checkpoint, or start the run over with --restart.`
+          : 'Start the run over with --restart.'),
+      'io',
+    );
+  }
 }
 
 /** Keep the first `lines` lines of the trajectory (a step recorded after the last checkpoint is redone). */
@@ -236,9 +274,9 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     preprocess: s.specText,
     classes: s.classes.source,
   };
-  const checkpointFile = join(o.out, 'checkpoint.json');
+  const checkpointFile = join(o.out, CHECKPOINT);
   const trajectoryFile = join(o.out, 'trajectory.jsonl');
-  const previous = await readCheckpoint(o.out);
+  const previous = await readCheckpoint(o.out, o.checkpoint ?? 'latest');
   if (previous && JSON.stringify(previous.identity) !== JSON.stringify(identity)) {
     throw new FxpqError(
       `${o.out} holds a run started with other inputs or options; choose another --out folder or delete it.`,
@@ -335,6 +373,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         },
         checkpoint: async (state) => {
           const seconds = secondsBefore + (performance.now() - processStart) / 1000;
+          if (existsSync(checkpointFile)) await rename(checkpointFile, join(o.out, PREVIOUS_CHECKPOINT));
           await writeFileAtomic(checkpointFile, JSON.stringify({ identity, state, seconds } satisfies Checkpoint));
           checkpoints++;
           if (o.stopAfterCheckpoints !== undefined && checkpoints >= o.stopAfterCheckpoints)

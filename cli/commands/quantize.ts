@@ -6,7 +6,7 @@ import type { Command } from '../command.js';
 export const quantizeCommand: Command = {
   name: 'quantize',
   usage:
-    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--json]',
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--previous-checkpoint | --restart] [--json]',
   summary: 'the smallest mixed-precision fixed-point network within an accuracy budget (resumable)',
   options: {
     model: { type: 'string' },
@@ -24,6 +24,8 @@ export const quantizeCommand: Command = {
     slice: { type: 'string' },
     'no-distill': { type: 'boolean' },
     'no-bias-correction': { type: 'boolean' },
+    'previous-checkpoint': { type: 'boolean' },
+    restart: { type: 'boolean' },
     json: { type: 'boolean' },
   },
   async run({ positionals, values, out, err }) {
@@ -50,6 +52,9 @@ export const quantizeCommand: Command = {
     const strategy = values['strategy'] as string | undefined;
     if (strategy !== undefined && !['schedule', 'sensitivity', 'tradeoff'].includes(strategy))
       return { usageError: '--strategy must be schedule, sensitivity or tradeoff.' };
+    if (values['previous-checkpoint'] && values['restart'])
+      return { usageError: '--previous-checkpoint and --restart exclude each other.' };
+    const checkpoint = values['restart'] ? 'restart' : values['previous-checkpoint'] ? 'previous' : 'latest';
     const bars = new Map<string, Progress>();
     const labels: Record<string, string> = {
       statistics: 'Statistics',
@@ -75,6 +80,7 @@ export const quantizeCommand: Command = {
         strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
         distill: values['no-distill'] ? false : undefined,
         biasCorrection: values['no-bias-correction'] ? false : undefined,
+        checkpoint,
       },
       (e) => {
         let bar = bars.get(e.stage);

@@ -92,7 +92,7 @@ function checkNothingTorn(kind: Kind, out: string, referenceFiles: string[]): vo
     expect(files.filter((f) => f !== 'dataset.json')).toEqual([]);
     if (files.length) JSON.parse(readFileSync(join(out, 'dataset.json'), 'utf8'));
   } else if (kind === 'quantize') {
-    for (const f of ['checkpoint.json', 'report.json', 'config.json'])
+    for (const f of ['checkpoint.json', 'checkpoint.prev.json', 'report.json', 'config.json'])
       if (files.includes(f)) JSON.parse(readFileSync(join(out, f), 'utf8'));
   } else {
     // A new export folder appears whole, in one rename, or not at all.

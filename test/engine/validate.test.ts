@@ -74,6 +74,17 @@ describe('model validator', () => {
       /node relu_\d+ \(Relu\) reads nowhere, which no node, weight or input provides/,
     ],
     ['a missing graph output', (g) => (g.outputs[0]!.name = 'ghost'), /graph output ghost is not produced by any node/],
+    ['no graph output at all', (g) => (g.outputs = []), /bad\.onnx declares no graph output/],
+    [
+      'a convolution with more padding than any image',
+      (g) => (g.nodes[0]!.attrs['pads'] = { kind: 'ints', value: [1e9, 0, 1e9, 0] }),
+      /bad\.onnx: Node conv_\d+ \(Conv\): computes \d+ values per image/,
+    ],
+    [
+      'a convolution whose weights lost a dimension',
+      (g) => (g.initializers.get('conv_w')!.dims = [4, 2, 9]),
+      /bad\.onnx: Node conv_\d+ \(Conv\): weights of rank 3 do not fit an input of rank 4/,
+    ],
     ['a cycle', (g) => (g.nodes[0]!.inputs[0] = g.nodes[1]!.outputs[0]!), /the graph has a cycle through node/],
     ['a tensor produced twice', (g) => (g.nodes[2]!.outputs[0] = g.nodes[1]!.outputs[0]!), /is produced twice/],
   ])('refuses %s', (_, fn, message) => {

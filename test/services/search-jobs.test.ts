@@ -116,6 +116,21 @@ describe('quantize job with a budget', () => {
     expect(lines.map((l) => l.step)).toEqual(lines.map((_, i) => i));
   }, 240_000);
 
+  it('offers the previous checkpoint or a fresh start when the latest checkpoint is damaged', async () => {
+    const out = join(tmp, 'damaged');
+    await expect(quantize({ ...base, out, stopAfterCheckpoints: 6 })).rejects.toThrow(/stopped at a checkpoint/);
+    const checkpoint = join(out, 'checkpoint.json');
+    writeFileSync(checkpoint, readFileSync(checkpoint, 'utf8').slice(0, 40));
+    const previousStep = (
+      JSON.parse(readFileSync(join(out, 'checkpoint.prev.json'), 'utf8')) as { state: { steps: number } }
+    ).state.steps;
+    await expect(quantize({ ...base, out })).rejects.toThrow(
+      `${checkpoint} (a search checkpoint) is not valid JSON, perhaps cut short. Resume from the last good checkpoint (step ${previousStep}, checkpoint.prev.json) with --previous-checkpoint, or start the run over with --restart.`,
+    );
+    expect(essence(await quantize({ ...base, out, checkpoint: 'previous' }))).toEqual(essence(reference));
+    expect(essence(await quantize({ ...base, out, checkpoint: 'restart' }))).toEqual(essence(reference));
+  }, 240_000);
+
   it('explains bad inputs', async () => {
     await expect(quantize({ ...base, out: join(tmp, 'x'), modelPath: join(tmp, 'missing.onnx') })).rejects.toThrow(
       /missing\.onnx does not exist/,

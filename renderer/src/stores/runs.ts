@@ -1,6 +1,6 @@
 /** Quantization runs: the form, start / resume / cancel, and the results of finished runs. */
 import { defineStore } from 'pinia';
-import type { HistogramData, RunRequest, RunResults } from '../../../api/contract';
+import type { HistogramData, ResumeFrom, RunRequest, RunResults } from '../../../api/contract';
 import { api, errorMessage } from '../api-client';
 import { useAppStore } from './app';
 import { useJobsStore } from './jobs';
@@ -107,13 +107,13 @@ export const useRunsStore = defineStore('runs', {
         if (!job.target?.run) this.liveRun = app.project?.runs.find((r) => r.job === job.id)?.id ?? '';
       });
     },
-    async resume(runId: string): Promise<boolean> {
+    async resume(runId: string, from: ResumeFrom = 'latest'): Promise<boolean> {
       const app = useAppStore();
       const jobs = useJobsStore();
       if (!app.project) return false;
       const project = app.project;
       return busyAction(this, 'error', async () => {
-        const job = await api().resumeRun(project.path, runId);
+        const job = await api().resumeRun(project.path, runId, from);
         jobs.remember(job);
         this.liveRun = runId;
         await app.reloadProject();
