@@ -85,20 +85,31 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
   const inputRange = inputFormat.signed
     ? [-(2 ** (inputFormat.bits - 1)), 2 ** (inputFormat.bits - 1) - 1]
     : [0, 2 ** inputFormat.bits - 1];
+  // An NHWC model (tf2onnx) starts with a Transpose of its input: apply it to the float input,
+  // before the quantization it commutes with. Left between a DequantizeLinear and a
+  // QuantizeLinear, onnxruntime's transpose optimizer inserts a QuantizeLinear of the wrong type.
+  const leading = plan.nodes.find(
+    (n) =>
+      n.op === 'Transpose' &&
+      n.inputs[0] === program.input.name &&
+      plan.nodes.filter((m) => m.inputs.includes(n.inputs[0]!)).length === 1,
+  );
+  const floatInput = leading ? emit('Transpose', ['input'], leading.attrs) : 'input';
   // The input comes from arbitrary floats, where no half-step offset is safe: round it half
   // up explicitly (floor(x 2^f + 0.5) 2^-f), so the QuantizeLinear that follows sees grid values.
   const rounded = emit('Mul', [
     emit('Floor', [
-      emit('Add', [emit('Mul', ['input', fscalar('input/up', 2 ** inputFormat.frac)]), fscalar('input/half', 0.5)]),
+      emit('Add', [emit('Mul', [floatInput, fscalar('input/up', 2 ** inputFormat.frac)]), fscalar('input/half', 0.5)]),
     ]),
     fscalar('input/down', 2 ** -inputFormat.frac),
   ]);
   const xq = qdq(rounded, inputFormat, inputRange[0]!, inputRange[1]!, 'input', 'input/qdq');
-  const rename = new Map<string, string>([[program.input.name, xq]]);
+  const rename = new Map<string, string>([[leading ? leading.outputs[0]! : program.input.name, xq]]);
   const t = (name: string): string => rename.get(name) ?? name;
 
   const byOutput = new Map(program.nodes.map((n) => [n.output, n]));
   for (const node of plan.nodes) {
+    if (node === leading) continue;
     const p = byOutput.get(node.outputs[0]!)!;
     const f: Format = { bits: p.out.bits, frac: p.out.frac, signed: p.out.signed };
     const out = node.outputs[0]!;

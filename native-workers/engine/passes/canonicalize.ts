@@ -23,6 +23,7 @@ import {
   type Tensor,
 } from '../ir/graph.js';
 import { inferShapes, type ShapeMap } from '../ir/shape-inference.js';
+import { rewriteExporterIdioms } from './exporter-idioms.js';
 import { operatorModule } from '../ops/registry.js';
 import { reshapeTarget, transposeData } from '../ops/layout.js';
 import { clipLimits } from '../ops/activation.js';
@@ -56,9 +57,10 @@ export interface CanonicalizeOptions {
 }
 
 export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph {
-  checkSupportedOperators(input, options.source);
   const graph = cloneGraph(input);
   constantsToInitializers(graph);
+  rewriteExporterIdioms(graph, options.source);
+  checkSupportedOperators(graph, options.source);
   removeNoOps(graph);
   foldConstantLayout(graph);
   sortTopologically(graph, options.source);
