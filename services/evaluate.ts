@@ -36,6 +36,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     classes: options.classes,
     // A run remembers its preprocessing; --preprocess still wins.
     preprocess: options.preprocess ?? run?.preprocess,
+    // Without a run only onnxruntime runs the model: any model it runs can be evaluated, the
+    // exported model.qdq.onnx included, without FxPQ's import for quantization.
+    floatOnly: !run,
   });
   if (run && run.model.sha256 !== sha256(s.model.bytes)) {
     throw new FxpqError(

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { inspectModel as inspectImported } from '../native-workers/engine/analysis/inspect.js';
-import { importModel, type ImportedModel } from '../native-workers/engine/model.js';
+import { decodeModel, importModel, type ImportedModel } from '../native-workers/engine/model.js';
 import { createOrtSession } from '../native-workers/engine/runtime/ort-session.js';
 import type { ClassList } from '../native-workers/engine/data/classes.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
@@ -20,9 +20,9 @@ export interface LoadedModel extends ImportedModel {
  * FxPQ's checks accept but onnxruntime refuses (an IR version it does not know, an attribute
  * its schema lacks) is refused here with the file named, not in the middle of a job.
  */
-export async function loadModelFile(path: string): Promise<LoadedModel> {
+export async function loadModelFile(path: string, options: { canonicalize?: boolean } = {}): Promise<LoadedModel> {
   const bytes = await readUserFile(path, 'an ONNX model file');
-  const model = { ...importModel(bytes, path), bytes };
+  const model = { ...(options.canonicalize === false ? decodeModel(bytes, path) : importModel(bytes, path)), bytes };
   await (await createOrtSession(bytes, path, { optimization: 'disabled' })).release();
   return model;
 }

@@ -17,6 +17,8 @@ export interface SessionOptions {
   /** A class list already decided (a run records its own), used instead of `classes`. */
   classList?: ClassList;
   preprocess?: string;
+  /** Only onnxruntime will run the model: decode and validate it, no canonical graph. */
+  floatOnly?: boolean;
 }
 
 export interface WorkSession {
@@ -70,7 +72,7 @@ export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
 }
 
 export async function openSession(o: SessionOptions): Promise<WorkSession> {
-  const model = await loadModelFile(o.modelPath);
+  const model = await loadModelFile(o.modelPath, { canonicalize: !o.floatOnly });
   const dataset = await openDataset(o.dataPath);
   const classes = o.classList ?? (await resolveClasses(dataset, model, o.classes));
   const labels = labelsFor(dataset, classes);

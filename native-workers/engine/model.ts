@@ -14,6 +14,16 @@ export interface ImportedModel {
   canonical: Graph;
 }
 
+/**
+ * Decode and validate only, for a model that onnxruntime alone will run (float evaluation of any
+ * model, an exported QDQ model included): `canonical` is the graph as the file holds it.
+ */
+export function decodeModel(bytes: Uint8Array, source: string): ImportedModel {
+  const original = readOnnx(bytes, source);
+  validateGraph(original, source);
+  return { source, original, canonical: original };
+}
+
 export function importModel(bytes: Uint8Array, source: string): ImportedModel {
   try {
     const original = readOnnx(bytes, source);

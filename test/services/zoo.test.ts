@@ -19,6 +19,7 @@ import { buildPlan, type Assignment } from '../../native-workers/engine/fixedpoi
 import { writeOnnx } from '../../native-workers/engine/onnx/onnx-format.js';
 import { FloatRunner } from '../../native-workers/engine/runtime/float-runner.js';
 import { SimRunner } from '../../native-workers/engine/runtime/sim-runner.js';
+import { evaluate } from '../../services/evaluate.js';
 import { exportRun } from '../../services/export.js';
 import { loadModelFile } from '../../services/models.js';
 import { closePools } from '../../services/pool.js';
@@ -113,6 +114,20 @@ describe.each(ZOO)('zoo model %s', (name) => {
     // most logits by rounding (top-1 equal); the C and the simulation are exact. See BENCHMARKS.md.
     if (name !== 'alexnet') expect(r.qdq!.logitMismatches).toBe(0);
     expect(r.c!.goldenVectors).toBeGreaterThan(0);
+    if (name === 'vgg') {
+      // The exported QDQ model is evaluated as any onnxruntime model (no FxPQ import), with the
+      // same top-1 as the integer executor on the same images.
+      const spec = 'resize=32,crop=32,channels=3,mean=0.5,std=0.25';
+      const qdq = await evaluate({
+        modelPath: join(tmp, `export-${name}`, 'model.qdq.onnx'),
+        dataPath: data,
+        preprocess: spec,
+        cacheDir,
+      });
+      const int = await evaluate({ modelPath: path, dataPath: data, run: mixedRun, engine: 'int', cacheDir });
+      expect(qdq.n).toBe(int.n);
+      expect(qdq.fp.top1).toBe(int.quant!.top1);
+    }
   }, 240_000);
 });
 
