@@ -110,9 +110,7 @@ describe.each(ZOO)('zoo model %s', (name) => {
     writeFileSync(join(mixedRun, 'config.json'), JSON.stringify({ ...config, assignment: assignments[1] }));
     const r = await exportRun({ run: mixedRun, out: join(tmp, `export-${name}`), cacheDir });
     expect(r.qdq!.top1Agreement).toBe(1);
-    // Known bug, found by this zoo: alexnet's QDQ model differs from the integer executor in
-    // most logits by rounding (top-1 equal); the C and the simulation are exact. See BENCHMARKS.md.
-    if (name !== 'alexnet') expect(r.qdq!.logitMismatches).toBe(0);
+    expect(r.qdq!.logitMismatches).toBe(0);
     expect(r.c!.goldenVectors).toBeGreaterThan(0);
     if (name === 'vgg') {
       // The exported QDQ model is evaluated as any onnxruntime model (no FxPQ import), with the

@@ -515,6 +515,13 @@ function materialize(graph: Graph, folded: Set<Node>, values: Map<string, Value>
         return name;
       }
       if (n.op === 'Reshape' && i === 1 && marks.length === 1 && marks[0] === 0 && attrInt(n, 'allowzero', 0) === 0) {
+        if (v.data.length === 2 && v.data[1] === -1) {
+          // x.view(x.size(0), -1) is Flatten. (As a Reshape to [0, -1] between a DequantizeLinear
+          // and a Gemm, onnxruntime's QDQ fusion rounds the Gemm differently from the integers.)
+          n.op = 'Flatten';
+          n.attrs = { axis: { kind: 'int', value: 1 } };
+          return '';
+        }
         const copy = `${name}_batch_copied`;
         graph.initializers.set(copy, tensorOf(copy, { ...v, data: v.data.map((d, k) => (k === 0 ? 0 : d)) }));
         return copy;
@@ -525,5 +532,6 @@ function materialize(graph: Graph, folded: Set<Node>, values: Map<string, Value>
       );
     });
   }
+  for (const n of kept) if (n.op === 'Flatten') n.inputs = n.inputs.filter(Boolean);
   graph.nodes = kept;
 }
