@@ -1,16 +1,36 @@
 /** File access for the services: errors a user can act on, and writes that never leave half a file. */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, basename, join, resolve } from 'node:path';
 import { FxpqError } from '../native-workers/engine/errors.js';
 
-/** Read a whole file, turning system errors into one sentence that names the file. */
-/** `what` names the expected kind with its article: "an ONNX model file". */
+/**
+ * Read a whole file the user named, turning system errors into one sentence that names the file;
+ * `what` names the expected kind with its article: "an ONNX model file". Opened without blocking
+ * and checked on the handle: a FIFO or a device named model.onnx would otherwise hang the read
+ * or stream forever.
+ */
+/** ONNX files are protobuf messages, which cannot exceed 2 GB. */
+export const MAX_USER_FILE_BYTES = 2 ** 31;
+
 export async function readUserFile(path: string, what = 'a file'): Promise<Uint8Array> {
   try {
-    const info = await stat(path);
-    if (info.isDirectory()) throw new FxpqError(`${path} is a folder, not ${what}.`, 'io');
-    return await readFile(path);
+    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const info = await file.stat();
+      if (info.isDirectory()) throw new FxpqError(`${path} is a folder, not ${what}.`, 'io');
+      if (!info.isFile())
+        throw new FxpqError(`${path} is not a regular file (a device, pipe or socket), not ${what}.`, 'io');
+      if (info.size > MAX_USER_FILE_BYTES)
+        throw new FxpqError(
+          `${path} is ${(info.size / 2 ** 30).toFixed(1)} GB, more than the 2 GB an ONNX file or a labels file can be.`,
+          'io',
+        );
+      return await file.readFile();
+    } finally {
+      await file.close();
+    }
   } catch (e) {
     throw describeFsError(e, path, what);
   }

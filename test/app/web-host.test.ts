@@ -2,6 +2,7 @@
  * The web host over real HTTP: the job event stream (Server-Sent Events) with its token rule,
  * and requests that must never take the server down or get past its checks.
  */
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -146,6 +147,7 @@ describe('web host', () => {
   it('survives malformed requests and answers with security headers', async () => {
     expect((await raw('/%ff')).status).toBe(400);
     expect((await raw('/%E0%A4%A')).status).toBe(400);
+    expect((await raw('http://[bad')).status).toBe(400);
     const page = await raw('/');
     expect(page.status).toBe(200);
     expect(page.headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
@@ -161,6 +163,10 @@ describe('web host', () => {
     expect(bad.error!.message).toMatch(/^inspectModel: /);
     expect((await call('startRun', ['/x', { model: 'm', dataset: 'd', budget: -1 }])).error!.code).toBe('bad-request');
     expect((await call('noSuchMethod', [])).error!.code).toBe('unknown-method');
+    // A FIFO named like a model answers at once instead of hanging the request.
+    const fifo = join(tmp, 'pipe.onnx');
+    execFileSync('mkfifo', [fifo]);
+    expect((await call('inspectModel', [fifo])).error!.message).toMatch(/pipe\.onnx is not a regular file/);
     expect((await call('listFolder', ['/etc'])).error!.message).toMatch(/outside the folders this app may browse/);
     const listing = (await call('listFolder', [tmp])).result as { entries: { name: string }[] };
     expect(listing.entries.map((e) => e.name)).toContain('renderer');

@@ -112,6 +112,12 @@ export function parsePreprocess(spec: string): PreprocessSpec {
     if (key === 'std' && result.std.some((s) => s === 0))
       throw new FxpqError(`Preprocessing spec "${spec}": std must not be 0.`, 'invalid-model');
   }
+  // The shorter side is resized to `resize`: a larger crop fits no image (the spec is wrong, not the images).
+  if (result.resize !== null && result.crop !== null && result.crop > result.resize)
+    throw new FxpqError(
+      `Preprocessing spec "${spec}": crop ${result.crop} is larger than resize ${result.resize}, so no image can be cropped; use crop <= resize.`,
+      'invalid-model',
+    );
   return result;
 }
 
