@@ -4,7 +4,7 @@
  * uninterrupted run, SIGKILL at a random point and resume, and bad inputs.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -127,6 +127,8 @@ describe('quantize job with a budget', () => {
     await expect(quantize({ ...base, out })).rejects.toThrow(
       `${checkpoint} (a search checkpoint) is not valid JSON, perhaps cut short. Resume from the last good checkpoint (step ${previousStep}, checkpoint.prev.json) with --previous-checkpoint, or start the run over with --restart.`,
     );
+    // A line torn by a crash mid-write is dropped on resume, not read.
+    appendFileSync(join(out, 'trajectory.jsonl'), '{"step": 99, "accep');
     expect(essence(await quantize({ ...base, out, checkpoint: 'previous' }))).toEqual(essence(reference));
     expect(essence(await quantize({ ...base, out, checkpoint: 'restart' }))).toEqual(essence(reference));
   }, 240_000);
