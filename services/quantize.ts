@@ -4,7 +4,7 @@
  */
 import { structureRanges, uniformAssignment } from '../native-workers/engine/fixedpoint/assignment.js';
 import { buildPlan, type Assignment } from '../native-workers/engine/fixedpoint/plan.js';
-import { MAX_BITS, MIN_BITS } from '../native-workers/engine/fixedpoint/format.js';
+import { MIN_BITS } from '../native-workers/engine/fixedpoint/format.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
 import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
@@ -19,6 +19,9 @@ import { prepareOutputFolder } from './files.js';
 
 export type ProgressEvent = SearchJobProgress;
 
+/** The search starts at 16 bits too; wider formats would give a simulation that is not the integer network. */
+export const UNIFORM_MAX_BITS = 16;
+
 export interface QuantizeOptions extends Omit<SearchJobOptions, 'budget'> {
   uniform?: number;
   budget?: number;
@@ -31,8 +34,11 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
       throw new FxpqError('quantize needs a budget (--budget PP) or a uniform word length (--uniform B).', 'io');
     return quantizeSearch({ ...o, budget: o.budget, onProgress: (p) => o.onProgress?.(p) });
   }
-  if (!Number.isInteger(o.uniform) || o.uniform < MIN_BITS || o.uniform > MAX_BITS) {
-    throw new FxpqError(`--uniform ${o.uniform} is outside ${MIN_BITS}..${MAX_BITS} bits.`, 'io');
+  if (!Number.isInteger(o.uniform) || o.uniform < MIN_BITS || o.uniform > UNIFORM_MAX_BITS) {
+    throw new FxpqError(
+      `--uniform ${o.uniform} is outside ${MIN_BITS}..${UNIFORM_MAX_BITS} bits (above 16 bits the float32 simulation is no longer exact, and the integer sums pass 52 bits).`,
+      'io',
+    );
   }
   const started = performance.now();
   const s = await openSession(o);

@@ -34,7 +34,7 @@ export const quantizeCommand: Command = {
       if (typeof values[name] !== 'string') return { usageError: `quantize needs --${name}.` };
     const numbers: Record<string, number | undefined> = {};
     for (const [name, min, max] of [
-      ['uniform', 2, 32],
+      ['uniform', 2, 16],
       ['calib', 1, 10_000_000],
       ['eval', 1, 10_000_000],
       ['seed', 0, 2 ** 31 - 1],

@@ -20,7 +20,7 @@ describe('command-line arguments', () => {
     [['--budget', '0x10', '--out', join(tmp, 'a')], /--budget must be a number/],
     [['--budget', 'Infinity', '--out', join(tmp, 'a')], /--budget must be a number/],
     [['--budget', '1', '--seed', '1e300', '--out', join(tmp, 'a')], /--seed must be a whole number from 0/],
-    [['--uniform', '64', '--out', join(tmp, 'a')], /--uniform must be a whole number from 2 to 32/],
+    [['--uniform', '32', '--out', join(tmp, 'a')], /--uniform must be a whole number from 2 to 16/],
     [['--budget', '1', '--workers', '0', '--out', join(tmp, 'a')], /--workers must be a whole number from 1/],
   ])('refuses %j with exit 2', async (args, message) => {
     const r = await runCli([...base, ...(args as string[])]);
