@@ -9,7 +9,7 @@ import { DataType, type Graph } from '../../native-workers/engine/ir/graph.js';
 import { importModel } from '../../native-workers/engine/model.js';
 import { writeOnnx } from '../../native-workers/engine/onnx/onnx-format.js';
 import { isFxpqError } from '../../native-workers/engine/errors.js';
-import { GraphBuilder } from '../helpers/graph-builder.js';
+import { GraphBuilder, ints } from '../helpers/graph-builder.js';
 
 /** A small valid classifier: Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm. */
 function classifier(): { b: GraphBuilder; g: Graph } {
@@ -99,6 +99,28 @@ describe('model validator', () => {
     expect(refusal(toBinary(ModelProtoSchema, model))).toMatch(
       /tensor conv_w has 7 bytes of raw data, not a whole number of 4-byte values/,
     );
+  });
+
+  it('refuses at import what would plan but not run: a 1-D convolution, a broadcasting Add', () => {
+    const conv1d = new GraphBuilder();
+    {
+      const b = conv1d;
+      const x = b.input('x', [-1, 2, 8]);
+      const c = b.node('Conv', [x, b.weight([4, 2, 3], 1), b.weight([4], 2)], { pads: ints([1, 1]) });
+      const f = b.node('Flatten', [b.node('GlobalAveragePool', [c])]);
+      b.output(b.node('Gemm', [f, b.weight([4, 3], 3)]), [-1, 3]);
+    }
+    expect(refusal(conv1d.bytes())).toMatch(/bad\.onnx: node conv_\d+ \(Conv\) works on a 1-D signal/);
+    const broadcast = new GraphBuilder();
+    {
+      const b = broadcast;
+      const x = b.input('x', [-1, 2, 8, 8]);
+      const c = b.node('Conv', [x, b.weight([4, 2, 3, 3], 1), b.weight([4], 2)], { pads: ints([1, 1, 1, 1]) });
+      const s = b.node('Add', [c, b.node('GlobalAveragePool', [c])]);
+      const f = b.node('Flatten', [b.node('GlobalAveragePool', [s])]);
+      b.output(b.node('Gemm', [f, b.weight([4, 3], 3)]), [-1, 3]);
+    }
+    expect(refusal(broadcast.bytes())).toMatch(/node add_\d+ \(Add\) broadcasts \[1, 4, 8, 8\] with \[1, 4, 1, 1\]/);
   });
 
   it('imports a long chain of Identity nodes in linear time', () => {

@@ -70,7 +70,7 @@ export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph 
   fuseActivations(graph);
   checkTerminalOps(graph, options.source);
   removeUnusedInitializers(graph);
-  inferShapes(graph); // validates the final graph
+  checkRunnable(graph, inferShapes(graph), options.source); // also validates the final graph
   return graph;
 }
 
@@ -449,6 +449,32 @@ function checkTerminalOps(graph: Graph, source: string): void {
         `${source}: ${n.op} node ${n.name} is inside the network; FxPQ supports ${n.op} only as the final operator.`,
         'unsupported-op',
       );
+    }
+  }
+}
+
+/** Spatial operators whose integer kernels and C are written for 2-D images (N, C, H, W). */
+const SPATIAL_2D = new Set(['Conv', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
+
+/**
+ * What the canonical graph may hold that plans but could not run in the integer kernels: refused
+ * here, at import, rather than after a search.
+ */
+function checkRunnable(graph: Graph, shapes: ShapeMap, source: string): void {
+  for (const n of graph.nodes) {
+    const x = shapes.get(n.inputs[0]!);
+    if (SPATIAL_2D.has(n.op) && x && x.length !== 4)
+      throw new FxpqError(
+        `${source}: node ${n.name} (${n.op}) works on a ${x.length - 2}-D signal; FxPQ's integer kernels cover 2-D images (N, C, H, W) only.`,
+        'unsupported-model',
+      );
+    if (n.op === 'Add') {
+      const [a, b] = [shapes.get(n.inputs[0]!), shapes.get(n.inputs[1]!)];
+      if (a && b && a.join() !== b.join())
+        throw new FxpqError(
+          `${source}: node ${n.name} (Add) broadcasts [${a.join(', ')}] with [${b.join(', ')}]; FxPQ's integer Add adds tensors of the same shape.`,
+          'unsupported-model',
+        );
     }
   }
 }
