@@ -4,15 +4,39 @@ import { tensorToNumbers } from '../ir/graph.js';
 import { operatorModule } from '../ops/registry.js';
 import { clipLimits } from '../ops/activation.js';
 import { checkAccumulator } from './kernel-util.js';
-import { formatRange, rshiftRound, type Format } from './format.js';
+import { formatRange, MAX_BITS, MIN_BITS, rshiftRound, type Format } from './format.js';
 import { outputBounds, structureId, type Assignment, type QuantPlan } from './plan.js';
 import type { IntProgram, ProgramConstant, ProgramNode } from './program.js';
 import { QuantizedCache, type ParameterOverrides } from './quantized-cache.js';
 
+/** The most a shift may move: C leaves shifts by the width of an int64 or more undefined. */
+export const MAX_SHIFT = 62;
+
 export function formatOf(plan: QuantPlan, assignment: Assignment, id: string): Format {
   const f = assignment[id];
   if (!f) throw new FxpqError(`The format assignment has no format for ${id}.`, 'invalid-model');
+  // Formats come from a run's config.json too, which may be damaged or edited by hand.
+  const fine =
+    Number.isInteger(f.bits) &&
+    f.bits >= MIN_BITS &&
+    f.bits <= MAX_BITS &&
+    !(f.bits === MAX_BITS && !f.signed) && // a 32-bit unsigned value does not fit the C int32 storage
+    Number.isInteger(f.frac) &&
+    Math.abs(f.frac) <= MAX_SHIFT;
+  if (!fine)
+    throw new FxpqError(
+      `The format of ${id} (${f.bits} bits, ${f.signed ? 'signed' : 'unsigned'}, fractional length ${f.frac}) is outside what the integer code runs: ${MIN_BITS} to ${MAX_BITS} bits (31 unsigned), fractional lengths within +-${MAX_SHIFT}.`,
+      'invalid-model',
+    );
   return f;
+}
+
+function checkShift(node: string, what: string, shift: number): void {
+  if (Math.abs(shift) > MAX_SHIFT)
+    throw new FxpqError(
+      `Layer ${node}: the ${what} needs a shift of ${shift} bits, more than the ${MAX_SHIFT} the integer code allows; its formats are too far apart.`,
+      'invalid-model',
+    );
 }
 
 export function compileProgram(
@@ -46,12 +70,14 @@ export function compileProgram(
             ? w.dims[1]!
             : w.dims[0]!;
       checkAccumulator(node.name, wf.bits, fmtOfTensor(x).bits, fanIn);
+      checkShift(node.name, 'requantization of its sums', wf.frac + fracOf[x]! - fmtOfTensor(node.outputs[0]!).frac);
       const bName = rules.biasInput !== undefined ? node.inputs[rules.biasInput] : undefined;
       if (bName) {
         const bId = structureId('B', bName);
         const bf = formatOf(plan, assignment, bId);
         const m = cache.get(bId, bf);
         const shift = bf.frac - (wf.frac + fracOf[x]!);
+        checkShift(node.name, 'alignment of its bias', shift);
         constants[bName] = {
           dims: g.initializers.get(bName)!.dims,
           data: m,
