@@ -55,4 +55,29 @@ describe('integer program guards', () => {
     damage(assignment);
     expect(() => compileProgram(plan, assignment)).toThrow(message);
   });
+
+  it('keeps the sums of Add and the pools exact, or refuses', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', [-1, 2, 6, 6]);
+    const r = b.node('Relu', [b.node('Conv', [x, b.weight([4, 2, 3, 3], 1)], { pads: ints([1, 1, 1, 1]) })]);
+    const c = b.node('Conv', [r, b.weight([4, 4, 3, 3], 2)], { pads: ints([1, 1, 1, 1]) });
+    const s = b.node('Add', [c, r]);
+    const f = b.node('Flatten', [b.node('GlobalAveragePool', [s])]);
+    b.output(b.node('Gemm', [f, b.weight([4, 3], 3)]), [-1, 3]);
+    const plan = buildPlan(importModel(b.bytes(), 'residual.onnx').canonical, { inputNonNegative: false });
+    const sound = uniformAssignment(
+      plan,
+      8,
+      structureRanges(plan, () => 4),
+    );
+    expect(() => compileProgram(plan, sound)).not.toThrow();
+    const add = plan.nodes.find((n) => n.op === 'Add')!;
+    const [ia, ib] = add.inputs.map((t) => plan.activationOf.get(t)!) as [string, string];
+    const apart = { ...sound, [ia]: { ...sound[ia]!, bits: 16, frac: 50 }, [ib]: { ...sound[ib]!, bits: 16, frac: 0 } };
+    expect(() => compileProgram(plan, apart)).toThrow(/the aligned sum of its inputs needs 67 bits, more than the 52/);
+    const pool = plan.nodes.find((n) => n.op === 'GlobalAveragePool')!;
+    const ip = plan.activationOf.get(pool.inputs[0]!)!;
+    const wide = { ...sound, [ip]: { ...sound[ip]!, bits: 32, signed: true } };
+    expect(() => compileProgram(plan, wide)).toThrow(/window sum times its reciprocal needs 54 bits/);
+  });
 });

@@ -1,10 +1,10 @@
 /** Compile a plan and an assignment into the integer program (spec §2). */
 import { FxpqError } from '../errors.js';
-import { tensorToNumbers } from '../ir/graph.js';
+import { attrInts, tensorToNumbers } from '../ir/graph.js';
 import { operatorModule } from '../ops/registry.js';
 import { clipLimits } from '../ops/activation.js';
 import { checkAccumulator } from './kernel-util.js';
-import { formatRange, MAX_BITS, MIN_BITS, rshiftRound, type Format } from './format.js';
+import { formatRange, MAX_BITS, MIN_BITS, POOL_RECIPROCAL_BITS, rshiftRound, type Format } from './format.js';
 import { outputBounds, structureId, type Assignment, type QuantPlan } from './plan.js';
 import type { IntProgram, ProgramConstant, ProgramNode } from './program.js';
 import { QuantizedCache, type ParameterOverrides } from './quantized-cache.js';
@@ -29,6 +29,40 @@ export function formatOf(plan: QuantPlan, assignment: Assignment, id: string): F
       'invalid-model',
     );
   return f;
+}
+
+/**
+ * The sums of Add and the pools must stay exact like the linear layers' (float64 in the executor,
+ * int64 in the C): below 2^52 after alignment, with every shift within MAX_SHIFT.
+ */
+function checkExactSums(
+  plan: QuantPlan,
+  node: QuantPlan['nodes'][number],
+  fmt: (t: string) => Format,
+  out: Format,
+): void {
+  const tooWide = (bits: number, what: string): void => {
+    if (bits > 52)
+      throw new FxpqError(
+        `Layer ${node.name}: the ${what} needs ${bits} bits, more than the 52 that stay exact; use closer or shorter formats.`,
+        'invalid-model',
+      );
+  };
+  if (node.op === 'Add') {
+    const [a, b] = node.inputs.map(fmt) as [Format, Format];
+    const F = Math.max(a.frac, b.frac);
+    for (const x of [a, b]) tooWide(x.bits + (F - x.frac) + 1, 'aligned sum of its inputs');
+    checkShift(node.name, 'rounding of its sum', F - out.frac);
+  } else if (node.op === 'AveragePool' || node.op === 'GlobalAveragePool') {
+    const x = fmt(node.inputs[0]!);
+    const shape = plan.shapes.get(node.inputs[0]!)!;
+    const n =
+      node.op === 'GlobalAveragePool'
+        ? shape.slice(2).reduce((p, d) => p * d, 1)
+        : attrInts(node, 'kernel_shape', []).reduce((p, d) => p * d, 1);
+    tooWide(x.bits + Math.ceil(Math.log2(Math.max(n, 1))) + POOL_RECIPROCAL_BITS, 'window sum times its reciprocal');
+    checkShift(node.name, 'rounding of its average', POOL_RECIPROCAL_BITS + x.frac - out.frac);
+  }
 }
 
 function checkShift(node: string, what: string, shift: number): void {
@@ -99,6 +133,7 @@ export function compileProgram(
     }
     const out = node.outputs[0]!;
     const f = fmtOfTensor(out);
+    checkExactSums(plan, node, fmtOfTensor, f);
     const bounds = module.formatRole === 'requantize' ? outputBounds(node, f) : formatRange(f);
     nodes.push({
       name: node.name,
