@@ -191,6 +191,82 @@ describe('FxP-QNet search', () => {
     );
   });
 
+  it('raises eps_t pass by pass to eps, and freezes a structure only when it fails at the full budget', async () => {
+    const plan = tinyPlan();
+    const log: TrajectoryStep[] = [];
+    const env = syntheticEnv(plan, log, {});
+    // Needs of 15 and 16 bits, so that reductions fail while eps_t is still rising.
+    env.evaluate = async (a, _b, n) => {
+      let harm = 0;
+      plan.structures.forEach((s, i) => (harm += Math.max(0, 15 + (i % 2) - a[s.id]!.bits) ** 2));
+      const n10 = Math.round((harm * n) / 1000);
+      return { n, n10, n01: 0, correct: n - n10, kl: harm / 100 };
+    };
+    const state = await new FxpQNetSearch(env, options).run(initialState());
+    const reduce = log.filter((l) => l.phase === 'reduce' && l.structure);
+    // The budget in force never falls from one pass to the next, and reaches eps (1 point).
+    const perPass = new Map<number, number>();
+    for (const l of reduce) perPass.set(l.pass, Math.max(perPass.get(l.pass) ?? 0, l.budget));
+    const budgets = [...perPass.keys()].sort((a, b) => a - b).map((p) => perPass.get(p)!);
+    for (let i = 1; i < budgets.length; i++) expect(budgets[i]!).toBeGreaterThanOrEqual(budgets[i - 1]!);
+    expect(budgets.at(-1)!).toBeCloseTo(1, 9);
+    expect(budgets[0]!).toBeLessThan(1);
+    // Rejected under a smaller eps_t: proposed again in a later pass. Rejected at eps: never again.
+    for (const [i, l] of reduce.entries()) {
+      if (l.accepted) continue;
+      const later = reduce.slice(i + 1).filter((m) => m.structure === l.structure);
+      if (l.budget < 1 - 1e-9)
+        expect({ structure: l.structure, retried: later.length > 0 }).toEqual({
+          structure: l.structure,
+          retried: true,
+        });
+      else expect({ structure: l.structure, after: later.length }).toEqual({ structure: l.structure, after: 0 });
+    }
+    expect(reduce.some((l) => !l.accepted && l.budget < 1 - 1e-9)).toBe(true);
+    expect(reduce.some((l) => !l.accepted && l.budget >= 1 - 1e-9)).toBe(true);
+    expect(state.phase).toBe('done');
+  });
+
+  it('keeps a distillation move only when the KL falls, and the distilled mapping only within the budget', async () => {
+    const plan = tinyPlan();
+    const log: TrajectoryStep[] = [];
+    const env = syntheticEnv(plan, log, {});
+    const honest = env.evaluate;
+    // The KL falls for +1 on every structure; the drop is untouched by fractional lengths.
+    env.evaluate = async (a, b, n, phase) => {
+      const c = await honest(a, b, n, phase);
+      const fracSum = plan.structures.reduce((t, s) => t + a[s.id]!.frac, 0);
+      return { ...c, kl: 100 - fracSum };
+    };
+    await new FxpQNetSearch(env, options).run(initialState());
+    const moves = log.filter((l) => l.note === 'distillation');
+    expect(moves.length).toBeGreaterThan(0);
+    let loss = Infinity;
+    for (const m of moves) {
+      if (m.accepted) {
+        expect(m.kl!).toBeLessThan(loss);
+        loss = m.kl!;
+      } else expect(m.kl!).toBeGreaterThanOrEqual(loss);
+    }
+    // When the distilled mapping breaks the budget on D_c it is dropped for the one before it.
+    const log2: TrajectoryStep[] = [];
+    const env2 = syntheticEnv(plan, log2, {});
+    const honest2 = env2.evaluate;
+    let distilling = false;
+    env2.evaluate = async (a, b, n, phase) => {
+      const c = await honest2(a, b, n, phase);
+      if (phase === 'distill') distilling = true;
+      const fracSum = plan.structures.reduce((t, s) => t + a[s.id]!.frac, 0);
+      // Any distilled change costs 5 % on D_c.
+      const harm = distilling && n === 1000 && phase === 'distill' ? Math.round(n * 0.05) : 0;
+      return { ...c, kl: 100 - fracSum, n10: c.n10 + harm, correct: c.correct - harm };
+    };
+    const state2 = await new FxpQNetSearch(env2, options).run(initialState());
+    const verdict = log2.find((l) => l.phase === 'distill' && l.structure === null);
+    expect(verdict?.accepted).toBe(false);
+    expect(state2.final!.bound).toBeLessThanOrEqual(1);
+  });
+
   it('decides a bound early only when no outcome of the remaining images could change it', () => {
     // Exhaustive on small splits: every prefix, every completion of the rest.
     const z = 1;
