@@ -1,0 +1,115 @@
+/**
+ * The WebAssembly integer kernels (wasm/kernels.c, built by scripts/build-wasm.mjs): loading
+ * and the memory they work in. The engine reads no files, so the binary comes in as base64
+ * from a generated module: the same bytes load in Node, in the Electron bundles and in a
+ * browser, with nothing fetched. Where WebAssembly or its SIMD is missing, `wasmKernelModule`
+ * gives undefined and the executor keeps the TypeScript kernels.
+ */
+import { KERNELS_WASM_BASE64 } from './wasm/kernels-wasm.js';
+
+interface KernelExports {
+  memory: WebAssembly.Memory;
+  __heap_base: WebAssembly.Global;
+  pack_conv(...args: number[]): number;
+  pack_pointwise(x: number, c0: number, cg: number, P: number, col: number): number;
+  pack_rows(x: number, P: number, K: number, col: number): number;
+  dot_4x8(w: number, col: number, OB: number, KP: number, PB: number, acc: number): void;
+  dot_1x8(w: number, col: number, KP: number, PB: number, acc: number): void;
+  requantize(...args: number[]): void;
+}
+
+let compiled: Promise<WebAssembly.Module | undefined> | undefined;
+
+function decodeBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** The compiled kernels (compiled once per thread), or undefined where this runtime cannot run them. */
+export function wasmKernelModule(): Promise<WebAssembly.Module | undefined> {
+  compiled ??= (async () => {
+    if (typeof WebAssembly === 'undefined') return undefined;
+    try {
+      return await WebAssembly.compile(decodeBase64(KERNELS_WASM_BASE64));
+    } catch {
+      return undefined; // no SIMD or bulk memory here: the TypeScript kernels stay
+    }
+  })();
+  return compiled;
+}
+
+const PAGE = 65536;
+const align16 = (n: number) => (n + 15) & ~15;
+
+/**
+ * One instance of the kernels with its own memory: packed weights of the current program
+ * below `top`, per-call scratch above it. Not shared between threads.
+ */
+export class WasmKernels {
+  readonly fn: KernelExports;
+  private readonly base: number;
+  private top: number;
+  private readonly packed = new Map<object, unknown>();
+  /** Layer calls served by the kernels, and those that fell back to TypeScript (tests, benchmarks). */
+  readonly counts = { fast: 0, fallback: 0 };
+
+  private constructor(instance: WebAssembly.Instance) {
+    this.fn = instance.exports as unknown as KernelExports;
+    this.base = align16(this.fn.__heap_base.value as number);
+    this.top = this.base;
+  }
+
+  static async create(module?: WebAssembly.Module): Promise<WasmKernels | undefined> {
+    const m = module ?? (await wasmKernelModule());
+    if (!m) return undefined;
+    return new WasmKernels(await WebAssembly.instantiate(m, {}));
+  }
+
+  /** Forget the packed weights of an earlier program: its memory is reused. */
+  reset(): void {
+    this.packed.clear();
+    this.top = this.base;
+  }
+
+  /** Data packed once per program (weights), keyed by the object it was made from. */
+  cached<T>(key: object, make: () => T): T {
+    if (!this.packed.has(key)) this.packed.set(key, make());
+    return this.packed.get(key) as T;
+  }
+
+  /** Persistent bytes (packed weights, biases) until the next reset. */
+  allocate(bytes: number): number {
+    const at = this.top;
+    this.top = align16(at + bytes);
+    this.ensure(this.top);
+    return at;
+  }
+
+  /** Scratch pointers for one kernel call, laid out above the persistent data. */
+  scratch(sizes: number[]): number[] {
+    let at = this.top;
+    const out = sizes.map((s) => {
+      const p = at;
+      at = align16(at + s);
+      return p;
+    });
+    this.ensure(at);
+    return out;
+  }
+
+  private ensure(end: number): void {
+    const have = this.fn.memory.buffer.byteLength;
+    if (end > have) this.fn.memory.grow(Math.ceil((end - have) / PAGE));
+  }
+
+  /** Views are made per use: growing the memory detaches earlier ones. */
+  i32(ptr: number, length: number): Int32Array {
+    return new Int32Array(this.fn.memory.buffer, ptr, length);
+  }
+
+  f64(ptr: number, length: number): Float64Array {
+    return new Float64Array(this.fn.memory.buffer, ptr, length);
+  }
+}
