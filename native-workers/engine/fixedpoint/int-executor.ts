@@ -3,7 +3,7 @@
  * operator through its module's integer kernel. It defines what "integer-only" means.
  *
  * With `kernels` (the WebAssembly kernels, wasm-kernels.ts), an operator that has a fast
- * kernel (`runFast`: Conv, Gemm, MatMul) runs it where its bounds hold, and its TypeScript
+ * kernel (`runFast`: Conv, Gemm, MatMul, Add) runs it where its bounds hold, and its TypeScript
  * kernel otherwise; both give the same integers (test/engine/wasm-kernels.test.ts).
  */
 import { operatorModule } from '../ops/registry.js';
@@ -20,7 +20,9 @@ export function runImage(program: IntProgram, input: Int32Array, kernels?: WasmK
   for (const node of program.nodes) {
     const inputs = node.inputs.filter((name) => values.has(name)).map((name) => values.get(name)!);
     const rules = operatorModule(node.op)!.fixedPoint!;
-    const data = (kernels && rules.runFast?.(node, inputs, program, kernels)) ?? rules.runInt(node, inputs, program);
+    let data = kernels && rules.runFast ? rules.runFast(node, inputs, program, kernels) : undefined;
+    if (kernels && rules.runFast) kernels.counts[data ? 'fast' : 'fallback']++;
+    data ??= rules.runInt(node, inputs, program);
     values.set(node.output, { data, shape: node.outShape, frac: node.out.frac });
   }
   return values.get(program.output.name)!.data;

@@ -22,17 +22,29 @@ export interface LinearLayer {
   K: number;
   /** Biases aligned to the accumulator (ProgramConstant.aligned), one per output. */
   bias?: Float64Array;
-  /** Positions per output: Conv OH * OW, Gemm and MatMul the input rows. */
-  pixels: number;
   input: Int32Array;
-  /** Packs group g's columns from the input at `x` into `col` (a kernels.c pack_*): max|x|, or -1. */
-  pack(fn: WasmKernels['fn'], x: number, g: number, col: number): number;
-  /** Output order: [pixels][outputs] (Gemm, MatMul) instead of [outputs][pixels] (Conv). */
-  pixelMajor: boolean;
+  /** A CHW image under a 2-D window (Conv, output [outputs][OH][OW]) or rows of K values (Gemm, MatMul, output [rows][outputs]). */
+  shape: ConvShape | { rows: number };
   /** r = f_w + f_x - f_y and the output clamp bounds. */
   shift: number;
   lo: number;
   hi: number;
+}
+
+export interface ConvShape {
+  C: number;
+  H: number;
+  W: number;
+  KH: number;
+  KW: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  pt: number;
+  pl: number;
+  OH: number;
+  OW: number;
 }
 
 interface PackedWeights {
@@ -43,6 +55,8 @@ interface PackedWeights {
   perGroup: number;
   maxRowAbs: number;
   biasPtr: number;
+  /** The biases as int32 (0 where there is no bias, undefined where one does not fit) and their max |b|. */
+  biasInt?: { ptr: number; maxAbs: number };
 }
 
 const INT32_MAX = 2 ** 31 - 1;
@@ -71,51 +85,99 @@ function packWeights(k: WasmKernels, layer: LinearLayer): PackedWeights | null {
     maxRowAbs = Math.max(maxRowAbs, rowAbs);
   }
   let biasPtr = 0;
+  let biasInt: PackedWeights['biasInt'] = { ptr: 0, maxAbs: 0 };
   if (layer.bias) {
-    if (layer.bias.some((v) => Math.abs(v) >= 2 ** 52)) return null;
+    const maxAbs = layer.bias.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    if (maxAbs >= 2 ** 52) return null;
     biasPtr = k.allocate(layer.bias.length * 8);
     k.f64(biasPtr, layer.bias.length).set(layer.bias);
+    biasInt = undefined;
+    if (maxAbs <= INT32_MAX) {
+      biasInt = { ptr: k.allocate(layer.bias.length * 4), maxAbs };
+      k.i32(biasInt.ptr, layer.bias.length).set(layer.bias);
+    }
   }
   const ptr = k.allocate(data.length * 4);
   k.i32(ptr, data.length).set(data);
-  return { ptr, block, perGroup, maxRowAbs, biasPtr };
+  return { ptr, block, perGroup, maxRowAbs, biasPtr, biasInt };
 }
 
 /** The layer's output integers, or undefined where the bounds above do not hold (run the TypeScript kernel). */
 export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | undefined {
-  const out = fastLinear(k, layer);
-  if (out) k.counts.fast++;
-  else k.counts.fallback++;
-  return out;
-}
-
-function fastLinear(k: WasmKernels, layer: LinearLayer): Int32Array | undefined {
   const packed = k.cached(layer.weights, () => packWeights(k, layer));
   if (!packed) return undefined;
-  const { K, outputs, groups, pixels: P } = layer;
+  const { K, outputs, groups, shape } = layer;
   const perGroupOut = outputs / groups;
   const KP = (K + 1) >> 1;
-  const PB = (P + 7) >> 3;
   const OB = Math.ceil(perGroupOut / 4);
   const accRows = packed.block === 4 ? OB * 4 : perGroupOut;
-  const [x, col, acc, out] = k.scratch([layer.input.length * 4, PB * KP * 32, accRows * PB * 32, outputs * P * 4]);
-  k.i32(x!, layer.input.length).set(layer.input);
-  const [so, sp] = layer.pixelMajor ? [1, outputs] : [P, 1];
-  const r = layer.shift;
   const fn = k.fn;
+  // Output rows of OW pixels padded to OWpad (blocks of 8); Gemm / MatMul: one row of `rows` pixels.
+  const [OH, OW] = 'rows' in shape ? [1, shape.rows] : [shape.OH, shape.OW];
+  const OWpad = ((OW + 7) >> 3) << 3;
+  const PB = (OH * OWpad) >> 3;
+  const P = OH * OW;
+  const [so, sp] = 'rows' in shape ? [1, outputs] : [P, 1];
+  // Padded planes large enough for every read of the padded output rows (kernels.c pack_conv).
+  const conv = 'rows' in shape ? undefined : shape;
+  const Hp = conv ? Math.max(conv.pt + conv.H, (OH - 1) * conv.sh + (conv.KH - 1) * conv.dh + 1) : 0;
+  const Wp = conv ? Math.max(conv.pl + conv.W, OWpad * conv.sw + (conv.KW - 1) * conv.dw) : 0;
+  const [x, xp, col, acc, out] = k.scratch([
+    layer.input.length * 4,
+    conv ? conv.C * Hp * Wp * 2 : 0,
+    PB * KP * 32,
+    accRows * PB * 32,
+    outputs * P * 4,
+  ]);
+  k.i32(x!, layer.input.length).set(layer.input);
+  const maxX = conv
+    ? fn.pad_input(x!, conv.C, conv.H, conv.W, conv.pt, conv.pl, Hp, Wp, xp!)
+    : fn.pack_rows(x!, OW, K, col!);
+  if (maxX < 0 || packed.maxRowAbs * maxX > INT32_MAX) return undefined;
+  const r = layer.shift;
+  // Requantization in int32 lanes where the sums provably stay in int32 (Conv order only), else in float64.
+  const intShift =
+    conv !== undefined &&
+    r >= 1 &&
+    r <= 31 &&
+    packed.biasInt !== undefined &&
+    layer.lo >= -(2 ** 31) &&
+    layer.hi <= INT32_MAX &&
+    packed.biasInt.maxAbs + packed.maxRowAbs * maxX + 2 ** (r - 1) <= INT32_MAX;
   for (let g = 0; g < groups; g++) {
-    const maxX = layer.pack(fn, x!, g, col!);
-    if (maxX < 0 || packed.maxRowAbs * maxX > INT32_MAX) return undefined;
+    if (conv) {
+      const { sh, sw, dh, dw, KH, KW } = conv;
+      fn.pack_conv(xp!, g * (conv.C / groups), conv.C / groups, Hp, Wp, KH, KW, sh, sw, dh, dw, OH, OWpad >> 3, col!);
+    }
     const w = packed.ptr + g * packed.perGroup * 4;
     if (packed.block === 4) fn.dot_4x8(w, col!, OB, KP, PB, acc!);
     else for (let j = 0; j < perGroupOut; j++) fn.dot_1x8(w + j * KP * 4, col!, KP, PB, acc! + j * PB * 32);
+    const bias = (ptr: number, bytes: number) => (ptr ? ptr + g * perGroupOut * bytes : 0);
+    if (intShift) {
+      fn.requantize_shift(
+        acc!,
+        PB * 8,
+        bias(packed.biasInt!.ptr, 4),
+        perGroupOut,
+        OH,
+        OW,
+        OWpad,
+        r,
+        layer.lo,
+        layer.hi,
+        out! + g * perGroupOut * so * 4,
+      );
+      continue;
+    }
     // The same float64 constants as requantizeInto (kernel-util.ts).
     fn.requantize(
       acc!,
       PB * 8,
-      packed.biasPtr ? packed.biasPtr + g * perGroupOut * 8 : 0,
+      bias(packed.biasPtr, 8),
       perGroupOut,
-      P,
+      OH,
+      OW,
+      OWpad,
       r > 0 ? 1 : 0,
       r > 0 ? 2 ** (r - 1) : 0,
       2 ** -r,
@@ -126,5 +188,5 @@ function fastLinear(k: WasmKernels, layer: LinearLayer): Int32Array | undefined 
       sp,
     );
   }
-  return k.i32(out!, outputs * P).slice();
+  return k.copyOut(out!, outputs * P);
 }

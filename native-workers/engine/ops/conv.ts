@@ -161,8 +161,6 @@ export const conv: OperatorModule = {
       const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;
       const { H, W, OC, Cg, KH, KW, OH, OW, group, sh, sw, dh, dw, pt, pl } = geometry(node, x!, w.dims);
       const K = Cg * KH * KW;
-      // 1x1, stride 1, unpadded: the input planes are the columns (MobileNet's pointwise layers).
-      const pointwise = KH === 1 && KW === 1 && sh === 1 && sw === 1 && pt === 0 && pl === 0 && OH === H && OW === W;
       return runLinearWasm(kernels, {
         weights: w,
         weight: (o, k) => w.data[o * K + k]!,
@@ -170,12 +168,8 @@ export const conv: OperatorModule = {
         groups: group,
         K,
         bias: bias?.aligned,
-        pixels: OH * OW,
         input: x!.data,
-        pack: pointwise
-          ? (fn, xp, g, col) => fn.pack_pointwise(xp, g * Cg, Cg, OH * OW, col)
-          : (fn, xp, g, col) => fn.pack_conv(xp, g * Cg, Cg, H, W, KH, KW, sh, sw, dh, dw, pt, pl, OH, OW, col),
-        pixelMajor: false,
+        shape: { C: Cg * group, H, W, KH, KW, sh, sw, dh, dw, pt, pl, OH, OW },
         shift: w.frac! + x!.frac - node.out.frac,
         lo: node.out.lo,
         hi: node.out.hi,

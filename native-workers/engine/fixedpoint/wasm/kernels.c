@@ -11,8 +11,8 @@
  *   as requantizeInto (kernel-util.ts): every value there is an integer below 2^53, so the
  *   results are the same bits.
  *
- * Layouts (P pixels in blocks of 8, K products per output in pairs kp = k / 2):
- *   columns: [pixel block][kp][8 pixels][2] int16, zero beyond K and P;
+ * Layouts (pixels in blocks of 8, K products per output in pairs kp = k / 2):
+ *   columns: [pixel block][kp][8 pixels][2] int16, zero beyond K;
  *   weights: [output block of 4][kp][4 outputs] int32 holding the int16 pair (k even low, k odd high).
  * One i32x4.dot_i16x8_s then adds two products for four pixels of one output.
  */
@@ -31,89 +31,7 @@ static int32_t range_result(Range r) {
   return r.max > -r.min ? r.max : -r.min;
 }
 
-static void zero16(int16_t *p, int n) { __builtin_memset(p, 0, (unsigned)n * 2); }
-
-/*
- * im2col of the channels [c0, c0 + cg) of a CHW int32 image into the column layout.
- * Returns max|x| of the packed values, or -1 when one does not fit in int16.
- */
-EXPORT("pack_conv")
-int32_t pack_conv(const int32_t *x, int c0, int cg, int H, int W, int KH, int KW, int sh, int sw, int dh, int dw,
-                  int pt, int pl, int OH, int OW, int16_t *col) {
-  const int P = OH * OW;
-  const int K = cg * KH * KW;
-  const int KP = (K + 1) / 2;
-  const int PB = (P + 7) / 8;
-  zero16(col, PB * KP * 16);
-  Range r = {0, 0};
-  int k = 0;
-  for (int c = 0; c < cg; c++) {
-    const int32_t *plane = x + (c0 + c) * H * W;
-    for (int kh = 0; kh < KH; kh++) {
-      for (int kw = 0; kw < KW; kw++, k++) {
-        const int off = kw * dw - pl;
-        /* Output columns whose input column is inside the image: lo <= ow < hi. */
-        int lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
-        int hi = off > W - 1 ? 0 : (W - 1 - off) / sw + 1;
-        if (hi > OW) hi = OW;
-        int16_t *dst = col + (k >> 1) * 16 + (k & 1);
-        for (int oh = 0; oh < OH; oh++) {
-          const int ih = oh * sh - pt + kh * dh;
-          if (ih < 0 || ih >= H) continue;
-          const int32_t *src = plane + ih * W + off;
-          for (int ow = lo; ow < hi; ow++) {
-            const int32_t v = src[ow * sw];
-            const int p = oh * OW + ow;
-            r.max = v > r.max ? v : r.max;
-            r.min = v < r.min ? v : r.min;
-            dst[(p >> 3) * KP * 16 + (p & 7) * 2] = (int16_t)v;
-          }
-        }
-      }
-    }
-  }
-  return range_result(r);
-}
-
-/*
- * 1x1 convolution, stride 1, no padding: the columns are the channels themselves, two
- * channels interleaved per pair. Same result as pack_conv, without its per-element work.
- */
-EXPORT("pack_pointwise")
-int32_t pack_pointwise(const int32_t *x, int c0, int cg, int P, int16_t *col) {
-  const int KP = (cg + 1) / 2;
-  const int PB = (P + 7) / 8;
-  v128_t vmax = wasm_i32x4_splat(0), vmin = wasm_i32x4_splat(0);
-  for (int kp = 0; kp < KP; kp++) {
-    const int32_t *a = x + (c0 + 2 * kp) * P;
-    const int32_t *b = 2 * kp + 1 < cg ? a + P : 0;
-    for (int pb = 0; pb < PB; pb++) {
-      int16_t *dst = col + (pb * KP + kp) * 16;
-      const int p0 = pb * 8;
-      if (p0 + 8 <= P) {
-        v128_t a0 = wasm_v128_load(a + p0), a1 = wasm_v128_load(a + p0 + 4);
-        v128_t b0 = b ? wasm_v128_load(b + p0) : wasm_i32x4_splat(0);
-        v128_t b1 = b ? wasm_v128_load(b + p0 + 4) : wasm_i32x4_splat(0);
-        vmax = wasm_i32x4_max(vmax, wasm_i32x4_max(wasm_i32x4_max(a0, a1), wasm_i32x4_max(b0, b1)));
-        vmin = wasm_i32x4_min(vmin, wasm_i32x4_min(wasm_i32x4_min(a0, a1), wasm_i32x4_min(b0, b1)));
-        v128_t a16 = wasm_i16x8_narrow_i32x4(a0, a1);
-        v128_t b16 = wasm_i16x8_narrow_i32x4(b0, b1);
-        wasm_v128_store(dst, wasm_i16x8_shuffle(a16, b16, 0, 8, 1, 9, 2, 10, 3, 11));
-        wasm_v128_store(dst + 8, wasm_i16x8_shuffle(a16, b16, 4, 12, 5, 13, 6, 14, 7, 15));
-      } else {
-        for (int j = 0; j < 8; j++) {
-          const int p = p0 + j;
-          const int32_t va = p < P ? a[p] : 0;
-          const int32_t vb = p < P && b ? b[p] : 0;
-          vmax = wasm_i32x4_max(vmax, wasm_i32x4_make(va, vb, 0, 0));
-          vmin = wasm_i32x4_min(vmin, wasm_i32x4_make(va, vb, 0, 0));
-          dst[2 * j] = (int16_t)va;
-          dst[2 * j + 1] = (int16_t)vb;
-        }
-      }
-    }
-  }
-  Range r = {0, 0};
+static Range range_of(Range r, v128_t vmax, v128_t vmin) {
   for (int i = 0; i < 4; i++) {
     const int32_t hi = wasm_i32x4_extract_lane(vmax, 0), lo = wasm_i32x4_extract_lane(vmin, 0);
     r.max = hi > r.max ? hi : r.max;
@@ -121,7 +39,82 @@ int32_t pack_pointwise(const int32_t *x, int c0, int cg, int P, int16_t *col) {
     vmax = wasm_i32x4_shuffle(vmax, vmax, 1, 2, 3, 0);
     vmin = wasm_i32x4_shuffle(vmin, vmin, 1, 2, 3, 0);
   }
-  return range_result(r);
+  return r;
+}
+
+static void zero16(int16_t *p, int n) { __builtin_memset(p, 0, (unsigned)n * 2); }
+
+/*
+ * The CHW int32 image as int16 planes of Hp x Wp with the image at row pt, column pl and
+ * zeros around it: the convolution's padding becomes plain data, so packing needs no bounds
+ * tests. Returns max|x|, or -1 when a value does not fit in int16.
+ */
+EXPORT("pad_input")
+int32_t pad_input(const int32_t *x, int C, int H, int W, int pt, int pl, int Hp, int Wp, int16_t *xp) {
+  zero16(xp, C * Hp * Wp);
+  v128_t vmax = wasm_i32x4_splat(0), vmin = vmax;
+  Range r = {0, 0};
+  for (int c = 0; c < C; c++) {
+    for (int h = 0; h < H; h++) {
+      const int32_t *src = x + (c * H + h) * W;
+      int16_t *dst = xp + (c * Hp + h + pt) * Wp + pl;
+      int w = 0;
+      for (; w + 8 <= W; w += 8) {
+        const v128_t a = wasm_v128_load(src + w), b = wasm_v128_load(src + w + 4);
+        vmax = wasm_i32x4_max(vmax, wasm_i32x4_max(a, b));
+        vmin = wasm_i32x4_min(vmin, wasm_i32x4_min(a, b));
+        wasm_v128_store(dst + w, wasm_i16x8_narrow_i32x4(a, b));
+      }
+      for (; w < W; w++) {
+        const int32_t v = src[w];
+        r.max = v > r.max ? v : r.max;
+        r.min = v < r.min ? v : r.min;
+        dst[w] = (int16_t)v;
+      }
+    }
+  }
+  return range_result(range_of(r, vmax, vmin));
+}
+
+/* Eight values p[0], p[sw], ..., p[7 sw]. */
+static inline v128_t load8(const int16_t *p, int sw) {
+  if (sw == 1) return wasm_v128_load(p);
+  if (sw == 2) return wasm_i16x8_shuffle(wasm_v128_load(p), wasm_v128_load(p + 8), 0, 2, 4, 6, 8, 10, 12, 14);
+  return wasm_i16x8_make(p[0], p[sw], p[2 * sw], p[3 * sw], p[4 * sw], p[5 * sw], p[6 * sw], p[7 * sw]);
+}
+
+/* Where product k (channel, kh, kw) of output (0, 0) reads in the padded planes. */
+static inline const int16_t *tap(const int16_t *xp, int c0, int k, int Hp, int Wp, int KH, int KW, int dh, int dw) {
+  const int kw = k % KW, kh = (k / KW) % KH, c = k / (KW * KH);
+  return xp + ((c0 + c) * Hp + kh * dh) * Wp + kw * dw;
+}
+
+/*
+ * im2col of channels [c0, c0 + cg) of the padded planes into the column layout. Pixel blocks
+ * are 8 output columns of one output row (rows padded to BR blocks): each block's input is one
+ * strided run of a padded row, two of them interleaved per product pair.
+ */
+EXPORT("pack_conv")
+void pack_conv(const int16_t *xp, int c0, int cg, int Hp, int Wp, int KH, int KW, int sh, int sw, int dh, int dw,
+               int OH, int BR, int16_t *col) {
+  const int K = cg * KH * KW;
+  const int KP = (K + 1) / 2;
+  const v128_t zero = wasm_i32x4_splat(0);
+  for (int kp = 0; kp < KP; kp++) {
+    const int16_t *ra = tap(xp, c0, 2 * kp, Hp, Wp, KH, KW, dh, dw);
+    const int16_t *rb = 2 * kp + 1 < K ? tap(xp, c0, 2 * kp + 1, Hp, Wp, KH, KW, dh, dw) : 0;
+    for (int oh = 0; oh < OH; oh++) {
+      const int16_t *a = ra + oh * sh * Wp;
+      const int16_t *b = rb ? rb + oh * sh * Wp : 0;
+      int16_t *dst = col + (oh * BR * KP + kp) * 16;
+      for (int bi = 0; bi < BR; bi++, dst += KP * 16) {
+        const v128_t va = load8(a + bi * 8 * sw, sw);
+        const v128_t vb = b ? load8(b + bi * 8 * sw, sw) : zero;
+        wasm_v128_store(dst, wasm_i16x8_shuffle(va, vb, 0, 8, 1, 9, 2, 10, 3, 11));
+        wasm_v128_store(dst + 8, wasm_i16x8_shuffle(va, vb, 4, 12, 5, 13, 6, 14, 7, 15));
+      }
+    }
+  }
 }
 
 /* Rows of a row-major [P][K] int32 matrix (Gemm / MatMul inputs) as columns: pixel p = row p. */
@@ -206,30 +199,113 @@ void dot_1x8(const int32_t *w, const int16_t *col, int KP, int PB, int32_t *acc)
 }
 
 /*
- * out[o * so + p * sp] = clamp(rshift_round(bias[o] + acc[o][p], r), lo, hi) for O outputs
- * and P pixels, with the float64 operations of requantizeInto: r > 0: floor((a + half) * scale),
- * r <= 0: a * scale. bias may be null (no bias: 0). The clamped value is stored as a JS
- * Int32Array store would (modulo 2^32). Strides: Conv writes [O][P], Gemm and MatMul [P][O].
+ * out[o * so + (oh * OW + ow) * sp] = clamp(rshift_round(bias[o] + acc[o][oh][ow], r), lo, hi)
+ * (acc rows OWpad long, outputs accStride apart), with the float64 operations of
+ * requantizeInto: r > 0: floor((a + half) * scale), r <= 0: a * scale. bias may be null (0).
+ * The clamped value is stored as a JS Int32Array store would (modulo 2^32). Conv writes
+ * [O][OH][OW] (so = OH * OW, sp = 1), Gemm and MatMul [P][O] (OH = 1, so = 1, sp = O).
  */
 EXPORT("requantize")
-void requantize(const int32_t *acc, int accStride, const double *bias, int O, int P, int shiftRight, double half,
-                double scale, double lo, double hi, int32_t *out, int so, int sp) {
+void requantize(const int32_t *acc, int accStride, const double *bias, int O, int OH, int OW, int OWpad, int shiftRight,
+                double half, double scale, double lo, double hi, int32_t *out, int so, int sp) {
   for (int o = 0; o < O; o++) {
     const double b = bias ? bias[o] : 0.0;
-    const int32_t *a = acc + o * accStride;
-    int32_t *y = out + o * so;
-    if (shiftRight) {
-      for (int p = 0; p < P; p++) {
-        double m = __builtin_floor((b + (double)a[p] + half) * scale);
-        m = m < lo ? lo : m > hi ? hi : m;
-        y[p * sp] = (int32_t)(int64_t)m;
-      }
-    } else {
-      for (int p = 0; p < P; p++) {
-        double m = (b + (double)a[p]) * scale;
-        m = m < lo ? lo : m > hi ? hi : m;
-        y[p * sp] = (int32_t)(int64_t)m;
+    for (int oh = 0; oh < OH; oh++) {
+      const int32_t *a = acc + o * accStride + oh * OWpad;
+      int32_t *y = out + o * so + oh * OW * sp;
+      if (shiftRight) {
+        for (int ow = 0; ow < OW; ow++) {
+          double m = __builtin_floor((b + (double)a[ow] + half) * scale);
+          m = m < lo ? lo : m > hi ? hi : m;
+          y[ow * sp] = (int32_t)(int64_t)m;
+        }
+      } else {
+        for (int ow = 0; ow < OW; ow++) {
+          double m = (b + (double)a[ow]) * scale;
+          m = m < lo ? lo : m > hi ? hi : m;
+          y[ow * sp] = (int32_t)(int64_t)m;
+        }
       }
     }
   }
+}
+
+/*
+ * requantize for the common case, in int32 lanes: out[o][oh][ow] = clamp((acc + bias[o] +
+ * 2^(r-1)) >> r, lo, hi) with 1 <= r <= 31. The caller has proved |acc + bias + 2^(r-1)| <
+ * 2^31 and lo, hi within int32; on exact integers floor((v + half) * 2^-r) and the arithmetic
+ * shift are the same number, so this equals requantize.
+ */
+EXPORT("requantize_shift")
+void requantize_shift(const int32_t *acc, int accStride, const int32_t *bias, int O, int OH, int OW, int OWpad, int r,
+                      int32_t lo, int32_t hi, int32_t *out) {
+  const int32_t half = 1 << (r - 1);
+  const v128_t vlo = wasm_i32x4_splat(lo), vhi = wasm_i32x4_splat(hi);
+  for (int o = 0; o < O; o++) {
+    const int32_t add = (bias ? bias[o] : 0) + half;
+    const v128_t vadd = wasm_i32x4_splat(add);
+    for (int oh = 0; oh < OH; oh++) {
+      const int32_t *a = acc + o * accStride + oh * OWpad;
+      int32_t *y = out + (o * OH + oh) * OW;
+      int ow = 0;
+      for (; ow + 4 <= OW; ow += 4) {
+        const v128_t m = wasm_i32x4_shr(wasm_i32x4_add(wasm_v128_load(a + ow), vadd), r);
+        wasm_v128_store(y + ow, wasm_i32x4_max(wasm_i32x4_min(m, vhi), vlo));
+      }
+      for (; ow < OW; ow++) {
+        const int32_t m = (a[ow] + add) >> r;
+        y[ow] = m < lo ? lo : m > hi ? hi : m;
+      }
+    }
+  }
+}
+
+/*
+ * Add (add.ts): out = clamp(((a << la) + (b << lb) + half) >> r, lo, hi) with r <= 31, half =
+ * 2^(r-1) (0 when r <= 0; r < 0 shifts left), in int32 lanes. It first finds max|a| and max|b| and returns -1
+ * without writing when the sum could leave int32 (the caller then runs the TypeScript
+ * kernel), else 0. On integers this is the kernel's float64 floor((sum + half) * 2^-r).
+ */
+EXPORT("add_shift")
+int32_t add_shift(const int32_t *a, const int32_t *b, int n, int la, int lb, int r, int32_t lo, int32_t hi,
+                  int32_t *out) {
+  v128_t amax = wasm_i32x4_splat(0), amin = amax, bmax = amax, bmin = amax;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t va = wasm_v128_load(a + i), vb = wasm_v128_load(b + i);
+    amax = wasm_i32x4_max(amax, va);
+    amin = wasm_i32x4_min(amin, va);
+    bmax = wasm_i32x4_max(bmax, vb);
+    bmin = wasm_i32x4_min(bmin, vb);
+  }
+  Range ra = {0, 0}, rb = {0, 0};
+  for (int j = i; j < n; j++) {
+    ra.max = a[j] > ra.max ? a[j] : ra.max;
+    ra.min = a[j] < ra.min ? a[j] : ra.min;
+    rb.max = b[j] > rb.max ? b[j] : rb.max;
+    rb.min = b[j] < rb.min ? b[j] : rb.min;
+  }
+  ra = range_of(ra, amax, amin);
+  rb = range_of(rb, bmax, bmin);
+  const double A = ra.max > -(double)ra.min ? ra.max : -(double)ra.min;
+  const double B = rb.max > -(double)rb.min ? rb.max : -(double)rb.min;
+  if (r < 0) { /* a left shift of the sum: fold it into the input shifts */
+    la -= r;
+    lb -= r;
+    r = 0;
+  }
+  if (la > 30 || lb > 30 || r > 31) return -1;
+  const int32_t half = r > 0 ? 1 << (r - 1) : 0;
+  if (A * (double)(1 << la) + B * (double)(1 << lb) + half > 2147483647.0) return -1;
+  const v128_t vhalf = wasm_i32x4_splat(half), vlo = wasm_i32x4_splat(lo), vhi = wasm_i32x4_splat(hi);
+  for (i = 0; i + 4 <= n; i += 4) {
+    const v128_t s = wasm_i32x4_add(wasm_i32x4_shl(wasm_v128_load(a + i), la), wasm_i32x4_shl(wasm_v128_load(b + i), lb));
+    const v128_t m = wasm_i32x4_shr(wasm_i32x4_add(s, vhalf), r);
+    wasm_v128_store(out + i, wasm_i32x4_max(wasm_i32x4_min(m, vhi), vlo));
+  }
+  for (; i < n; i++) {
+    const int32_t m = (a[i] * (1 << la) + b[i] * (1 << lb) + half) >> r;
+    out[i] = m < lo ? lo : m > hi ? hi : m;
+  }
+  return 0;
 }
