@@ -39,6 +39,11 @@ export interface EngineEvaluation {
   confusion: number[][];
 }
 
+// Program ids for the int-worker tasks: a worker keeps the packed weights of the last id it saw.
+const programIds = new WeakMap<IntProgram, string>();
+const idPrefix = Math.random().toString(36).slice(2);
+let nextProgramId = 0;
+
 /**
  * Integer logits of `count` images on the pool, a slice of images per worker task. `kernels`:
  * the WebAssembly kernels where they run (default), or 'ts' for the TypeScript ones only.
@@ -53,12 +58,15 @@ export async function runIntOnPool(
   const size = inputs.length / count;
   const outSize = program.output.shape.reduce((a, b) => a * b, 1);
   const parts: Promise<Int32Array>[] = [];
+  let programId = programIds.get(program);
+  if (!programId) programIds.set(program, (programId = `${idPrefix}-${nextProgramId++}`));
   for (let start = 0; start < count; start += per) {
     const n = Math.min(per, count - start);
     const task: IntTask = {
       program,
       inputs: inputs.slice(start * size, (start + n) * size),
       count: n,
+      programId,
       ...(kernels ? { kernels } : {}),
     };
     parts.push(workerPool('int-worker').run(task) as Promise<Int32Array>);

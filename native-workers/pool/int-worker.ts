@@ -11,12 +11,14 @@ export interface IntTask {
   inputs: Int32Array;
   count: number;
   kernels?: IntKernels;
+  /** Names the program across tasks (each task gets its own copy), so the worker packs its weights once. */
+  programId?: string;
 }
 
-// One kernels instance per worker thread, reused by every task (runBatch resets it per program).
+// One kernels instance per worker thread, reused by every task (it repacks weights when the program changes).
 let kernels: Promise<WasmKernels | undefined> | undefined;
 
 export default async function run(task: IntTask): Promise<Int32Array> {
   const fast = task.kernels === 'ts' ? undefined : await (kernels ??= WasmKernels.create());
-  return runBatch(task.program, task.inputs, task.count, fast);
+  return runBatch(task.program, task.inputs, task.count, fast, task.programId ?? task.program);
 }

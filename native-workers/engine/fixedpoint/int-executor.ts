@@ -12,7 +12,8 @@ import type { WasmKernels } from './wasm-kernels.js';
 
 /**
  * Run one image: `input` holds its integers (input format), the result the integer logits.
- * `kernels` must have been reset since it last served another program (runBatch does it).
+ * `kernels` must serve this program (`use`, as runBatch does); its
+ * layers' output arrays are reused from image to image, so the logits returned are a copy.
  */
 export function runImage(program: IntProgram, input: Int32Array, kernels?: WasmKernels): Int32Array {
   const values = new Map<string, IntTensor>();
@@ -25,12 +26,22 @@ export function runImage(program: IntProgram, input: Int32Array, kernels?: WasmK
     data ??= rules.runInt(node, inputs, program);
     values.set(node.output, { data, shape: node.outShape, frac: node.out.frac });
   }
-  return values.get(program.output.name)!.data;
+  const logits = values.get(program.output.name)!.data;
+  return kernels ? logits.slice() : logits;
 }
 
-/** Run `count` images laid out one after another; returns count x outputs integers. */
-export function runBatch(program: IntProgram, inputs: Int32Array, count: number, kernels?: WasmKernels): Int32Array {
-  kernels?.reset();
+/**
+ * Run `count` images laid out one after another; returns count x outputs integers.
+ * `programKey` names the program for the kernels' packed weights (default: the object).
+ */
+export function runBatch(
+  program: IntProgram,
+  inputs: Int32Array,
+  count: number,
+  kernels?: WasmKernels,
+  programKey: unknown = program,
+): Int32Array {
+  kernels?.use(programKey);
   const size = inputs.length / count;
   const outSize = program.output.shape.reduce((a, b) => a * b, 1);
   const out = new Int32Array(count * outSize);

@@ -22,6 +22,7 @@ interface KernelExports {
     xp: number,
   ): number;
   pack_conv(...args: number[]): void;
+  depthwise(...args: number[]): void;
   pack_rows(x: number, P: number, K: number, col: number): number;
   dot_4x8(w: number, col: number, OB: number, KP: number, PB: number, acc: number): void;
   dot_1x8(w: number, col: number, KP: number, PB: number, acc: number): void;
@@ -73,7 +74,8 @@ export class WasmKernels {
   readonly fn: KernelExports;
   private readonly base: number;
   private top: number;
-  private readonly packed = new Map<object, unknown>();
+  private readonly packed = new Map<string, unknown>();
+  private readonly outputs = new Map<string, Int32Array>();
   /** Layer calls served by the kernels, and those that fell back to TypeScript (tests, benchmarks). */
   readonly counts = { fast: 0, fallback: 0 };
 
@@ -89,14 +91,28 @@ export class WasmKernels {
     return new WasmKernels(await WebAssembly.instantiate(m, {}));
   }
 
+  private current: unknown;
+
+  /**
+   * Serve the program known by `key`: a different key than the last forgets the packed
+   * weights and output arrays of the earlier program (a pool worker passes the same key for
+   * every task of one program, so it packs the weights once).
+   */
+  use(key: unknown): void {
+    if (key !== this.current) this.reset();
+    this.current = key;
+  }
+
   /** Forget the packed weights of an earlier program: its memory is reused. */
   reset(): void {
+    this.current = undefined;
     this.packed.clear();
+    this.outputs.clear();
     this.top = this.base;
   }
 
-  /** Data packed once per program (weights), keyed by the object it was made from. */
-  cached<T>(key: object, make: () => T): T {
+  /** Data packed once per program (weights), by node name: names hold across a program's copies. */
+  cached<T>(key: string, make: () => T): T {
     if (!this.packed.has(key)) this.packed.set(key, make());
     return this.packed.get(key) as T;
   }
@@ -131,9 +147,14 @@ export class WasmKernels {
     return new Int32Array(this.fn.memory.buffer, ptr, length);
   }
 
-  /** A copy of `length` int32 at `ptr` (new + set: about twice as fast as slice on wasm memory). */
-  copyOut(ptr: number, length: number): Int32Array {
-    const out = new Int32Array(length);
+  /**
+   * `length` int32 at `ptr` copied into the output array of node `node`, one per node reused for
+   * every image of the program: allocating a fresh array per layer and image (page faults on
+   * large ones) cost as much as some kernels. Valid until that node runs again.
+   */
+  copyOut(ptr: number, length: number, node: string): Int32Array {
+    let out = this.outputs.get(node);
+    if (out?.length !== length) this.outputs.set(node, (out = new Int32Array(length)));
     out.set(this.i32(ptr, length));
     return out;
   }

@@ -8,12 +8,12 @@
  *   2^31 - 1 (the int32 lanes could wrap): checked per call on the values packed;
  * - an aligned bias of 2^52 or more (float64 sums with it could round).
  */
-import type { ProgramConstant } from './program.js';
+import type { ProgramNode } from './program.js';
 import type { WasmKernels } from './wasm-kernels.js';
 
 export interface LinearLayer {
-  /** The weight constant: packed weights are kept per constant for the program's lifetime. */
-  weights: ProgramConstant;
+  /** The program node: its name keys the packed weights and the reused output array. */
+  node: ProgramNode;
   /** Weight of output o (over all groups) for its product k < K. */
   weight(o: number, k: number): number;
   outputs: number;
@@ -104,7 +104,7 @@ function packWeights(k: WasmKernels, layer: LinearLayer): PackedWeights | null {
 
 /** The layer's output integers, or undefined where the bounds above do not hold (run the TypeScript kernel). */
 export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | undefined {
-  const packed = k.cached(layer.weights, () => packWeights(k, layer));
+  const packed = k.cached(layer.node.name, () => packWeights(k, layer));
   if (!packed) return undefined;
   const { K, outputs, groups, shape } = layer;
   const perGroupOut = outputs / groups;
@@ -122,11 +122,13 @@ export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | 
   const conv = 'rows' in shape ? undefined : shape;
   const Hp = conv ? Math.max(conv.pt + conv.H, (OH - 1) * conv.sh + (conv.KH - 1) * conv.dh + 1) : 0;
   const Wp = conv ? Math.max(conv.pl + conv.W, OWpad * conv.sw + (conv.KW - 1) * conv.dw) : 0;
+  // One input channel per output (MobileNet's depthwise layers): a kernel without a column buffer.
+  const depthwise = conv !== undefined && groups === outputs && conv.C === groups && K <= 64;
   const [x, xp, col, acc, out] = k.scratch([
     layer.input.length * 4,
     conv ? conv.C * Hp * Wp * 2 : 0,
-    PB * KP * 32,
-    accRows * PB * 32,
+    depthwise ? 0 : PB * KP * 32,
+    (depthwise ? outputs : accRows) * PB * 32,
     outputs * P * 4,
   ]);
   k.i32(x!, layer.input.length).set(layer.input);
@@ -144,6 +146,41 @@ export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | 
     layer.lo >= -(2 ** 31) &&
     layer.hi <= INT32_MAX &&
     packed.biasInt.maxAbs + packed.maxRowAbs * maxX + 2 ** (r - 1) <= INT32_MAX;
+  // Outputs [first, first + count) from their accumulator rows at `acc`.
+  const requantize = (first: number, count: number) => {
+    if (intShift) {
+      const bias = packed.biasInt!.ptr ? packed.biasInt!.ptr + first * 4 : 0;
+      fn.requantize_shift(acc!, PB * 8, bias, count, OH, OW, OWpad, r, layer.lo, layer.hi, out! + first * so * 4);
+    } else {
+      // The same float64 constants as requantizeInto (kernel-util.ts).
+      const bias = packed.biasPtr ? packed.biasPtr + first * 8 : 0;
+      const [half, scale] = [r > 0 ? 2 ** (r - 1) : 0, 2 ** -r];
+      const { lo, hi } = layer;
+      fn.requantize(
+        acc!,
+        PB * 8,
+        bias,
+        count,
+        OH,
+        OW,
+        OWpad,
+        r > 0 ? 1 : 0,
+        half,
+        scale,
+        lo,
+        hi,
+        out! + first * so * 4,
+        so,
+        sp,
+      );
+    }
+  };
+  if (depthwise) {
+    const { sh, sw, dh, dw, KH, KW } = conv!;
+    fn.depthwise(xp!, outputs, Hp, Wp, KH, KW, sh, sw, dh, dw, OH, OWpad >> 3, packed.ptr, acc!);
+    requantize(0, outputs);
+    return k.copyOut(out!, outputs * P, layer.node.name);
+  }
   for (let g = 0; g < groups; g++) {
     if (conv) {
       const { sh, sw, dh, dw, KH, KW } = conv;
@@ -152,41 +189,7 @@ export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | 
     const w = packed.ptr + g * packed.perGroup * 4;
     if (packed.block === 4) fn.dot_4x8(w, col!, OB, KP, PB, acc!);
     else for (let j = 0; j < perGroupOut; j++) fn.dot_1x8(w + j * KP * 4, col!, KP, PB, acc! + j * PB * 32);
-    const bias = (ptr: number, bytes: number) => (ptr ? ptr + g * perGroupOut * bytes : 0);
-    if (intShift) {
-      fn.requantize_shift(
-        acc!,
-        PB * 8,
-        bias(packed.biasInt!.ptr, 4),
-        perGroupOut,
-        OH,
-        OW,
-        OWpad,
-        r,
-        layer.lo,
-        layer.hi,
-        out! + g * perGroupOut * so * 4,
-      );
-      continue;
-    }
-    // The same float64 constants as requantizeInto (kernel-util.ts).
-    fn.requantize(
-      acc!,
-      PB * 8,
-      bias(packed.biasPtr, 8),
-      perGroupOut,
-      OH,
-      OW,
-      OWpad,
-      r > 0 ? 1 : 0,
-      r > 0 ? 2 ** (r - 1) : 0,
-      2 ** -r,
-      layer.lo,
-      layer.hi,
-      out! + g * perGroupOut * so * 4,
-      so,
-      sp,
-    );
+    requantize(g * perGroupOut, perGroupOut);
   }
-  return k.copyOut(out!, outputs * P);
+  return k.copyOut(out!, outputs * P, layer.node.name);
 }

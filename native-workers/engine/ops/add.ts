@@ -57,7 +57,7 @@ export const add: OperatorModule = {
       kernels.i32(pb!, n).set(b!.data);
       const { lo, hi, frac } = node.out;
       const done = kernels.fn.add_shift(pa!, pb!, n, F - a!.frac, F - b!.frac, F - frac, lo, hi, out!) === 0;
-      return done ? kernels.copyOut(out!, n) : undefined;
+      return done ? kernels.copyOut(out!, n, node.name) : undefined;
     },
   },
 };

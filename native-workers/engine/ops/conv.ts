@@ -162,7 +162,7 @@ export const conv: OperatorModule = {
       const { H, W, OC, Cg, KH, KW, OH, OW, group, sh, sw, dh, dw, pt, pl } = geometry(node, x!, w.dims);
       const K = Cg * KH * KW;
       return runLinearWasm(kernels, {
-        weights: w,
+        node,
         weight: (o, k) => w.data[o * K + k]!,
         outputs: OC,
         groups: group,

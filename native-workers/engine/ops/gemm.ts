@@ -81,7 +81,7 @@ export const gemm: OperatorModule = {
       const [K, N] = transB ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!];
       const rows = x!.data.length / K;
       return runLinearWasm(kernels, {
-        weights: w,
+        node,
         weight: transB ? (n, k) => w.data[n * K + k]! : (n, k) => w.data[k * N + n]!,
         outputs: N,
         groups: 1,

@@ -63,7 +63,7 @@ export const matmul: OperatorModule = {
       const [K, N] = w.dims as [number, number];
       const rows = x!.data.length / K;
       return runLinearWasm(kernels, {
-        weights: w,
+        node,
         weight: (n, k) => w.data[k * N + n]!,
         outputs: N,
         groups: 1,

@@ -117,6 +117,43 @@ void pack_conv(const int16_t *xp, int c0, int cg, int Hp, int Wp, int KH, int KW
   }
 }
 
+/*
+ * Depthwise convolution (one input channel per output) without a column buffer: each product
+ * pair's two input runs are read from the padded planes and interleaved in registers, then
+ * one i32x4.dot_i16x8_s per four pixels as in dot_1x8. w: [C][KP] int16 pairs; acc: [C][OH *
+ * BR * 8]. K = KH * KW <= 64.
+ */
+EXPORT("depthwise")
+void depthwise(const int16_t *xp, int C, int Hp, int Wp, int KH, int KW, int sh, int sw, int dh, int dw, int OH, int BR,
+               const int32_t *w, int32_t *acc) {
+  const int K = KH * KW;
+  const int KP = (K + 1) / 2;
+  int off[64];
+  for (int k = 0; k < K; k++) off[k] = (k / KW) * dh * Wp + (k % KW) * dw;
+  const v128_t zero = wasm_i32x4_splat(0);
+  for (int c = 0; c < C; c++) {
+    const int16_t *plane = xp + c * Hp * Wp;
+    const int32_t *wc = w + c * KP;
+    int32_t *out = acc + c * OH * BR * 8;
+    for (int oh = 0; oh < OH; oh++) {
+      const int16_t *row = plane + oh * sh * Wp;
+      for (int bi = 0; bi < BR; bi++, out += 8) {
+        const int16_t *base = row + bi * 8 * sw;
+        v128_t s0 = zero, s1 = zero;
+        for (int kp = 0; kp < KP; kp++) {
+          const v128_t va = load8(base + off[2 * kp], sw);
+          const v128_t vb = 2 * kp + 1 < K ? load8(base + off[2 * kp + 1], sw) : zero;
+          const v128_t wv = wasm_i32x4_splat(wc[kp]);
+          s0 = wasm_i32x4_add(s0, wasm_i32x4_dot_i16x8(wasm_i16x8_shuffle(va, vb, 0, 8, 1, 9, 2, 10, 3, 11), wv));
+          s1 = wasm_i32x4_add(s1, wasm_i32x4_dot_i16x8(wasm_i16x8_shuffle(va, vb, 4, 12, 5, 13, 6, 14, 7, 15), wv));
+        }
+        wasm_v128_store(out, s0);
+        wasm_v128_store(out + 4, s1);
+      }
+    }
+  }
+}
+
 /* Rows of a row-major [P][K] int32 matrix (Gemm / MatMul inputs) as columns: pixel p = row p. */
 EXPORT("pack_rows")
 int32_t pack_rows(const int32_t *x, int P, int K, int16_t *col) {
