@@ -124,12 +124,13 @@ export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | 
   const Wp = conv ? Math.max(conv.pl + conv.W, OWpad * conv.sw + (conv.KW - 1) * conv.dw) : 0;
   // One input channel per output (MobileNet's depthwise layers): a kernel without a column buffer.
   const depthwise = conv !== undefined && groups === outputs && conv.C === groups && K <= 64;
-  const [x, xp, col, acc, out] = k.scratch([
+  const [x, xp, col, acc, out, offsets] = k.scratch([
     layer.input.length * 4,
     conv ? conv.C * Hp * Wp * 2 : 0,
     depthwise ? 0 : PB * KP * 32,
     (depthwise ? outputs : accRows) * PB * 32,
-    outputs * P * 4,
+    outputs * P * 4 + 16, // requantize_shift may write 3 values past the end
+    K * 4,
   ]);
   k.i32(x!, layer.input.length).set(layer.input);
   const maxX = conv
@@ -184,7 +185,8 @@ export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | 
   for (let g = 0; g < groups; g++) {
     if (conv) {
       const { sh, sw, dh, dw, KH, KW } = conv;
-      fn.pack_conv(xp!, g * (conv.C / groups), conv.C / groups, Hp, Wp, KH, KW, sh, sw, dh, dw, OH, OWpad >> 3, col!);
+      const Cg = conv.C / groups;
+      fn.pack_conv(xp!, g * Cg, Cg, Hp, Wp, KH, KW, sh, sw, dh, dw, OH, OWpad >> 3, col!, offsets!);
     }
     const w = packed.ptr + g * packed.perGroup * 4;
     if (packed.block === 4) fn.dot_4x8(w, col!, OB, KP, PB, acc!);

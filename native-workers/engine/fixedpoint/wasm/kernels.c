@@ -42,6 +42,21 @@ static Range range_of(Range r, v128_t vmax, v128_t vmin) {
   return r;
 }
 
+/*
+ * Lane shifts by a run-time count. clang 14 hoists the count's splat out of loops and then
+ * lowers the shift lane by lane (four extract/shift/replace); the empty asm keeps the count
+ * opaque at the shift, so it stays one i32x4.shr_s / i32x4.shl.
+ */
+static inline v128_t shr_lanes(v128_t v, int r) {
+  __asm__ volatile("" : "+r"(r));
+  return wasm_i32x4_shr(v, r);
+}
+
+static inline v128_t shl_lanes(v128_t v, int r) {
+  __asm__ volatile("" : "+r"(r));
+  return wasm_i32x4_shl(v, r);
+}
+
 static void zero16(int16_t *p, int n) { __builtin_memset(p, 0, (unsigned)n * 2); }
 
 /*
@@ -83,33 +98,17 @@ static inline v128_t load8(const int16_t *p, int sw) {
   return wasm_i16x8_make(p[0], p[sw], p[2 * sw], p[3 * sw], p[4 * sw], p[5 * sw], p[6 * sw], p[7 * sw]);
 }
 
-/* Where product k (channel, kh, kw) of output (0, 0) reads in the padded planes. */
-static inline const int16_t *tap(const int16_t *xp, int c0, int k, int Hp, int Wp, int KH, int KW, int dh, int dw) {
-  const int kw = k % KW, kh = (k / KW) % KH, c = k / (KW * KH);
-  return xp + ((c0 + c) * Hp + kh * dh) * Wp + kw * dw;
-}
-
-/*
- * im2col of channels [c0, c0 + cg) of the padded planes into the column layout. Pixel blocks
- * are 8 output columns of one output row (rows padded to BR blocks): each block's input is one
- * strided run of a padded row, two of them interleaved per product pair.
- */
-EXPORT("pack_conv")
-void pack_conv(const int16_t *xp, int c0, int cg, int Hp, int Wp, int KH, int KW, int sh, int sw, int dh, int dw,
-               int OH, int BR, int16_t *col) {
-  const int K = cg * KH * KW;
+static inline __attribute__((always_inline)) void pack_body(const int16_t *xp, int K, const int32_t *off, int sh,
+                                                             int sw, int Wp, int OH, int BR, int16_t *col) {
   const int KP = (K + 1) / 2;
   const v128_t zero = wasm_i32x4_splat(0);
-  for (int kp = 0; kp < KP; kp++) {
-    const int16_t *ra = tap(xp, c0, 2 * kp, Hp, Wp, KH, KW, dh, dw);
-    const int16_t *rb = 2 * kp + 1 < K ? tap(xp, c0, 2 * kp + 1, Hp, Wp, KH, KW, dh, dw) : 0;
-    for (int oh = 0; oh < OH; oh++) {
-      const int16_t *a = ra + oh * sh * Wp;
-      const int16_t *b = rb ? rb + oh * sh * Wp : 0;
-      int16_t *dst = col + (oh * BR * KP + kp) * 16;
-      for (int bi = 0; bi < BR; bi++, dst += KP * 16) {
-        const v128_t va = load8(a + bi * 8 * sw, sw);
-        const v128_t vb = b ? load8(b + bi * 8 * sw, sw) : zero;
+  for (int oh = 0; oh < OH; oh++) {
+    for (int bi = 0; bi < BR; bi++) {
+      const int16_t *base = xp + oh * sh * Wp + bi * 8 * sw;
+      int16_t *dst = col + (oh * BR + bi) * KP * 16;
+      for (int kp = 0; kp < KP; kp++, dst += 16) {
+        const v128_t va = load8(base + off[2 * kp], sw);
+        const v128_t vb = 2 * kp + 1 < K ? load8(base + off[2 * kp + 1], sw) : zero;
         wasm_v128_store(dst, wasm_i16x8_shuffle(va, vb, 0, 8, 1, 9, 2, 10, 3, 11));
         wasm_v128_store(dst + 8, wasm_i16x8_shuffle(va, vb, 4, 12, 5, 13, 6, 14, 7, 15));
       }
@@ -118,18 +117,33 @@ void pack_conv(const int16_t *xp, int c0, int cg, int Hp, int Wp, int KH, int KW
 }
 
 /*
+ * im2col of channels [c0, c0 + cg) of the padded planes into the column layout. Pixel blocks
+ * are 8 output columns of one output row (rows padded to BR blocks): each block's input is one
+ * strided run of a padded row, two of them interleaved per product pair. Written in column
+ * order (the reads stay within the group's planes); off: K int32 of scratch for the offsets.
+ */
+EXPORT("pack_conv")
+void pack_conv(const int16_t *xp, int c0, int cg, int Hp, int Wp, int KH, int KW, int sh, int sw, int dh, int dw,
+               int OH, int BR, int16_t *col, int32_t *off) {
+  const int K = cg * KH * KW;
+  for (int k = 0; k < K; k++) off[k] = ((k / (KW * KH)) * Hp + ((k / KW) % KH) * dh) * Wp + (k % KW) * dw;
+  xp += c0 * Hp * Wp;
+  /* Copies for strides 1 and 2, where load8 is one load or two loads and a shuffle. */
+  if (sw == 1) pack_body(xp, K, off, sh, 1, Wp, OH, BR, col);
+  else if (sw == 2) pack_body(xp, K, off, sh, 2, Wp, OH, BR, col);
+  else pack_body(xp, K, off, sh, sw, Wp, OH, BR, col);
+}
+
+/*
  * Depthwise convolution (one input channel per output) without a column buffer: each product
  * pair's two input runs are read from the padded planes and interleaved in registers, then
  * one i32x4.dot_i16x8_s per four pixels as in dot_1x8. w: [C][KP] int16 pairs; acc: [C][OH *
  * BR * 8]. K = KH * KW <= 64.
  */
-EXPORT("depthwise")
-void depthwise(const int16_t *xp, int C, int Hp, int Wp, int KH, int KW, int sh, int sw, int dh, int dw, int OH, int BR,
-               const int32_t *w, int32_t *acc) {
-  const int K = KH * KW;
+static inline __attribute__((always_inline)) void depthwise_body(const int16_t *xp, int C, int Hp, int Wp, int K,
+                                                                  const int *off, int sh, int sw, int OH, int BR,
+                                                                  const int32_t *w, int32_t *acc) {
   const int KP = (K + 1) / 2;
-  int off[64];
-  for (int k = 0; k < K; k++) off[k] = (k / KW) * dh * Wp + (k % KW) * dw;
   const v128_t zero = wasm_i32x4_splat(0);
   for (int c = 0; c < C; c++) {
     const int16_t *plane = xp + c * Hp * Wp;
@@ -140,18 +154,37 @@ void depthwise(const int16_t *xp, int C, int Hp, int Wp, int KH, int KW, int sh,
       for (int bi = 0; bi < BR; bi++, out += 8) {
         const int16_t *base = row + bi * 8 * sw;
         v128_t s0 = zero, s1 = zero;
-        for (int kp = 0; kp < KP; kp++) {
+        int kp = 0;
+        for (; 2 * kp + 1 < K; kp++) {
           const v128_t va = load8(base + off[2 * kp], sw);
-          const v128_t vb = 2 * kp + 1 < K ? load8(base + off[2 * kp + 1], sw) : zero;
-          const v128_t wv = wasm_i32x4_splat(wc[kp]);
+          const v128_t vb = load8(base + off[2 * kp + 1], sw);
+          const v128_t wv = wasm_v128_load32_splat(wc + kp);
           s0 = wasm_i32x4_add(s0, wasm_i32x4_dot_i16x8(wasm_i16x8_shuffle(va, vb, 0, 8, 1, 9, 2, 10, 3, 11), wv));
           s1 = wasm_i32x4_add(s1, wasm_i32x4_dot_i16x8(wasm_i16x8_shuffle(va, vb, 4, 12, 5, 13, 6, 14, 7, 15), wv));
+        }
+        if (kp < KP) { /* odd K: the last product pairs with a zero weight */
+          const v128_t va = load8(base + off[2 * kp], sw);
+          const v128_t wv = wasm_v128_load32_splat(wc + kp);
+          s0 = wasm_i32x4_add(s0, wasm_i32x4_dot_i16x8(wasm_i16x8_shuffle(va, zero, 0, 8, 1, 9, 2, 10, 3, 11), wv));
+          s1 = wasm_i32x4_add(s1, wasm_i32x4_dot_i16x8(wasm_i16x8_shuffle(va, zero, 4, 12, 5, 13, 6, 14, 7, 15), wv));
         }
         wasm_v128_store(out, s0);
         wasm_v128_store(out + 4, s1);
       }
     }
   }
+}
+
+EXPORT("depthwise")
+void depthwise(const int16_t *xp, int C, int Hp, int Wp, int KH, int KW, int sh, int sw, int dh, int dw, int OH, int BR,
+               const int32_t *w, int32_t *acc) {
+  const int K = KH * KW;
+  int off[64];
+  for (int k = 0; k < K; k++) off[k] = (k / KW) * dh * Wp + (k % KW) * dw;
+  /* Copies for strides 1 and 2, where load8 is one load or two loads and a shuffle. */
+  if (sw == 1) depthwise_body(xp, C, Hp, Wp, K, off, sh, 1, OH, BR, w, acc);
+  else if (sw == 2) depthwise_body(xp, C, Hp, Wp, K, off, sh, 2, OH, BR, w, acc);
+  else depthwise_body(xp, C, Hp, Wp, K, off, sh, sw, OH, BR, w, acc);
 }
 
 /* Rows of a row-major [P][K] int32 matrix (Gemm / MatMul inputs) as columns: pixel p = row p. */
@@ -269,7 +302,7 @@ void requantize(const int32_t *acc, int accStride, const double *bias, int O, in
 
 /*
  * requantize for the common case, in int32 lanes: out[o][oh][ow] = clamp((acc + bias[o] +
- * 2^(r-1)) >> r, lo, hi) with 1 <= r <= 31. The caller has proved |acc + bias + 2^(r-1)| <
+ * 2^(r-1)) >> r, lo, hi) with 1 <= r <= 31, outputs written in order (see the spill below). The caller has proved |acc + bias + 2^(r-1)| <
  * 2^31 and lo, hi within int32; on exact integers floor((v + half) * 2^-r) and the arithmetic
  * shift are the same number, so this equals requantize.
  */
@@ -284,14 +317,11 @@ void requantize_shift(const int32_t *acc, int accStride, const int32_t *bias, in
     for (int oh = 0; oh < OH; oh++) {
       const int32_t *a = acc + o * accStride + oh * OWpad;
       int32_t *y = out + (o * OH + oh) * OW;
-      int ow = 0;
-      for (; ow + 4 <= OW; ow += 4) {
-        const v128_t m = wasm_i32x4_shr(wasm_i32x4_add(wasm_v128_load(a + ow), vadd), r);
+      /* Whole vectors: up to 3 values spill into the next row, which rewrites them next
+         (the caller leaves 16 bytes after the last row). acc rows are OWpad >= OW long. */
+      for (int ow = 0; ow < OW; ow += 4) {
+        const v128_t m = shr_lanes(wasm_i32x4_add(wasm_v128_load(a + ow), vadd), r);
         wasm_v128_store(y + ow, wasm_i32x4_max(wasm_i32x4_min(m, vhi), vlo));
-      }
-      for (; ow < OW; ow++) {
-        const int32_t m = (a[ow] + add) >> r;
-        y[ow] = m < lo ? lo : m > hi ? hi : m;
       }
     }
   }
@@ -336,8 +366,8 @@ int32_t add_shift(const int32_t *a, const int32_t *b, int n, int la, int lb, int
   if (A * (double)(1 << la) + B * (double)(1 << lb) + half > 2147483647.0) return -1;
   const v128_t vhalf = wasm_i32x4_splat(half), vlo = wasm_i32x4_splat(lo), vhi = wasm_i32x4_splat(hi);
   for (i = 0; i + 4 <= n; i += 4) {
-    const v128_t s = wasm_i32x4_add(wasm_i32x4_shl(wasm_v128_load(a + i), la), wasm_i32x4_shl(wasm_v128_load(b + i), lb));
-    const v128_t m = wasm_i32x4_shr(wasm_i32x4_add(s, vhalf), r);
+    const v128_t s = wasm_i32x4_add(shl_lanes(wasm_v128_load(a + i), la), shl_lanes(wasm_v128_load(b + i), lb));
+    const v128_t m = shr_lanes(wasm_i32x4_add(s, vhalf), r);
     wasm_v128_store(out + i, wasm_i32x4_max(wasm_i32x4_min(m, vhi), vlo));
   }
   for (; i < n; i++) {
