@@ -23,6 +23,7 @@ interface KernelExports {
   ): number;
   pack_conv(...args: number[]): void;
   depthwise(...args: number[]): void;
+  conv_4x8(...args: number[]): void;
   pack_rows(x: number, P: number, K: number, col: number): number;
   dot_4x8(w: number, col: number, OB: number, KP: number, PB: number, acc: number): void;
   dot_1x8(w: number, col: number, KP: number, PB: number, acc: number): void;

@@ -183,12 +183,18 @@ export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | 
     return k.copyOut(out!, outputs * P, layer.node.name);
   }
   for (let g = 0; g < groups; g++) {
+    const w = packed.ptr + g * packed.perGroup * 4;
     if (conv) {
       const { sh, sw, dh, dw, KH, KW } = conv;
       const Cg = conv.C / groups;
-      fn.pack_conv(xp!, g * Cg, Cg, Hp, Wp, KH, KW, sh, sw, dh, dw, OH, OWpad >> 3, col!, offsets!);
+      const BR = OWpad >> 3;
+      if (packed.block === 4) {
+        fn.conv_4x8(xp!, g * Cg, Cg, Hp, Wp, KH, KW, sh, sw, dh, dw, OH, BR, w, OB, col!, offsets!, acc!);
+        requantize(g * perGroupOut, perGroupOut);
+        continue;
+      }
+      fn.pack_conv(xp!, g * Cg, Cg, Hp, Wp, KH, KW, sh, sw, dh, dw, OH, BR, col!, offsets!);
     }
-    const w = packed.ptr + g * packed.perGroup * 4;
     if (packed.block === 4) fn.dot_4x8(w, col!, OB, KP, PB, acc!);
     else for (let j = 0; j < perGroupOut; j++) fn.dot_1x8(w + j * KP * 4, col!, KP, PB, acc! + j * PB * 32);
     requantize(g * perGroupOut, perGroupOut);

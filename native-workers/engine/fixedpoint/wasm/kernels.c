@@ -98,22 +98,34 @@ static inline v128_t load8(const int16_t *p, int sw) {
   return wasm_i16x8_make(p[0], p[sw], p[2 * sw], p[3 * sw], p[4 * sw], p[5 * sw], p[6 * sw], p[7 * sw]);
 }
 
+/* Columns of pixel blocks [pb0, pb0 + n) (block pb: output row pb / BR, columns 8 (pb % BR) + 0..7). */
 static inline __attribute__((always_inline)) void pack_body(const int16_t *xp, int K, const int32_t *off, int sh,
-                                                             int sw, int Wp, int OH, int BR, int16_t *col) {
+                                                             int sw, int Wp, int BR, int pb0, int n, int16_t *col) {
   const int KP = (K + 1) / 2;
   const v128_t zero = wasm_i32x4_splat(0);
-  for (int oh = 0; oh < OH; oh++) {
-    for (int bi = 0; bi < BR; bi++) {
-      const int16_t *base = xp + oh * sh * Wp + bi * 8 * sw;
-      int16_t *dst = col + (oh * BR + bi) * KP * 16;
-      for (int kp = 0; kp < KP; kp++, dst += 16) {
-        const v128_t va = load8(base + off[2 * kp], sw);
-        const v128_t vb = 2 * kp + 1 < K ? load8(base + off[2 * kp + 1], sw) : zero;
-        wasm_v128_store(dst, wasm_i16x8_shuffle(va, vb, 0, 8, 1, 9, 2, 10, 3, 11));
-        wasm_v128_store(dst + 8, wasm_i16x8_shuffle(va, vb, 4, 12, 5, 13, 6, 14, 7, 15));
-      }
+  int16_t *dst = col;
+  for (int pb = pb0; pb < pb0 + n; pb++) {
+    const int16_t *base = xp + (pb / BR) * sh * Wp + (pb % BR) * 8 * sw;
+    for (int kp = 0; kp < KP; kp++, dst += 16) {
+      const v128_t va = load8(base + off[2 * kp], sw);
+      const v128_t vb = 2 * kp + 1 < K ? load8(base + off[2 * kp + 1], sw) : zero;
+      wasm_v128_store(dst, wasm_i16x8_shuffle(va, vb, 0, 8, 1, 9, 2, 10, 3, 11));
+      wasm_v128_store(dst + 8, wasm_i16x8_shuffle(va, vb, 4, 12, 5, 13, 6, 14, 7, 15));
     }
   }
+}
+
+static void pack_range(const int16_t *xp, int K, const int32_t *off, int sh, int sw, int Wp, int BR, int pb0, int n,
+                       int16_t *col) {
+  /* Copies for strides 1 and 2, where load8 is one load or two loads and a shuffle. */
+  if (sw == 1) pack_body(xp, K, off, sh, 1, Wp, BR, pb0, n, col);
+  else if (sw == 2) pack_body(xp, K, off, sh, 2, Wp, BR, pb0, n, col);
+  else pack_body(xp, K, off, sh, sw, Wp, BR, pb0, n, col);
+}
+
+/* Offsets in the padded planes of every product k = (channel, kh, kw) of output (0, 0). */
+static void tap_offsets(int K, int Hp, int Wp, int KH, int KW, int dh, int dw, int32_t *off) {
+  for (int k = 0; k < K; k++) off[k] = ((k / (KW * KH)) * Hp + ((k / KW) % KH) * dh) * Wp + (k % KW) * dw;
 }
 
 /*
@@ -121,17 +133,14 @@ static inline __attribute__((always_inline)) void pack_body(const int16_t *xp, i
  * are 8 output columns of one output row (rows padded to BR blocks): each block's input is one
  * strided run of a padded row, two of them interleaved per product pair. Written in column
  * order (the reads stay within the group's planes); off: K int32 of scratch for the offsets.
+ * (conv_4x8 below packs and multiplies tile by tile instead.)
  */
 EXPORT("pack_conv")
 void pack_conv(const int16_t *xp, int c0, int cg, int Hp, int Wp, int KH, int KW, int sh, int sw, int dh, int dw,
                int OH, int BR, int16_t *col, int32_t *off) {
   const int K = cg * KH * KW;
-  for (int k = 0; k < K; k++) off[k] = ((k / (KW * KH)) * Hp + ((k / KW) % KH) * dh) * Wp + (k % KW) * dw;
-  xp += c0 * Hp * Wp;
-  /* Copies for strides 1 and 2, where load8 is one load or two loads and a shuffle. */
-  if (sw == 1) pack_body(xp, K, off, sh, 1, Wp, OH, BR, col);
-  else if (sw == 2) pack_body(xp, K, off, sh, 2, Wp, OH, BR, col);
-  else pack_body(xp, K, off, sh, sw, Wp, OH, BR, col);
+  tap_offsets(K, Hp, Wp, KH, KW, dh, dw, off);
+  pack_range(xp + c0 * Hp * Wp, K, off, sh, sw, Wp, BR, 0, OH * BR, col);
 }
 
 /*
@@ -209,9 +218,7 @@ int32_t pack_rows(const int32_t *x, int P, int K, int16_t *col) {
  * acc[o][p] = sum_k w[o][k] x[k][p] for OB blocks of 4 outputs and PB blocks of 8 pixels,
  * int32 (exact by the caller's bound). acc rows are PB * 8 long.
  */
-EXPORT("dot_4x8")
-void dot_4x8(const int32_t *w, const int16_t *col, int OB, int KP, int PB, int32_t *acc) {
-  const int stride = PB * 8;
+static void dot_4x8_range(const int32_t *w, const int16_t *col, int OB, int KP, int PB, int32_t *acc, int stride) {
   for (int ob = 0; ob < OB; ob++) {
     const int32_t *wb = w + ob * KP * 4;
     int32_t *out = acc + ob * 4 * stride;
@@ -246,6 +253,33 @@ void dot_4x8(const int32_t *w, const int16_t *col, int OB, int KP, int PB, int32
       wasm_v128_store(o + 3 * stride, s30);
       wasm_v128_store(o + 3 * stride + 4, s31);
     }
+  }
+}
+
+EXPORT("dot_4x8")
+void dot_4x8(const int32_t *w, const int16_t *col, int OB, int KP, int PB, int32_t *acc) {
+  dot_4x8_range(w, col, OB, KP, PB, acc, PB * 8);
+}
+
+/*
+ * pack_conv then dot_4x8, a tile of pixel blocks at a time: the tile's columns (about 16 KiB)
+ * stay in the L1 cache while every block of four outputs reads them, instead of the whole
+ * column buffer (hundreds of KiB) being written out and read back OB times.
+ */
+EXPORT("conv_4x8")
+void conv_4x8(const int16_t *xp, int c0, int cg, int Hp, int Wp, int KH, int KW, int sh, int sw, int dh, int dw, int OH,
+              int BR, const int32_t *w, int OB, int16_t *col, int32_t *off, int32_t *acc) {
+  const int K = cg * KH * KW;
+  const int KP = (K + 1) / 2;
+  const int PB = OH * BR;
+  int tile = 16384 / (KP * 32);
+  if (tile < 1) tile = 1;
+  tap_offsets(K, Hp, Wp, KH, KW, dh, dw, off);
+  xp += c0 * Hp * Wp;
+  for (int pb0 = 0; pb0 < PB; pb0 += tile) {
+    const int n = pb0 + tile <= PB ? tile : PB - pb0;
+    pack_range(xp, K, off, sh, sw, Wp, BR, pb0, n, col);
+    dot_4x8_range(w, col, OB, KP, n, acc + pb0 * 8, PB * 8);
   }
 }
 
