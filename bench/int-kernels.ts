@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { buildPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import { formatFor } from '../native-workers/engine/fixedpoint/assignment.js';
 import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
@@ -16,7 +16,7 @@ import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
 import { runIntOnPool } from '../services/engines.js';
 import { loadModelFile } from '../services/models.js';
 
-export async function benchIntKernels(sharedFixtures: string, rounds = 3): Promise<string[]> {
+export async function benchIntKernels(sharedFixtures: string, rounds = 5): Promise<string[]> {
   const models = [
     {
       name: 'fmnist_resnet20',
@@ -65,6 +65,7 @@ export async function benchIntKernels(sharedFixtures: string, rounds = 3): Promi
     );
     await float.release();
   }
-  lines.push('');
+  // The machine is shared: say how busy it was (1-minute load average; 2 means both cores taken).
+  lines.push('', `Load average at the end: ${loadavg()[0]!.toFixed(1)}.`, '');
   return lines;
 }
