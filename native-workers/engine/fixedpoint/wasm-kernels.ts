@@ -118,29 +118,37 @@ export class WasmKernels {
     return this.packed.get(key) as T;
   }
 
-  /** Persistent bytes (packed weights, biases) until the next reset. */
-  allocate(bytes: number): number {
+  /** Persistent bytes (packed weights, biases) until the next reset; undefined when memory cannot grow. */
+  allocate(bytes: number): number | undefined {
     const at = this.top;
+    if (!this.ensure(align16(at + bytes))) return undefined;
     this.top = align16(at + bytes);
-    this.ensure(this.top);
     return at;
   }
 
-  /** Scratch pointers for one kernel call, laid out above the persistent data. */
-  scratch(sizes: number[]): number[] {
+  /**
+   * Scratch pointers for one kernel call, laid out above the persistent data; undefined when
+   * the memory cannot grow that far (wasm32 stops at 4 GiB): the caller then falls back.
+   */
+  scratch(sizes: number[]): number[] | undefined {
     let at = this.top;
     const out = sizes.map((s) => {
       const p = at;
       at = align16(at + s);
       return p;
     });
-    this.ensure(at);
-    return out;
+    return this.ensure(at) ? out : undefined;
   }
 
-  private ensure(end: number): void {
+  private ensure(end: number): boolean {
     const have = this.fn.memory.buffer.byteLength;
-    if (end > have) this.fn.memory.grow(Math.ceil((end - have) / PAGE));
+    if (end <= have) return true;
+    try {
+      this.fn.memory.grow(Math.ceil((end - have) / PAGE));
+      return true;
+    } catch {
+      return false; // RangeError: past the engine's limit for this memory
+    }
   }
 
   /** Views are made per use: growing the memory detaches earlier ones. */

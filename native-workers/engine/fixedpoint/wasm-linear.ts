@@ -89,15 +89,18 @@ function packWeights(k: WasmKernels, layer: LinearLayer): PackedWeights | null {
   if (layer.bias) {
     const maxAbs = layer.bias.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     if (maxAbs >= 2 ** 52) return null;
-    biasPtr = k.allocate(layer.bias.length * 8);
-    k.f64(biasPtr, layer.bias.length).set(layer.bias);
+    const at = k.allocate(layer.bias.length * 8);
+    if (at === undefined) return null;
+    k.f64((biasPtr = at), layer.bias.length).set(layer.bias);
     biasInt = undefined;
-    if (maxAbs <= INT32_MAX) {
-      biasInt = { ptr: k.allocate(layer.bias.length * 4), maxAbs };
-      k.i32(biasInt.ptr, layer.bias.length).set(layer.bias);
+    const atInt = maxAbs <= INT32_MAX ? k.allocate(layer.bias.length * 4) : undefined;
+    if (atInt !== undefined) {
+      biasInt = { ptr: atInt, maxAbs };
+      k.i32(atInt, layer.bias.length).set(layer.bias);
     }
   }
   const ptr = k.allocate(data.length * 4);
+  if (ptr === undefined) return null;
   k.i32(ptr, data.length).set(data);
   return { ptr, block, perGroup, maxRowAbs, biasPtr, biasInt };
 }
@@ -124,7 +127,7 @@ export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | 
   const Wp = conv ? Math.max(conv.pl + conv.W, OWpad * conv.sw + (conv.KW - 1) * conv.dw) : 0;
   // One input channel per output (MobileNet's depthwise layers): a kernel without a column buffer.
   const depthwise = conv !== undefined && groups === outputs && conv.C === groups && K <= 64;
-  const [x, xp, col, acc, out, offsets] = k.scratch([
+  const pointers = k.scratch([
     layer.input.length * 4,
     conv ? conv.C * Hp * Wp * 2 : 0,
     depthwise ? 0 : PB * KP * 32,
@@ -132,6 +135,8 @@ export function runLinearWasm(k: WasmKernels, layer: LinearLayer): Int32Array | 
     outputs * P * 4 + 16, // requantize_shift may write 3 values past the end
     K * 4,
   ]);
+  if (!pointers) return undefined;
+  const [x, xp, col, acc, out, offsets] = pointers;
   k.i32(x!, layer.input.length).set(layer.input);
   const maxX = conv
     ? fn.pad_input(x!, conv.C, conv.H, conv.W, conv.pt, conv.pl, Hp, Wp, xp!)

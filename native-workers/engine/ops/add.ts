@@ -52,7 +52,9 @@ export const add: OperatorModule = {
       const n = a!.data.length;
       if (b!.data.length !== n || node.out.lo < -(2 ** 31) || node.out.hi > 2 ** 31 - 1) return undefined;
       const F = Math.max(a!.frac, b!.frac);
-      const [pa, pb, out] = kernels.scratch([n * 4, n * 4, n * 4]);
+      const pointers = kernels.scratch([n * 4, n * 4, n * 4]);
+      if (!pointers) return undefined;
+      const [pa, pb, out] = pointers;
       kernels.i32(pa!, n).set(a!.data);
       kernels.i32(pb!, n).set(b!.data);
       const { lo, hi, frac } = node.out;
