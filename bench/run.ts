@@ -5,6 +5,8 @@
 import { resolve } from 'node:path';
 import { benchDataset } from './dataset.js';
 import { benchEngine } from './engine.js';
+import { benchIntKernels } from './int-kernels.js';
+import { benchIntProfile } from './int-profile.js';
 import { benchSearch } from './search.js';
 import { benchEventLoop } from './event-loop.js';
 import { benchC } from './c-speed.js';
@@ -25,6 +27,8 @@ const ALL_MODELS = [
 const all: Record<string, () => Promise<string[]>> = {
   dataset: () => benchDataset(shared),
   engine: () => benchEngine(shared),
+  'int-kernels': () => benchIntKernels(shared, rest[0] ? Number(rest[0]) : undefined),
+  'int-profile': () => benchIntProfile(shared, rest[0] ? Number(rest[0]) : undefined),
   'event-loop': () => benchEventLoop(rest[0] ? Number(rest[0]) : undefined),
   c: () => benchC(rest[0]),
   // Minutes per model: only when asked for (`npm run bench -- search [model ...]`).

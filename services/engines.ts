@@ -11,7 +11,7 @@ import type { IntProgram } from '../native-workers/engine/fixedpoint/program.js'
 import type { ParameterOverrides } from '../native-workers/engine/fixedpoint/quantized-cache.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
 import type { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
-import type { IntTask } from '../native-workers/pool/int-worker.js';
+import type { IntKernels, IntTask } from '../native-workers/pool/int-worker.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { imageBatches } from './image-feed.js';
 import { workerPool } from './pool.js';
@@ -39,15 +39,36 @@ export interface EngineEvaluation {
   confusion: number[][];
 }
 
-/** Integer logits of `count` images on the pool, a slice of images per worker task. */
-export async function runIntOnPool(program: IntProgram, inputs: Int32Array, count: number): Promise<Int32Array> {
+// Program ids for the int-worker tasks: a worker keeps the packed weights of the last id it saw.
+const programIds = new WeakMap<IntProgram, string>();
+const idPrefix = Math.random().toString(36).slice(2);
+let nextProgramId = 0;
+
+/**
+ * Integer logits of `count` images on the pool, a slice of images per worker task. `kernels`:
+ * the WebAssembly kernels where they run (default), or 'ts' for the TypeScript ones only.
+ */
+export async function runIntOnPool(
+  program: IntProgram,
+  inputs: Int32Array,
+  count: number,
+  kernels?: IntKernels,
+): Promise<Int32Array> {
   const per = Math.max(1, Math.ceil(count / availableParallelism()));
   const size = inputs.length / count;
   const outSize = program.output.shape.reduce((a, b) => a * b, 1);
   const parts: Promise<Int32Array>[] = [];
+  let programId = programIds.get(program);
+  if (!programId) programIds.set(program, (programId = `${idPrefix}-${nextProgramId++}`));
   for (let start = 0; start < count; start += per) {
     const n = Math.min(per, count - start);
-    const task: IntTask = { program, inputs: inputs.slice(start * size, (start + n) * size), count: n };
+    const task: IntTask = {
+      program,
+      inputs: inputs.slice(start * size, (start + n) * size),
+      count: n,
+      programId,
+      ...(kernels ? { kernels } : {}),
+    };
     parts.push(workerPool('int-worker').run(task) as Promise<Int32Array>);
   }
   const out = new Int32Array(count * outSize);

@@ -4,6 +4,21 @@ import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { resolveWindow, windowOutputSize } from './spatial.js';
 import { asNode, constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
 import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
+import { runLinearWasm } from '../fixedpoint/wasm-linear.js';
+import type { IntTensor, ProgramNode } from '../fixedpoint/program.js';
+
+/** Shapes and window of a 2-D Conv, shared by both integer kernels. */
+function geometry(node: ProgramNode, x: IntTensor, wDims: number[]) {
+  const [, , H, W] = x.shape as [number, number, number, number];
+  const [OC, Cg, KH, KW] = wDims as [number, number, number, number];
+  const [, , OH, OW] = node.outShape as [number, number, number, number];
+  const group = attrInt(asNode(node), 'group', 1);
+  const window = resolveWindow(asNode(node), x.shape, [KH, KW]);
+  const [sh, sw] = window.strides as [number, number];
+  const [dh, dw] = window.dilations as [number, number];
+  const [pt, pl] = window.pads as [number, number];
+  return { H, W, OC, Cg, KH, KW, OH, OW, group, sh, sw, dh, dw, pt, pl };
+}
 
 export const conv: OperatorModule = {
   op: 'Conv',
@@ -85,14 +100,7 @@ export const conv: OperatorModule = {
     runInt(node, [x], program) {
       const w = constantOf(program, node, 1);
       const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;
-      const [, C, H, W] = x!.shape as [number, number, number, number];
-      const [OC, Cg, KH, KW] = w.dims as [number, number, number, number];
-      const [, , OH, OW] = node.outShape as [number, number, number, number];
-      const group = attrInt(asNode(node), 'group', 1);
-      const window = resolveWindow(asNode(node), x!.shape, [KH, KW]);
-      const [sh, sw] = window.strides as [number, number];
-      const [dh, dw] = window.dilations as [number, number];
-      const [pt, pl] = window.pads as [number, number];
+      const { H, W, OC, Cg, KH, KW, OH, OW, group, sh, sw, dh, dw, pt, pl } = geometry(node, x!, w.dims);
       const out = new Int32Array(OC * OH * OW);
       const P = OH * OW;
       const Kc = Cg * KH * KW;
@@ -149,8 +157,27 @@ export const conv: OperatorModule = {
           requantizeInto(acc, w.frac! + x!.frac - node.out.frac, node.out.lo, node.out.hi, out, oc * P);
         }
       }
-      void C;
       return out;
+    },
+    runFast(node, [x], program, kernels) {
+      if (x!.shape.length !== 4) return undefined; // 1-D convolutions: the TypeScript kernel
+      const w = constantOf(program, node, 1);
+      const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;
+      const { H, W, OC, Cg, KH, KW, OH, OW, group, sh, sw, dh, dw, pt, pl } = geometry(node, x!, w.dims);
+      const K = Cg * KH * KW;
+      return runLinearWasm(kernels, {
+        node,
+        weight: (o, k) => w.data[o * K + k]!,
+        outputs: OC,
+        groups: group,
+        K,
+        bias: bias?.aligned,
+        input: x!.data,
+        shape: { C: Cg * group, H, W, KH, KW, sh, sw, dh, dw, pt, pl, OH, OW },
+        shift: w.frac! + x!.frac - node.out.frac,
+        lo: node.out.lo,
+        hi: node.out.hi,
+      });
     },
   },
 };

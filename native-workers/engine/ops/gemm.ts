@@ -4,6 +4,7 @@ import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { asNode, constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
 import { numel } from '../export/c-util.js';
 import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
+import { runLinearWasm } from '../fixedpoint/wasm-linear.js';
 
 export const gemm: OperatorModule = {
   op: 'Gemm',
@@ -72,6 +73,26 @@ export const gemm: OperatorModule = {
         requantizeInto(acc, w.frac! + x!.frac - node.out.frac, node.out.lo, node.out.hi, out, r * N);
       }
       return out;
+    },
+    runFast(node, [x], program, kernels) {
+      const w = constantOf(program, node, 1);
+      const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;
+      const transB = attrInt(asNode(node), 'transB', 0) === 1;
+      const [K, N] = transB ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!];
+      const rows = x!.data.length / K;
+      return runLinearWasm(kernels, {
+        node,
+        weight: transB ? (n, k) => w.data[n * K + k]! : (n, k) => w.data[k * N + n]!,
+        outputs: N,
+        groups: 1,
+        K,
+        bias: bias?.aligned,
+        input: x!.data,
+        shape: { rows },
+        shift: w.frac! + x!.frac - node.out.frac,
+        lo: node.out.lo,
+        hi: node.out.hi,
+      });
     },
   },
 };

@@ -3,6 +3,7 @@ import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
 import { numel } from '../export/c-util.js';
 import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
+import { runLinearWasm } from '../fixedpoint/wasm-linear.js';
 
 export const matmul: OperatorModule = {
   op: 'MatMul',
@@ -56,6 +57,23 @@ export const matmul: OperatorModule = {
         requantizeInto(acc, w.frac! + x!.frac - node.out.frac, node.out.lo, node.out.hi, out, r * N);
       }
       return out;
+    },
+    runFast(node, [x], program, kernels) {
+      const w = constantOf(program, node, 1);
+      const [K, N] = w.dims as [number, number];
+      const rows = x!.data.length / K;
+      return runLinearWasm(kernels, {
+        node,
+        weight: (n, k) => w.data[k * N + n]!,
+        outputs: N,
+        groups: 1,
+        K,
+        input: x!.data,
+        shape: { rows },
+        shift: w.frac! + x!.frac - node.out.frac,
+        lo: node.out.lo,
+        hi: node.out.hi,
+      });
     },
   },
 };

@@ -9,6 +9,7 @@ import { FxpqError } from '../errors.js';
 import type { IntProgram, IntTensor, ProgramNode } from '../fixedpoint/program.js';
 import type { SimBuilder } from '../fixedpoint/sim-graph.js';
 import type { CEmitContext } from '../export/c-emitter.js';
+import type { WasmKernels } from '../fixedpoint/wasm-kernels.js';
 
 export interface ShapeContext {
   node: Node;
@@ -49,6 +50,11 @@ export interface FixedPointRules {
   lowerSim(node: Node, sim: SimBuilder): void;
   /** Integer kernel for one image: shifts, clamps and exact integer sums only. */
   runInt(node: ProgramNode, inputs: IntTensor[], program: IntProgram): Int32Array;
+  /**
+   * Optional fast kernel on the WebAssembly kernels: the same integers as `runInt`, or
+   * undefined where its bounds do not hold for this call (the executor then runs `runInt`).
+   */
+  runFast?(node: ProgramNode, inputs: IntTensor[], program: IntProgram, kernels: WasmKernels): Int32Array | undefined;
   /** C emitter: C99 statements computing the node's output buffer from its inputs' (integer-only). */
   emitC?(node: ProgramNode, c: CEmitContext): string;
 }
