@@ -6,8 +6,8 @@
  *     MAX_INPUT_ELEMENTS values per image, a fixed batch of at most MAX_BATCH;
  *   - at least one node; every node input produced by a node, an initializer or the graph input;
  *     every graph output produced; no cycle;
- *   - float initializers finite (NaN or Inf weights would quantize to nonsense), at most
- *     MAX_INITIALIZER_ELEMENTS values each.
+ *   - float initializers finite (NaN or Inf weights would quantize to nonsense) and at most
+ *     MAX_WEIGHT_MAGNITUDE in size, at most MAX_INITIALIZER_ELEMENTS values each.
  */
 import { FxpqError } from '../errors.js';
 import { DataType, type Graph } from '../ir/graph.js';
@@ -16,6 +16,8 @@ export const MAX_DIM = 1 << 16;
 export const MAX_INPUT_ELEMENTS = 1 << 26;
 export const MAX_BATCH = 4096;
 export const MAX_INITIALIZER_ELEMENTS = 1 << 28;
+/** No fixed-point format of a weight this large keeps its shifts within the integer code's 62 bits. */
+export const MAX_WEIGHT_MAGNITUDE = 2 ** 32;
 
 const fail = (message: string, code: 'invalid-model' | 'unsupported-model' = 'invalid-model'): never => {
   throw new FxpqError(message, code);
@@ -70,11 +72,16 @@ export function validateGraph(g: Graph, source: string): void {
       );
     if (t.dataType === DataType.FLOAT || t.dataType === DataType.DOUBLE) {
       const d = t.data as Float32Array | Float64Array;
-      for (let i = 0; i < d.length; i++)
+      for (let i = 0; i < d.length; i++) {
         if (!Number.isFinite(d[i]!))
           fail(
             `${source}: tensor ${t.name} holds ${Number.isNaN(d[i]!) ? 'NaN' : 'an infinite value'} at element ${i}; the model's weights are damaged.`,
           );
+        if (Math.abs(d[i]!) > MAX_WEIGHT_MAGNITUDE)
+          fail(
+            `${source}: tensor ${t.name} holds ${d[i]} at element ${i}, beyond the ${MAX_WEIGHT_MAGNITUDE} any trained weight reaches; the model's weights are damaged.`,
+          );
+      }
     }
   }
 
