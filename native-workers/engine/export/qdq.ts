@@ -18,6 +18,7 @@ import { writeOnnx } from '../onnx/onnx-format.js';
 import { POOL_RECIPROCAL_BITS, poolReciprocal, type Format } from '../fixedpoint/format.js';
 import type { IntProgram } from '../fixedpoint/program.js';
 import type { QuantPlan } from '../fixedpoint/plan.js';
+import { leakySlope, SLOPE_FRAC } from '../ops/leaky-relu.js';
 
 const INT8 = 3;
 const UINT8 = 2;
@@ -200,6 +201,25 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
       const scaled = emit('Mul', [sum, fscalar(`${out}/reciprocal`, poolReciprocal(n) * 2 ** -POOL_RECIPROCAL_BITS)]);
       const fSum = POOL_RECIPROCAL_BITS + program.fracOf[node.inputs[0]!]!;
       rename.set(out, qdq(halfUp(scaled, fSum, f.frac, out), f, p.out.lo, p.out.hi, out));
+    } else if (node.op === 'LeakyRelu' || node.op === 'PRelu') {
+      // The slope on its grid; the negative branch lands on the grid f_x + SLOPE_FRAC.
+      const x = t(node.inputs[0]!);
+      const slopes = program.constants[node.inputs[1] ?? ''];
+      const act =
+        node.op === 'LeakyRelu'
+          ? emit('LeakyRelu', [x], { alpha: { kind: 'float', value: leakySlope(node) } })
+          : emit('PRelu', [
+              x,
+              constant(
+                floatTensor(
+                  `${out}/slope`,
+                  slopes!.dims,
+                  Float32Array.from(slopes!.data, (a) => a * 2 ** -SLOPE_FRAC),
+                ),
+              ),
+            ]);
+      const fGrid = program.fracOf[node.inputs[0]!]! + SLOPE_FRAC;
+      rename.set(out, qdq(halfUp(act, fGrid, f.frac, out), f, p.out.lo, p.out.hi, out));
     } else if (node.op === 'Clip') {
       const lo = p.attrs['min']?.kind === 'float' ? p.attrs['min'].value : -3.4e38;
       const hi = p.attrs['max']?.kind === 'float' ? p.attrs['max'].value : 3.4e38;
@@ -211,7 +231,15 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
         if (init) inits.set(name, init);
         return name;
       });
-      rename.set(out, emit(node.op, [t(node.inputs[0]!), ...extra], node.attrs));
+      // Before a Pad, Reshape or Transpose, an exact Max(x, lowest float) keeps a
+      // DequantizeLinear from feeding it directly: onnxruntime's QDQ propagation would insert a
+      // QuantizeLinear after it (or after the MaxPool that follows) with an int8 output type and
+      // a uint8 default zero point, and refuse the model (onnxruntime-node 1.30; the zoo's
+      // padded_leaky).
+      const x = t(node.inputs[0]!);
+      const barrier = ['Pad', 'Reshape', 'Transpose'].includes(node.op);
+      const input = barrier ? emit('Max', [x, fscalar(`${out}/lowest`, -3.4e38)]) : x;
+      rename.set(out, emit(node.op, [input, ...extra], node.attrs));
     }
   }
   const logits = t(program.output.name);

@@ -1,6 +1,7 @@
 /** Compile a plan and an assignment into the integer program (spec §2). */
 import { FxpqError } from '../errors.js';
-import { attrInts, tensorToNumbers } from '../ir/graph.js';
+import { attrInts, tensorToNumbers, toFloat32 } from '../ir/graph.js';
+import { preluSlopeConstant, SLOPE_FRAC } from '../ops/leaky-relu.js';
 import { operatorModule } from '../ops/registry.js';
 import { clipLimits } from '../ops/activation.js';
 import { checkAccumulator } from './kernel-util.js';
@@ -123,8 +124,10 @@ export function compileProgram(
     }
     for (const name of node.inputs) {
       const t = g.initializers.get(name);
-      if (t && !constants[name] && node.op === 'Reshape')
+      if (t && !constants[name] && (node.op === 'Reshape' || (node.op === 'Pad' && name === node.inputs[1])))
         constants[name] = { dims: t.dims, data: Int32Array.from(tensorToNumbers(t)) };
+      if (t && !constants[name] && node.op === 'PRelu')
+        constants[name] = { dims: t.dims, data: preluSlopeConstant(toFloat32(t)), frac: SLOPE_FRAC };
     }
     if (node.op === 'Clip') {
       const { min, max } = clipLimits(node, g);

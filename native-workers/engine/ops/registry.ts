@@ -8,6 +8,8 @@ import { concat } from './concat.js';
 import { averagePool, globalAveragePool, maxPool } from './pooling.js';
 import { flatten, reshape, transpose } from './layout.js';
 import { clip, relu, softmax } from './activation.js';
+import { leakyRelu, prelu } from './leaky-relu.js';
+import { pad } from './pad.js';
 
 const modules: OperatorModule[] = [
   conv,
@@ -23,6 +25,9 @@ const modules: OperatorModule[] = [
   transpose,
   relu,
   clip,
+  leakyRelu,
+  prelu,
+  pad,
   softmax,
 ];
 
