@@ -26,7 +26,7 @@ const all: Record<string, () => Promise<string[]>> = {
   dataset: () => benchDataset(shared),
   engine: () => benchEngine(shared),
   'event-loop': () => benchEventLoop(rest[0] ? Number(rest[0]) : undefined),
-  c: () => benchC(rest[0]),
+  c: () => benchC(rest),
   // Minutes per model: only when asked for (`npm run bench -- search [model ...]`).
   ...(first === 'search' ? { search: () => benchSearch(shared, rest.length > 0 ? rest : ALL_MODELS) } : {}),
 };
