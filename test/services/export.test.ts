@@ -161,7 +161,7 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
         expect(r.c!.evaluation).toMatchObject({ images: inputs.length, agree: inputs.length });
         expect(r.c!.text).toBeGreaterThan(0);
         // Activations in one arena planned by liveness: far below one int32 buffer per tensor.
-        // RAM: the arena plus the layers' scratch (staged input, unpacked weight row), nothing else
+        // RAM: the arena plus the layers' scratch (staged input, weight rows, columns), nothing else
         // but the alignment gcc gives each static array (at most 32 bytes each, a handful of arrays).
         const planned = r.c!.arenaBytes + r.c!.scratchBytes!;
         expect(r.c!.bss).toBeGreaterThanOrEqual(planned);

@@ -45,7 +45,7 @@ export interface CEmitContext {
    * expression). One buffer per role and element width, sized for the largest request; its bytes
    * count in the RAM of the memory plan.
    */
-  scratch(role: 'input' | 'weights', type: string, elements: number): string;
+  scratch(role: 'input' | 'weights' | 'columns', type: string, elements: number): string;
 }
 
 function cName(s: string, prefix: string, used: Map<string, string>): string {
@@ -88,7 +88,7 @@ export type CWeights = 'packed' | 'bytes';
 export interface CMemoryPlan {
   /** Bytes of the static activation arenas, one per element width (the RAM peak of the activations). */
   arenaBytes: number;
-  /** Bytes of the layers' static scratch buffers (staged inputs, unpacked weight rows): RAM beside the arena. */
+  /** Bytes of the layers' static scratch buffers (staged inputs, unpacked weight rows, columns): RAM beside the arena. */
   scratchBytes: number;
   /** What one int32_t buffer per tensor would take (the plan's baseline). */
   unplannedBytes: number;
@@ -249,13 +249,13 @@ export function emitC(
     loadRun: (name, dst, first, count) => {
       const p = packed.get(name)!;
       if (weights === 'bytes')
-        return `{ int i_; for (i_ = 0; i_ < ${count}; i_++) ${dst}[i_] = ${p.name}[(${first}) + i_]; }`;
+        return `{ int i_; for (i_ = 0; i_ < ${count}; i_++) (${dst})[i_] = ${p.name}[(${first}) + i_]; }`;
       if (rowTypeOf(p) === 'int16_t') {
         helpers.unpackRun = true;
         return `fxpq_unpack_run(${p.name}, (uint32_t)(${first}), ${count}u, ${p.bits}, ${p.signed ? 1 : 0}, ${dst});`;
       }
       helpers.unpack = true;
-      return `{ int i_; for (i_ = 0; i_ < ${count}; i_++) ${dst}[i_] = fxpq_unpack(${p.name}, (uint32_t)(${first}) + (uint32_t)i_, ${p.bits}, ${p.signed ? 1 : 0}); }`;
+      return `{ int i_; for (i_ = 0; i_ < ${count}; i_++) (${dst})[i_] = fxpq_unpack(${p.name}, (uint32_t)(${first}) + (uint32_t)i_, ${p.bits}, ${p.signed ? 1 : 0}); }`;
     },
     scratch: (role, type, elements) => {
       const width = WIDTH[type];

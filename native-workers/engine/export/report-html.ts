@@ -119,7 +119,7 @@ ${
 <tr><td>activation arena (RAM, planned by liveness)</td><td class="n">${input.c.arenaBytes.toLocaleString('en-US')} B</td></tr>
 ${
   input.c.scratchBytes !== undefined
-    ? `<tr><td>layer scratch (RAM: a convolution's input staged channel-last, one unpacked weight row)</td><td class="n">${input.c.scratchBytes.toLocaleString('en-US')} B</td></tr>`
+    ? `<tr><td>layer scratch (RAM: a convolution's input staged channel-last, unpacked weight rows, a first layer's columns)</td><td class="n">${input.c.scratchBytes.toLocaleString('en-US')} B</td></tr>`
     : ''
 }
 <tr><td>one int32 buffer per tensor, for comparison</td><td class="n">${input.c.unplannedBytes.toLocaleString('en-US')} B</td></tr>

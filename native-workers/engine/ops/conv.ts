@@ -4,6 +4,7 @@ import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { resolveWindow, windowOutputSize } from './spatial.js';
 import { asNode, constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
 import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
+import { emitConvC } from './conv-c.js';
 
 export const conv: OperatorModule = {
   op: 'Conv',
@@ -32,69 +33,7 @@ export const conv: OperatorModule = {
     biasInput: 2,
     outputSigned: linearLayerSign,
     lowerSim: lowerLinearLayer,
-    emitC(node, c) {
-      const x = node.inputs[0]!;
-      const [wName, bName] = [node.inputs[1]!, node.inputs[2]];
-      const w = c.program.constants[wName]!;
-      const [, C, H, W] = c.shape(x) as [number, number, number, number];
-      const [OC, Cg, KH, KW] = w.dims as [number, number, number, number];
-      const [, , OH, OW] = node.outShape as [number, number, number, number];
-      const group = attrInt(asNode(node), 'group', 1);
-      const win = resolveWindow(asNode(node), c.shape(x), [KH, KW]);
-      const [sh, sw] = win.strides as [number, number];
-      const [dh, dw] = win.dilations as [number, number];
-      const [pt, pl, pb, pr] = win.pads as [number, number, number, number];
-      const [Hp, Wp] = [H + pt + pb, W + pl + pr];
-      const Kc = Cg * KH * KW;
-      const fx = c.program.fracOf[x]!;
-      const acc = c.accumulator(wName, x, Kc, bName);
-      const b = bName ? c.program.constants[bName]! : undefined;
-      const init = b ? `(${acc})fxpq_rsr(${c.constant(bName!, 'oc')}, ${b.frac! - (w.frac! + fx)})` : '0';
-      // Weights in C as [oc][kh][kw][ic]: one kernel row of one output channel is one run, matching
-      // the channel-last staged input below.
-      const order = new Int32Array(OC * Kc);
-      for (let oc = 0, i = 0; oc < OC; oc++)
-        for (let kh = 0; kh < KH; kh++)
-          for (let kw = 0; kw < KW; kw++)
-            for (let ic = 0; ic < Cg; ic++) order[i++] = ((oc * Cg + ic) * KH + kh) * KW + kw;
-      c.reorder(wName, order);
-      const tx = c.elementType(x);
-      const tw = c.rowType(wName);
-      // With one group and no dilation a kernel row's window is KW * C contiguous values.
-      const row =
-        group === 1 && dw === 1
-          ? `for (i = 0; i < ${KW * C}; i++) acc += (${acc})wr[i] * xr[i];`
-          : `for (kw = 0; kw < ${KW}; kw++)
-              for (i = 0; i < ${Cg}; i++) acc += (${acc})wr[kw * ${Cg} + i] * xr[kw * ${dw * C} + i];`;
-      const X = c.buffer(x);
-      // The input is staged once per layer channel-last with its zero padding, and each output
-      // channel's weights are unpacked once into a row: the inner loop is then a plain contiguous
-      // multiply-accumulate over constant trip counts, which gcc -O2 vectorizes.
-      return `    ${tx} *const xs = ${c.scratch('input', tx, Hp * Wp * C)};
-    ${tw} *const ws = ${c.scratch('weights', tw, Kc)};
-    int oc, oh, ow, kh, kw, i;
-    for (i = 0; i < ${Hp * Wp * C}; i++) xs[i] = 0;
-    for (oh = 0; oh < ${H}; oh++)
-      for (ow = 0; ow < ${W}; ow++)
-        for (i = 0; i < ${C}; i++) xs[(${(pt * Wp + pl) * C} + oh * ${Wp * C}) + ow * ${C} + i] = (${tx})${X}[(i * ${H} + oh) * ${W} + ow];
-    (void)kw;
-    for (oc = 0; oc < ${OC}; oc++) {
-      const int g = oc / ${OC / group};
-      ${c.loadRun(wName, 'ws', `oc * ${Kc}`, Kc)}
-      const ${acc} init = ${init};
-      for (oh = 0; oh < ${OH}; oh++) {
-        for (ow = 0; ow < ${OW}; ow++) {
-          ${acc} acc = init;
-          for (kh = 0; kh < ${KH}; kh++) {
-            const ${tx} *restrict xr = xs + ((oh * ${sh} + kh * ${dh}) * ${Wp} + ow * ${sw}) * ${C} + g * ${Cg};
-            const ${tw} *restrict wr = ws + kh * ${KW * Cg};
-            ${row}
-          }
-          ${c.buffer(node.output)}[(oc * ${OH} + oh) * ${OW} + ow] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + fx - node.out.frac}), ${node.out.lo}, ${node.out.hi});
-        }
-      }
-    }`;
-    },
+    emitC: emitConvC,
     runInt(node, [x], program) {
       const w = constantOf(program, node, 1);
       const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;
