@@ -186,6 +186,35 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
   );
 });
 
+describe('C export above 8 bits', () => {
+  it('is bit-exact at uniform 12 bits: 16-bit staged inputs and weight rows, int64 accumulators', async () => {
+    const run = join(tmp, 'run-r20-u12');
+    await quantize({
+      modelPath: modelPath('fmnist_resnet20')!,
+      dataPath: DATA['fmnist_resnet20']!,
+      out: run,
+      uniform: 12,
+      calib: 10,
+      eval: 10,
+      seed: 1,
+      cacheDir,
+    });
+    const out = join(tmp, 'export-r20-u12');
+    const r = await exportRun({ run, out, formats: ['c', 'fxpq'], cacheDir });
+    expect(compileAndRunC(out)).toMatch(/golden vectors, 0 mismatching outputs/);
+    const code = readFileSync(join(out, 'c', 'model.c'), 'utf8');
+    expect(code).toMatch(/int64_t acc = init;/);
+    expect(code).toMatch(/static int16_t fxpq_input16\[/);
+    expect(code).toMatch(/fxpq_unpack_run\([^;]*, 12, 1, ws\)/);
+    const pkg = readFxpqPackage(new Uint8Array(readFileSync(join(out, 'model.fxpq'))), 'model.fxpq');
+    const inputs = readEvalInputs(join(out, 'c', 'eval', 'inputs.bin'), pkg.program);
+    expect(evalArgmax(join(out, 'c'))).toEqual(
+      inputs.map((x) => topK(Float64Array.from(runImage(pkg.program, x)), 1)[0]),
+    );
+    expect(r.c!.evaluation).toMatchObject({ images: 10, agree: 10 });
+  }, 300_000);
+});
+
 describe('C arena plan', () => {
   it('never overlaps two tensors alive at the same node, and reuses memory of dead ones', () => {
     let seed = 7;
