@@ -19,6 +19,9 @@ import { FxpqError } from '../native-workers/engine/errors.js';
 
 const run = promisify(execFile);
 
+/** At most this many bytes of evaluation images in c/eval/inputs.bin. */
+export const C_EVAL_BYTES = 32 * 1024 * 1024;
+
 export const C_EVAL_FILES = ['c/Makefile', 'c/eval/eval_main.c', 'c/eval/inputs.bin', 'c/eval/labels.txt'];
 
 export interface CEvalResult {

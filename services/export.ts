@@ -20,7 +20,7 @@ import { writeQdqModel } from '../native-workers/engine/export/qdq.js';
 import { renderHtmlReport } from '../native-workers/engine/export/report-html.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { runIntOnPool } from './engines.js';
-import { C_EVAL_FILES, writeAndCheckCEval } from './export-c-eval.js';
+import { C_EVAL_BYTES, C_EVAL_FILES, writeAndCheckCEval } from './export-c-eval.js';
 import { describeFsError, readJsonDocument } from './files.js';
 import { imageBatches } from './image-feed.js';
 import { readRunConfig, sha256, type RunReport } from './runs.js';
@@ -281,13 +281,17 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
         );
       }
       o.onProgress?.('c-eval');
+      // The evaluation images go into the export folder: as many as fit in C_EVAL_BYTES (all 1000
+      // of a CIFAR-10 run, about 200 ImageNet-sized ones).
+      const imageBytes = imageSize * cTypeFor(inputFormat.bits, inputFormat.signed).bytes;
+      const evalImages = images.slice(0, Math.max(1, Math.floor(C_EVAL_BYTES / imageBytes)));
       const evaluation = await writeAndCheckCEval(
         dir,
         build,
         {
-          inputs: images.map((im) => im.ints),
-          labels: images.map((im) => im.label),
-          reference: images.map((im) => topK(Float64Array.from(im.reference), 1)[0]!),
+          inputs: evalImages.map((im) => im.ints),
+          labels: evalImages.map((im) => im.label),
+          reference: evalImages.map((im) => topK(Float64Array.from(im.reference), 1)[0]!),
         },
         inputFormat,
       );
@@ -315,7 +319,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
       };
       result.files.push({
         name: 'c/eval/inputs.bin',
-        bytes: evaluation.images * images[0]!.ints.length * cTypeFor(inputFormat.bits, inputFormat.signed).bytes,
+        bytes: evaluation.images * imageBytes,
         note: `\`make eval\` in c/: the C network's argmax equals the integer executor's on ${evaluation.agree}/${evaluation.images} evaluation images; top-1 ${evaluation.correct}/${evaluation.labelled}`,
       });
       result.files.push({
