@@ -220,6 +220,10 @@ export interface ExportResult {
     /** Flash of the weight arrays, RAM of the activation arena (planned by liveness), and the largest tensor. */
     weightsBytes: number;
     arenaBytes: number;
+    /** RAM of the layers' scratch beside the arena (absent in exports made before it existed): a convolution's input staged channel-last, unpacked weight rows, a first layer's columns. */
+    scratchBytes?: number;
+    /** The host evaluation program (c/Makefile, c/eval/) run on the export's evaluation images: argmax equal to the integer executor's on `agree` of `images`; top-1 `correct` of `labelled` (absent in older exports). */
+    evaluation?: { images: number; labelled: number; correct: number; agree: number };
     /** RAM one int32_t buffer per activation would take (before the plan). */
     unplannedBytes: number;
     largest: { tensor: string; bytes: number };

@@ -1,7 +1,9 @@
 /**
  * Inference throughput of the three engines on the same model and batch, in one run:
  * onnxruntime FP32 (the baseline), the fake-quant simulation (onnxruntime, formats fed as
- * inputs), and the integer-only executor (TypeScript, on the worker pool).
+ * inputs), and the integer-only executor (TypeScript, on the worker pool). The engines take
+ * turns over FXPQ_BENCH_ROUNDS rounds (default 5); each figure is the median with its min-max,
+ * ratios the median of the per-round ratios.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,11 +17,41 @@ import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import { runIntOnPool } from '../services/engines.js';
 import { loadModelFile } from '../services/models.js';
 
+/** Images/s of one timed call sequence (`repeats` calls of `images` images). */
 async function rate(images: number, repeats: number, f: () => Promise<unknown>): Promise<number> {
-  await f(); // warm-up: session initialisation, worker start, JIT
   const t = performance.now();
   for (let i = 0; i < repeats; i++) await f();
   return (images * repeats) / ((performance.now() - t) / 1000);
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** "median (min-max)" of a series of rates or ratios. */
+function spread(xs: number[], digits: number): string {
+  return `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+}
+
+/**
+ * Every engine once per round, the starting engine rotating from round to round, so that a
+ * change in the machine's load hits all engines alike; ratios are taken within a round.
+ */
+async function interleaved(
+  rounds: number,
+  engines: { name: string; images: number; repeats: number; run: () => Promise<unknown> }[],
+): Promise<Map<string, number[]>> {
+  for (const e of engines) await e.run(); // warm-up: session initialisation, worker start, JIT
+  const rates = new Map(engines.map((e) => [e.name, [] as number[]]));
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < engines.length; k++) {
+      const e = engines[(r + k) % engines.length]!;
+      rates.get(e.name)!.push(await rate(e.images, e.repeats, e.run));
+    }
+  }
+  return rates;
 }
 
 export async function benchEngine(sharedFixtures: string): Promise<string[]> {
@@ -37,8 +69,9 @@ export async function benchEngine(sharedFixtures: string): Promise<string[]> {
       repeats: 2,
     },
   ].filter((m) => existsSync(m.path));
+  const rounds = Number(process.env['FXPQ_BENCH_ROUNDS'] ?? 5);
   const lines = [
-    `## Engines: images/s at uniform 8 bits, same batch, one run (${availableParallelism()} cores)`,
+    `## Engines: images/s at uniform 8 bits, same batch, ${rounds} interleaved rounds, median (min-max) (${availableParallelism()} cores)`,
     '',
     '| model | batch | ORT FP32 | ORT FP32 without NCHWc | simulation | sim / FP32 | sim / FP32 without NCHWc | integer executor (pool) | int / FP32 |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -57,19 +90,28 @@ export async function benchEngine(sharedFixtures: string): Promise<string[]> {
     const ints = quantizeArray(x, inputFormat);
     const xq = dequantizeArray(ints, inputFormat.frac);
     const float = await FloatRunner.create(model.bytes, model.original, m.path);
-    const sim = await SimRunner.create(plan);
-    const program = compileProgram(plan, assignment);
-    const fp = await rate(m.batch, m.repeats, () => float.run(x, m.batch));
     // NCHWc (MLAS's blocked layout, level 'all') needs constant weights, which a simulation serving every assignment cannot have.
     const floatExtended = await FloatRunner.create(model.bytes, model.original, m.path, { optimization: 'extended' });
-    const fpExtended = await rate(m.batch, m.repeats, () => floatExtended.run(x, m.batch));
-    await floatExtended.release();
-    const simRate = await rate(m.batch, m.repeats, () => sim.run(assignment, xq, m.batch));
-    const intRate = await rate(m.batch, 1, () => runIntOnPool(program, ints, m.batch));
+    const sim = await SimRunner.create(plan);
+    const program = compileProgram(plan, assignment);
+    const r = await interleaved(rounds, [
+      { name: 'fp', images: m.batch, repeats: m.repeats, run: () => float.run(x, m.batch) },
+      { name: 'fpx', images: m.batch, repeats: m.repeats, run: () => floatExtended.run(x, m.batch) },
+      { name: 'sim', images: m.batch, repeats: m.repeats, run: () => sim.run(assignment, xq, m.batch) },
+      { name: 'int', images: m.batch, repeats: 1, run: () => runIntOnPool(program, ints, m.batch) },
+    ]);
+    const [fp, fpx, simRate, intRate] = ['fp', 'fpx', 'sim', 'int'].map((k) => r.get(k)!) as [
+      number[],
+      number[],
+      number[],
+      number[],
+    ];
+    const per = (a: number[], b: number[]): number[] => a.map((v, i) => v / b[i]!);
     lines.push(
-      `| ${m.name} | ${m.batch} | ${fp.toFixed(0)} | ${fpExtended.toFixed(0)} | ${simRate.toFixed(0)} | ${(simRate / fp).toFixed(2)} | ${(simRate / fpExtended).toFixed(2)} | ${intRate.toFixed(1)} | ${(intRate / fp).toFixed(3)} |`,
+      `| ${m.name} | ${m.batch} | ${spread(fp, 0)} | ${spread(fpx, 0)} | ${spread(simRate, 0)} | ${spread(per(simRate, fp), 2)} | ${spread(per(simRate, fpx), 2)} | ${spread(intRate, 1)} | ${spread(per(intRate, fp), 3)} |`,
     );
     await float.release();
+    await floatExtended.release();
     await sim.release();
   }
   lines.push('');

@@ -30,7 +30,7 @@ const all: Record<string, () => Promise<string[]>> = {
   'int-kernels': () => benchIntKernels(shared, rest[0] ? Number(rest[0]) : undefined),
   'int-profile': () => benchIntProfile(shared, rest[0] ? Number(rest[0]) : undefined),
   'event-loop': () => benchEventLoop(rest[0] ? Number(rest[0]) : undefined),
-  c: () => benchC(rest[0]),
+  c: () => benchC(rest),
   // Minutes per model: only when asked for (`npm run bench -- search [model ...]`).
   ...(first === 'search' ? { search: () => benchSearch(shared, rest.length > 0 ? rest : ALL_MODELS) } : {}),
 };

@@ -14,12 +14,13 @@ import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
 import { quantizeArray, type Format } from '../native-workers/engine/fixedpoint/format.js';
 import { runImage } from '../native-workers/engine/fixedpoint/int-executor.js';
 import { buildPlan, structureId } from '../native-workers/engine/fixedpoint/plan.js';
-import { emitC, type CWeights } from '../native-workers/engine/export/c-emitter.js';
+import { cTypeFor, emitC, type CWeights } from '../native-workers/engine/export/c-emitter.js';
 import { readFxpqPackage, writeFxpqPackage } from '../native-workers/engine/export/fxpq-package.js';
 import { writeQdqModel } from '../native-workers/engine/export/qdq.js';
 import { renderHtmlReport } from '../native-workers/engine/export/report-html.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { runIntOnPool } from './engines.js';
+import { C_EVAL_BYTES, C_EVAL_FILES, writeAndCheckCEval } from './export-c-eval.js';
 import { describeFsError, readJsonDocument } from './files.js';
 import { imageBatches } from './image-feed.js';
 import { readRunConfig, sha256, type RunReport } from './runs.js';
@@ -120,7 +121,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
     const indices = config.data.eval.slice(0, o.verifyImages ?? 1000);
     const imageShape = s.model.original.inputs[0]!.shape.slice(1);
     const imageSize = imageShape.reduce((a, b) => a * b, 1);
-    const images: { input: Float32Array; ints: Int32Array; reference: Int32Array }[] = [];
+    const images: { input: Float32Array; ints: Int32Array; reference: Int32Array; label: number }[] = [];
     for await (const b of imageBatches({
       dataset: s.dataset,
       indices,
@@ -139,6 +140,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
           input: b.data.slice(i * imageSize, (i + 1) * imageSize),
           ints: ints.slice(i * imageSize, (i + 1) * imageSize),
           reference: ref.slice(i * outSize, (i + 1) * outSize),
+          label: s.labels[b.indices[i]!] ?? -1,
         });
       }
     }
@@ -282,6 +284,21 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
           'io',
         );
       }
+      o.onProgress?.('c-eval');
+      // The evaluation images go into the export folder: as many as fit in C_EVAL_BYTES (all 1000
+      // of a CIFAR-10 run, about 200 ImageNet-sized ones).
+      const imageBytes = imageSize * cTypeFor(inputFormat.bits, inputFormat.signed).bytes;
+      const evalImages = images.slice(0, Math.max(1, Math.floor(C_EVAL_BYTES / imageBytes)));
+      const evaluation = await writeAndCheckCEval(
+        dir,
+        build,
+        {
+          inputs: evalImages.map((im) => im.ints),
+          labels: evalImages.map((im) => im.label),
+          reference: evalImages.map((im) => topK(Float64Array.from(im.reference), 1)[0]!),
+        },
+        inputFormat,
+      );
       await run('gcc', ['-std=c99', '-O2', '-c', join(dir, 'model.c'), '-o', join(build, 'model.o')]);
       const size = (await run('size', [join(build, 'model.o')])).stdout
         .trim()
@@ -298,14 +315,21 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
         weights: o.cWeights ?? 'packed',
         weightsBytes: c.memory.weightsBytes,
         arenaBytes: c.memory.arenaBytes,
+        evaluation,
+        scratchBytes: c.memory.scratchBytes,
         unplannedBytes: c.memory.unplannedBytes,
         largest: c.memory.largest,
         plan: c.memory.tensors,
       };
       result.files.push({
+        name: 'c/eval/inputs.bin',
+        bytes: evaluation.images * imageBytes,
+        note: `\`make eval\` in c/: the C network's argmax equals the integer executor's on ${evaluation.agree}/${evaluation.images} evaluation images; top-1 ${evaluation.correct}/${evaluation.labelled}`,
+      });
+      result.files.push({
         name: 'c/model.c',
         bytes: Buffer.byteLength(c.source),
-        note: `gcc -std=c99 -Wall -Wextra -Werror -O2 clean; ${goldenCount} golden vectors bit-exact; weights ${o.cWeights ?? 'packed'} ${c.memory.weightsBytes} B (flash), activation arena ${c.memory.arenaBytes} B (RAM; ${c.memory.unplannedBytes} B unplanned); object: text ${size[0]} B, data ${size[1]} B, bss ${size[2]} B`,
+        note: `gcc -std=c99 -Wall -Wextra -Werror -O2 clean; ${goldenCount} golden vectors bit-exact; weights ${o.cWeights ?? 'packed'} ${c.memory.weightsBytes} B (flash), activation arena ${c.memory.arenaBytes} B + layer scratch ${c.memory.scratchBytes} B (RAM; ${c.memory.unplannedBytes} B unplanned); object: text ${size[0]} B, data ${size[1]} B, bss ${size[2]} B`,
       });
     }
 
@@ -341,13 +365,14 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
         return result;
       }
       await mkdir(out, { recursive: true });
-      if (formats.includes('c')) await mkdir(join(out, 'c'), { recursive: true });
+      if (formats.includes('c')) await mkdir(join(out, 'c', 'eval'), { recursive: true });
       for (const name of [
         'model.qdq.onnx',
         'model.fxpq',
         'c/model.h',
         'c/model.c',
         'c/test_main.c',
+        ...C_EVAL_FILES,
         'report.json',
         'report.html',
       ]) {

@@ -19,6 +19,8 @@ import { loadModelFile } from '../../services/models.js';
 import { buildPlan } from '../../native-workers/engine/fixedpoint/plan.js';
 import { formatFor } from '../../native-workers/engine/fixedpoint/assignment.js';
 import { seededRandom } from '../../native-workers/engine/data/split.js';
+import { topK } from '../../native-workers/engine/data/metrics.js';
+import type { IntProgram } from '../../native-workers/engine/fixedpoint/program.js';
 import { ALL_MODELS, hasShared, modelPath, repoRoot, sharedModels } from '../helpers/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fxpq-export-'));
@@ -83,6 +85,35 @@ function compileAndRunC(dir: string): string {
   return execFileSync(bin, { encoding: 'utf8' });
 }
 
+/** The evaluation images of an export's c/eval/inputs.bin, decoded as its eval_main.c does. */
+function readEvalInputs(file: string, program: IntProgram): Int32Array[] {
+  const { bits, signed } = program.input.format;
+  const width = bits <= 8 ? 1 : bits <= 16 ? 2 : 4;
+  const size = program.input.shape.reduce((a, b) => a * b, 1);
+  const bytes = readFileSync(file);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const read = (at: number): number =>
+    width === 1
+      ? signed
+        ? view.getInt8(at)
+        : view.getUint8(at)
+      : width === 2
+        ? signed
+          ? view.getInt16(at, true)
+          : view.getUint16(at, true)
+        : view.getInt32(at, true);
+  return Array.from({ length: view.byteLength / (size * width) }, (_, n) =>
+    Int32Array.from({ length: size }, (_, i) => read((n * size + i) * width)),
+  );
+}
+
+/** Per-image argmax printed by `make eval` in an export's c/ folder. */
+function evalArgmax(cDir: string): number[] {
+  const stdout = execFileSync('make', ['-s', '-C', cDir, 'eval'], { encoding: 'utf8' });
+  expect(stdout).toMatch(/argmax equal to the integer executor on (\d+)\/\1 images/);
+  return [...stdout.matchAll(/^image \d+: label -?\d+, argmax (\d+)$/gm)].map((m) => Number(m[1]));
+}
+
 describe.each(ALL_MODELS)('export of %s', (name) => {
   const available = modelPath(name) !== undefined && (hasShared || name in DATA);
   it.skipIf(!available)(
@@ -98,6 +129,10 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
           'c/model.h',
           'c/model.c',
           'c/test_main.c',
+          'c/Makefile',
+          'c/eval/eval_main.c',
+          'c/eval/inputs.bin',
+          'c/eval/labels.txt',
           'report.json',
           'report.html',
         ])
@@ -118,9 +153,19 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
         const code = readFileSync(join(out, 'c', 'model.c'), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
         expect(code).not.toMatch(/\b(float|double|malloc|free)\b|math\.h/);
         expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/<svg[\s\S]*<\/svg>/);
+        // `make eval` runs every evaluation image through the C; each argmax equals the integer executor's.
+        const inputs = readEvalInputs(join(out, 'c', 'eval', 'inputs.bin'), pkg.program);
+        expect(evalArgmax(join(out, 'c'))).toEqual(
+          inputs.map((x) => topK(Float64Array.from(runImage(pkg.program, x)), 1)[0]),
+        );
+        expect(r.c!.evaluation).toMatchObject({ images: inputs.length, agree: inputs.length });
         expect(r.c!.text).toBeGreaterThan(0);
         // Activations in one arena planned by liveness: far below one int32 buffer per tensor.
-        expect(r.c!.bss).toBe(r.c!.arenaBytes);
+        // RAM: the arena plus the layers' scratch (staged input, weight rows, columns), nothing else
+        // but the alignment gcc gives each static array (at most 32 bytes each, a handful of arrays).
+        const planned = r.c!.arenaBytes + r.c!.scratchBytes!;
+        expect(r.c!.bss).toBeGreaterThanOrEqual(planned);
+        expect(r.c!.bss).toBeLessThan(planned + 32 * 8);
         expect(r.c!.arenaBytes).toBeLessThan(r.c!.unplannedBytes / 2);
         expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/activation arena \(RAM, planned by liveness\)/);
       }
@@ -139,6 +184,35 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
     },
     1_200_000,
   );
+});
+
+describe('C export above 8 bits', () => {
+  it('is bit-exact at uniform 12 bits: 16-bit staged inputs and weight rows, int64 accumulators', async () => {
+    const run = join(tmp, 'run-r20-u12');
+    await quantize({
+      modelPath: modelPath('fmnist_resnet20')!,
+      dataPath: DATA['fmnist_resnet20']!,
+      out: run,
+      uniform: 12,
+      calib: 10,
+      eval: 10,
+      seed: 1,
+      cacheDir,
+    });
+    const out = join(tmp, 'export-r20-u12');
+    const r = await exportRun({ run, out, formats: ['c', 'fxpq'], cacheDir });
+    expect(compileAndRunC(out)).toMatch(/golden vectors, 0 mismatching outputs/);
+    const code = readFileSync(join(out, 'c', 'model.c'), 'utf8');
+    expect(code).toMatch(/int64_t acc = init;/);
+    expect(code).toMatch(/static int16_t fxpq_input16\[/);
+    expect(code).toMatch(/fxpq_unpack_run\([^;]*, 12, 1, ws\)/);
+    const pkg = readFxpqPackage(new Uint8Array(readFileSync(join(out, 'model.fxpq'))), 'model.fxpq');
+    const inputs = readEvalInputs(join(out, 'c', 'eval', 'inputs.bin'), pkg.program);
+    expect(evalArgmax(join(out, 'c'))).toEqual(
+      inputs.map((x) => topK(Float64Array.from(runImage(pkg.program, x)), 1)[0]),
+    );
+    expect(r.c!.evaluation).toMatchObject({ images: 10, agree: 10 });
+  }, 300_000);
 });
 
 describe('C arena plan', () => {

@@ -3,13 +3,17 @@
  * and biases are `static const` arrays, bit-packed at their word length (smallest flash) or
  * one C integer each (`bytes`: no unpacking, fastest). Activations live in static arenas, one
  * per element width (so reused bytes keep one C type: strict aliasing holds), each tensor in the
- * smallest C type that holds its word length, at offsets from a liveness plan over the schedule. Every operator's code comes from its module's `emitC`.
+ * smallest C type that holds its word length, at offsets from a liveness plan over the schedule.
+ * Layers may store a constant in their own element order and use small static scratch buffers
+ * (a convolution stages its input channel-last and unpacks one output channel's weights at a
+ * time), counted in the RAM of the plan. Every operator's code comes from its module's `emitC`.
  */
 import { FxpqError } from '../errors.js';
 import { operatorModule } from '../ops/registry.js';
 import type { IntProgram } from '../fixedpoint/program.js';
 import type { Format } from '../fixedpoint/format.js';
 import { packBits } from './bit-pack.js';
+import { PRELUDE, UNPACK, UNPACK_RUN } from './c-runtime.js';
 import type { GoldenVectors } from './fxpq-package.js';
 
 export interface CEmitContext {
@@ -22,42 +26,27 @@ export interface CEmitContext {
   constant(name: string, index: string): string;
   /** int32_t when b_w + b_x + ceil(log2 K) <= 31 (spec §2) and the aligned bias fits, int64_t otherwise. */
   accumulator(weights: string, input: string, fanIn: number, bias?: string): 'int32_t' | 'int64_t';
+  /** Smallest C type that holds an activation tensor's values (what a layer stages it as). */
+  elementType(tensor: string): string;
+  /** C element type of `buffer(tensor)` (int32_t for the network input, the caller's array). */
+  bufferType(tensor: string): string;
+  /**
+   * Store a constant in C in another element order: C element i holds `data[order[i]]` (a layer
+   * lays out its weights so that each output's inner product reads one contiguous run).
+   * `constant` and `loadRun` then index that order.
+   */
+  reorder(name: string, order: ArrayLike<number>): void;
+  /** C type of the scratch row `loadRun` fills for a weight constant (int16_t, or int32_t when wider). */
+  rowType(name: string): 'int16_t' | 'int32_t';
+  /** C statements filling `dst[0..count)` with elements first.. of a constant: unpacked once (packed) or copied (bytes). */
+  loadRun(name: string, dst: string, first: string, count: number): string;
+  /**
+   * A static scratch buffer for `role` of at least `elements` values of `type` (C pointer
+   * expression). One buffer per role and element width, sized for the largest request; its bytes
+   * count in the RAM of the memory plan.
+   */
+  scratch(role: 'input' | 'weights' | 'columns', type: string, elements: number): string;
 }
-
-const PRELUDE = `#include <stdint.h>
-#include "model.h"
-
-/* rshift_round(v, r): (v + 2^(r-1)) >> r for r > 0, v * 2^-r for r <= 0, as a floor division
-   so that negative values round half up without relying on implementation-defined shifts. */
-static int64_t fxpq_rsr(int64_t v, int r) {
-  int64_t t;
-  if (r <= 0) return v * ((int64_t)1 << -r);
-  t = v + ((int64_t)1 << (r - 1));
-  return t >= 0 ? (t >> r) : -((-t + ((int64_t)1 << r) - 1) >> r);
-}
-
-static int32_t fxpq_clamp(int64_t v, int32_t lo, int32_t hi) {
-  return v < lo ? lo : (v > hi ? hi : (int32_t)v);
-}
-
-`;
-
-const UNPACK = `/* Value i of a stream packed at \`bits\` bits per value, little-endian bit order: the bytes that
-   hold it (at most 5) are gathered once and shifted, with no loop over its bits. */
-static int32_t fxpq_unpack(const uint8_t *p, uint32_t i, int bits, int is_signed) {
-  const uint32_t bit = i * (uint32_t)bits;
-  const uint8_t *q = p + (bit >> 3);
-  const int shift = (int)(bit & 7u);
-  const int nbytes = (shift + bits + 7) >> 3;
-  uint64_t w = 0;
-  uint32_t v;
-  int k;
-  for (k = 0; k < nbytes; k++) w |= (uint64_t)q[k] << (8 * k);
-  v = (uint32_t)((w >> shift) & (((uint64_t)1 << bits) - 1u));
-  if (is_signed && bits < 32 && (v >> (bits - 1)) & 1u) return (int32_t)((int64_t)v - ((int64_t)1 << bits));
-  return (int32_t)v;
-}
-`;
 
 function cName(s: string, prefix: string, used: Map<string, string>): string {
   const existing = used.get(`${prefix}:${s}`);
@@ -76,13 +65,12 @@ function byteArray(name: string, bytes: Uint8Array): string {
 
 function intArray(name: string, values: ArrayLike<number>, type = 'int32_t', qualifier = 'static const'): string {
   const rows: string[] = [];
-  for (let i = 0; i < values.length; i += 16)
-    rows.push(
-      '  ' +
-        Array.from(values as ArrayLike<number>)
-          .slice(i, i + 16)
-          .join(','),
-    );
+  // One pass over the values (copying the whole array per row made large layers quadratic).
+  for (let i = 0; i < values.length; i += 16) {
+    const row: number[] = [];
+    for (let k = i; k < Math.min(i + 16, values.length); k++) row.push(values[k]!);
+    rows.push('  ' + row.join(','));
+  }
   return `${qualifier} ${type} ${name}[${Math.max(values.length, 1)}] = {\n${rows.join(',\n') || '  0'}\n};`;
 }
 
@@ -100,6 +88,8 @@ export type CWeights = 'packed' | 'bytes';
 export interface CMemoryPlan {
   /** Bytes of the static activation arenas, one per element width (the RAM peak of the activations). */
   arenaBytes: number;
+  /** Bytes of the layers' static scratch buffers (staged inputs, unpacked weight rows, columns): RAM beside the arena. */
+  scratchBytes: number;
   /** What one int32_t buffer per tensor would take (the plan's baseline). */
   unplannedBytes: number;
   /** Bytes of the weight and bias arrays (flash). */
@@ -157,22 +147,15 @@ export function emitC(
   const used = new Map<string, string>();
   const decls: string[] = [];
   const packed = new Map<string, { name: string; bits: number; signed: boolean }>();
-  let weightsBytes = 0;
-  for (const [name, c] of Object.entries(program.constants)) {
+  for (const name of Object.keys(program.constants)) {
     const f = formatOfConstant(name);
-    if (!f) continue;
-    const id = cName(name, 'P', used);
-    if (weights === 'bytes') {
-      const { type, bytes } = cTypeFor(f.bits, f.signed);
-      decls.push(typedArray(id, type, c.data));
-      weightsBytes += bytes * c.data.length;
-    } else {
-      const bytes = packBits(c.data, f.bits);
-      decls.push(byteArray(id, bytes));
-      weightsBytes += bytes.length;
-    }
-    packed.set(name, { name: id, bits: f.bits, signed: f.signed });
+    if (f) packed.set(name, { name: cName(name, 'P', used), bits: f.bits, signed: f.signed });
   }
+  // Element orders the layers asked for (`reorder`); the arrays are written after the layers' code.
+  const orders = new Map<string, ArrayLike<number>>();
+  // Only the unpacking helpers the code calls are written (an unused static function is a -Wall warning).
+  const helpers = { unpack: false, unpackRun: false };
+  const scratch = new Map<string, { name: string; storage: string; width: number; elements: number }>();
   const shapes = new Map<string, number[]>([[program.input.name, program.input.shape]]);
   for (const n of program.nodes) shapes.set(n.output, n.outShape);
   const size = (t: string): number => shapes.get(t)!.reduce((a, b) => a * b, 1);
@@ -190,7 +173,7 @@ export function emitC(
   for (const n of program.nodes) typeOf.set(n.output, cTypeFor(formatBits(program, n.output), n.out.lo < 0));
   // One arena per element width, so memory is only ever reused by values of one C type (or its
   // signed/unsigned twin): C's aliasing rules then hold, whatever the optimizer does.
-  const STORAGE: Record<number, string> = { 1: 'unsigned char', 2: 'int16_t', 4: 'int32_t' };
+  const STORAGE: Record<number, string> = { 1: 'unsigned char', 2: 'int16_t', 4: 'int32_t', 8: 'int64_t' };
   const arenas = [1, 2, 4].map((width) => ({
     width,
     name: `fxpq_arena${8 * width}`,
@@ -220,8 +203,9 @@ export function emitC(
   };
   const memory: CMemoryPlan = {
     arenaBytes: arenas.reduce((n, a) => n + a.plan.peak, 0),
+    scratchBytes: 0,
     unplannedBytes: [...live.keys()].reduce((n, t) => n + 4 * size(t), 0),
-    weightsBytes,
+    weightsBytes: 0,
     largest: [...live.keys()]
       .map((t) => ({ tensor: t, bytes: size(t) * typeOf.get(t)!.bytes }))
       .reduce((a, b) => (b.bytes > a.bytes ? b : a), { tensor: '', bytes: 0 }),
@@ -240,9 +224,9 @@ export function emitC(
     constant: (name, index) => {
       const p = packed.get(name);
       if (!p) throw new FxpqError(`Constant ${name} has no packed format.`, 'invalid-model');
-      return weights === 'bytes'
-        ? `(int32_t)${p.name}[${index}]`
-        : `fxpq_unpack(${p.name}, (uint32_t)(${index}), ${p.bits}, ${p.signed ? 1 : 0})`;
+      if (weights === 'bytes') return `(int32_t)${p.name}[${index}]`;
+      helpers.unpack = true;
+      return `fxpq_unpack(${p.name}, (uint32_t)(${index}), ${p.bits}, ${p.signed ? 1 : 0})`;
     },
     accumulator: (weights, input, fanIn, bias) => {
       const bw = packed.get(weights)!.bits;
@@ -250,6 +234,37 @@ export function emitC(
       let biasMax = 0;
       for (const v of bias ? program.constants[bias]!.aligned! : []) biasMax = Math.max(biasMax, Math.abs(v));
       return bw + bx + Math.ceil(Math.log2(Math.max(fanIn, 1))) <= 30 && biasMax < 2 ** 29 ? 'int32_t' : 'int64_t';
+    },
+    elementType: (t) =>
+      t === program.input.name
+        ? cTypeFor(program.input.format.bits, program.input.format.signed).type
+        : typeOf.get(t)!.type,
+    bufferType: (t) => (t === program.input.name ? 'int32_t' : typeOf.get(t)!.type),
+    reorder: (name, order) => {
+      if (order.length !== program.constants[name]!.data.length)
+        throw new FxpqError(`C element order of ${name} has the wrong length.`, 'invalid-model');
+      orders.set(name, order);
+    },
+    rowType: (name) => rowTypeOf(packed.get(name)!),
+    loadRun: (name, dst, first, count) => {
+      const p = packed.get(name)!;
+      if (weights === 'bytes')
+        return `{ int i_; for (i_ = 0; i_ < ${count}; i_++) (${dst})[i_] = ${p.name}[(${first}) + i_]; }`;
+      if (rowTypeOf(p) === 'int16_t') {
+        helpers.unpackRun = true;
+        return `fxpq_unpack_run(${p.name}, (uint32_t)(${first}), ${count}u, ${p.bits}, ${p.signed ? 1 : 0}, ${dst});`;
+      }
+      helpers.unpack = true;
+      return `{ int i_; for (i_ = 0; i_ < ${count}; i_++) (${dst})[i_] = fxpq_unpack(${p.name}, (uint32_t)(${first}) + (uint32_t)i_, ${p.bits}, ${p.signed ? 1 : 0}); }`;
+    },
+    scratch: (role, type, elements) => {
+      const width = WIDTH[type];
+      if (!width) throw new FxpqError(`No scratch storage for C type ${type}.`, 'invalid-model');
+      const key = `${role}${8 * width}`;
+      const s = scratch.get(key) ?? { name: `fxpq_${key}`, storage: STORAGE[width]!, width, elements: 0 };
+      s.elements = Math.max(s.elements, elements);
+      scratch.set(key, s);
+      return `(${type} *)${s.name}`;
     },
   };
   // The input buffer is the caller's array.
@@ -259,6 +274,25 @@ export function emitC(
     const emit = operatorModule(node.op)?.fixedPoint?.emitC;
     if (!emit) throw new FxpqError(`Operator ${node.op} (node ${node.name}) has no C emitter.`, 'unsupported-op');
     body.push(`  /* ${node.op} ${node.name.replace(/\*\//g, '')} */\n  {\n${emit(node, ctx)}\n  }`);
+  }
+  const constants: string[] = [];
+  for (const [name, p] of packed) {
+    const data = program.constants[name]!.data;
+    const order = orders.get(name);
+    const values = order ? Int32Array.from(order, (i) => data[i]!) : data;
+    if (weights === 'bytes') {
+      const { type, bytes } = cTypeFor(p.bits, p.signed);
+      constants.push(typedArray(p.name, type, values));
+      memory.weightsBytes += bytes * values.length;
+    } else {
+      const bytes = packBits(values, p.bits);
+      constants.push(byteArray(p.name, bytes));
+      memory.weightsBytes += bytes.length;
+    }
+  }
+  for (const s of scratch.values()) {
+    decls.push(`static ${s.storage} ${s.name}[${s.elements}];`);
+    memory.scratchBytes += s.width * s.elements;
   }
   const outSize = size(program.output.name);
   const inSize = size(program.input.name);
@@ -280,7 +314,8 @@ void fxpq_run(const int32_t *input, int32_t *output);
 #endif
 `;
   const source = `/* Generated by FxPQ: integer-only inference, C99, no float, no malloc. */
-${PRELUDE}${weights === 'packed' ? UNPACK : ''}
+${PRELUDE}${helpers.unpack ? UNPACK : ''}${helpers.unpackRun ? UNPACK_RUN : ''}
+${constants.join('\n')}
 ${decls.join('\n')}
 
 void fxpq_run(const int32_t *input, int32_t *output) {
@@ -315,6 +350,20 @@ int main(void) {
 }
 `;
   return { header, source, harness, memory };
+}
+
+const WIDTH: Record<string, number> = {
+  int8_t: 1,
+  uint8_t: 1,
+  int16_t: 2,
+  uint16_t: 2,
+  int32_t: 4,
+  int64_t: 8,
+};
+
+/** Weight rows are unpacked to int16_t when every value fits it (the multiply-accumulate loops then widen only the activations). */
+function rowTypeOf(p: { bits: number; signed: boolean }): 'int16_t' | 'int32_t' {
+  return p.bits <= (p.signed ? 16 : 15) ? 'int16_t' : 'int32_t';
 }
 
 function formatBits(program: IntProgram, tensor: string): number {

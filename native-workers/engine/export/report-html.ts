@@ -33,6 +33,8 @@ export interface HtmlReportInput {
     weights: string;
     weightsBytes: number;
     arenaBytes: number;
+    /** Absent in exports made before the layers had scratch buffers. */
+    scratchBytes?: number;
     unplannedBytes: number;
     largest: { tensor: string; bytes: number };
   };
@@ -115,6 +117,11 @@ ${
     ? `<h2>Integer-only C on a device</h2>
 <table><tr><td>weights and biases (flash, ${escape(input.c.weights)})</td><td class="n">${input.c.weightsBytes.toLocaleString('en-US')} B</td></tr>
 <tr><td>activation arena (RAM, planned by liveness)</td><td class="n">${input.c.arenaBytes.toLocaleString('en-US')} B</td></tr>
+${
+  input.c.scratchBytes !== undefined
+    ? `<tr><td>layer scratch (RAM: a convolution's input staged channel-last, unpacked weight rows, a first layer's columns)</td><td class="n">${input.c.scratchBytes.toLocaleString('en-US')} B</td></tr>`
+    : ''
+}
 <tr><td>one int32 buffer per tensor, for comparison</td><td class="n">${input.c.unplannedBytes.toLocaleString('en-US')} B</td></tr>
 <tr><td>largest activation: ${escape(input.c.largest.tensor)}</td><td class="n">${input.c.largest.bytes.toLocaleString('en-US')} B</td></tr></table>`
     : ''

@@ -4,6 +4,7 @@ import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { resolveWindow, windowOutputSize } from './spatial.js';
 import { asNode, constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
 import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
+import { emitConvC } from './conv-c.js';
 import { runLinearWasm } from '../fixedpoint/wasm-linear.js';
 import type { IntTensor, ProgramNode } from '../fixedpoint/program.js';
 
@@ -51,52 +52,7 @@ export const conv: OperatorModule = {
     biasInput: 2,
     outputSigned: linearLayerSign,
     lowerSim: lowerLinearLayer,
-    emitC(node, c) {
-      const x = node.inputs[0]!;
-      const [wName, bName] = [node.inputs[1]!, node.inputs[2]];
-      const w = c.program.constants[wName]!;
-      const [, , H, W] = c.shape(x) as [number, number, number, number];
-      const [OC, Cg, KH, KW] = w.dims as [number, number, number, number];
-      const [, , OH, OW] = node.outShape as [number, number, number, number];
-      const group = attrInt(asNode(node), 'group', 1);
-      const win = resolveWindow(asNode(node), c.shape(x), [KH, KW]);
-      const [sh, sw] = win.strides as [number, number];
-      const [dh, dw] = win.dilations as [number, number];
-      const [pt, pl] = win.pads as [number, number];
-      const fx = c.program.fracOf[x]!;
-      const acc = c.accumulator(wName, x, Cg * KH * KW, bName);
-      const b = bName ? c.program.constants[bName]! : undefined;
-      const init = b ? `(${acc})fxpq_rsr(${c.constant(bName!, 'oc')}, ${b.frac! - (w.frac! + fx)})` : '0';
-      const X = c.buffer(x);
-      // The valid kernel rows and columns of each output position are computed once per row and
-      // column, so the innermost loop is a plain multiply-accumulate without padding tests.
-      return `    int oc, oh, ow, ic, kh, kw;
-    for (oc = 0; oc < ${OC}; oc++) {
-      const int g = oc / ${OC / group};
-      for (oh = 0; oh < ${OH}; oh++) {
-        const int ih0 = oh * ${sh} - ${pt};
-        const int kh_lo = ih0 >= 0 ? 0 : (-ih0 + ${dh - 1}) / ${dh};
-        const int kh_hi_raw = (${H - 1} - ih0) / ${dh} + 1;
-        const int kh_hi = ih0 > ${H - 1} ? 0 : (kh_hi_raw < ${KH} ? kh_hi_raw : ${KH});
-        for (ow = 0; ow < ${OW}; ow++) {
-          const int iw0 = ow * ${sw} - ${pl};
-          const int kw_lo = iw0 >= 0 ? 0 : (-iw0 + ${dw - 1}) / ${dw};
-          const int kw_hi_raw = (${W - 1} - iw0) / ${dw} + 1;
-          const int kw_hi = iw0 > ${W - 1} ? 0 : (kw_hi_raw < ${KW} ? kw_hi_raw : ${KW});
-          ${acc} acc = ${init};
-          for (ic = 0; ic < ${Cg}; ic++) {
-            for (kh = kh_lo; kh < kh_hi; kh++) {
-              const int ih = ih0 + kh * ${dh};
-              for (kw = kw_lo; kw < kw_hi; kw++) {
-                acc += (${acc})${c.constant(wName, `((oc * ${Cg} + ic) * ${KH} + kh) * ${KW} + kw`)} * ${X}[((g * ${Cg} + ic) * ${H} + ih) * ${W} + iw0 + kw * ${dw}];
-              }
-            }
-          }
-          ${c.buffer(node.output)}[(oc * ${OH} + oh) * ${OW} + ow] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + fx - node.out.frac}), ${node.out.lo}, ${node.out.hi});
-        }
-      }
-    }`;
-    },
+    emitC: emitConvC,
     runInt(node, [x], program) {
       const w = constantOf(program, node, 1);
       const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;

@@ -3,7 +3,7 @@ import { attrFloat, attrInt } from '../ir/graph.js';
 import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { asNode, constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
 import { numel } from '../export/c-util.js';
-import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
+import { linearLayerSign, linearRowsC, lowerLinearLayer } from './linear-layer.js';
 import { runLinearWasm } from '../fixedpoint/wasm-linear.js';
 
 export const gemm: OperatorModule = {
@@ -44,15 +44,21 @@ export const gemm: OperatorModule = {
       const acc = c.accumulator(wName, x, K, bName);
       const b = bName ? c.program.constants[bName]! : undefined;
       const init = b ? `(${acc})fxpq_rsr(${c.constant(bName!, 'n')}, ${b.frac! - (w.frac! + fx)})` : '0';
-      const index = transB ? `n * ${K} + k` : `k * ${N} + n`;
-      return `    int r, n, k;
-    for (r = 0; r < ${rows}; r++) {
-      for (n = 0; n < ${N}; n++) {
-        ${acc} acc = ${init};
-        for (k = 0; k < ${K}; k++) acc += (${acc})${c.constant(wName, index)} * ${c.buffer(x)}[r * ${K} + k];
-        ${c.buffer(node.output)}[r * ${N} + n] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + fx - node.out.frac}), ${node.out.lo}, ${node.out.hi});
-      }
-    }`;
+      // Weights in C as [n][k]: each output's inner product is one contiguous run, unpacked once into a row.
+      if (!transB)
+        c.reorder(
+          wName,
+          Int32Array.from({ length: K * N }, (_, i) => (i % K) * N + Math.floor(i / K)),
+        );
+      return linearRowsC(c, wName, x, node.output, {
+        rows,
+        K,
+        N,
+        acc,
+        init,
+        shift: w.frac! + fx - node.out.frac,
+        out: node.out,
+      });
     },
     runInt(node, [x], program) {
       const w = constantOf(program, node, 1);

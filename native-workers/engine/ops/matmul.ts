@@ -2,7 +2,7 @@
 import { requireInput, shapeError, type OperatorModule } from './operator.js';
 import { constantOf, requantizeInto } from '../fixedpoint/kernel-util.js';
 import { numel } from '../export/c-util.js';
-import { linearLayerSign, lowerLinearLayer } from './linear-layer.js';
+import { linearLayerSign, lowerLinearLayer, linearRowsC } from './linear-layer.js';
 import { runLinearWasm } from '../fixedpoint/wasm-linear.js';
 
 export const matmul: OperatorModule = {
@@ -33,14 +33,12 @@ export const matmul: OperatorModule = {
       const [K, N] = w.dims as [number, number];
       const rows = numel(c.shape(x)) / K;
       const acc = c.accumulator(wName, x, K);
-      return `    int r, n, k;
-    for (r = 0; r < ${rows}; r++) {
-      for (n = 0; n < ${N}; n++) {
-        ${acc} acc = 0;
-        for (k = 0; k < ${K}; k++) acc += (${acc})${c.constant(wName, `k * ${N} + n`)} * ${c.buffer(x)}[r * ${K} + k];
-        ${c.buffer(node.output)}[r * ${N} + n] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + c.program.fracOf[x]! - node.out.frac}), ${node.out.lo}, ${node.out.hi});
-      }
-    }`;
+      c.reorder(
+        wName,
+        Int32Array.from({ length: K * N }, (_, i) => (i % K) * N + Math.floor(i / K)),
+      );
+      const shift = w.frac! + c.program.fracOf[x]! - node.out.frac;
+      return linearRowsC(c, wName, x, node.output, { rows, K, N, acc, init: '0', shift, out: node.out });
     },
     runInt(node, [x], program) {
       const w = constantOf(program, node, 1);
