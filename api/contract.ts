@@ -220,6 +220,8 @@ export interface ExportResult {
     /** Flash of the weight arrays, RAM of the activation arena (planned by liveness), and the largest tensor. */
     weightsBytes: number;
     arenaBytes: number;
+    /** The liveness lower bound of the activation RAM: the most bytes alive at one node (absent in older exports). */
+    liveBytesBound?: number;
     /** RAM of the layers' scratch beside the arena (absent in exports made before it existed): a convolution's input staged channel-last, unpacked weight rows, a first layer's columns. */
     scratchBytes?: number;
     /** The host evaluation program (c/Makefile, c/eval/) run on the export's evaluation images: argmax equal to the integer executor's on `agree` of `images`; top-1 `correct` of `labelled` (absent in older exports). */

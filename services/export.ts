@@ -315,6 +315,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
         weights: o.cWeights ?? 'packed',
         weightsBytes: c.memory.weightsBytes,
         arenaBytes: c.memory.arenaBytes,
+        liveBytesBound: c.memory.liveBytesBound,
         evaluation,
         scratchBytes: c.memory.scratchBytes,
         unplannedBytes: c.memory.unplannedBytes,

@@ -167,6 +167,9 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
         expect(r.c!.bss).toBeGreaterThanOrEqual(planned);
         expect(r.c!.bss).toBeLessThan(planned + 32 * 8);
         expect(r.c!.arenaBytes).toBeLessThan(r.c!.unplannedBytes / 2);
+        // One element width at uniform 8 bits: the arena within 10 % of the liveness lower bound.
+        expect(r.c!.arenaBytes).toBeGreaterThanOrEqual(r.c!.liveBytesBound!);
+        if (!run.includes('mixed')) expect(r.c!.arenaBytes).toBeLessThanOrEqual(1.1 * r.c!.liveBytesBound!);
         expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/activation arena \(RAM, planned by liveness\)/);
       }
       // Byte-aligned weights (no unpacking): the same golden vectors, bit-exact.

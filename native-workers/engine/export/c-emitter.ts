@@ -88,6 +88,11 @@ export type CWeights = 'packed' | 'bytes';
 export interface CMemoryPlan {
   /** Bytes of the static activation arenas, one per element width (the RAM peak of the activations). */
   arenaBytes: number;
+  /**
+   * The liveness lower bound: the most bytes of activations alive at any one node. No placement
+   * can use less; `arenaBytes` above it is fragmentation or the split into element widths.
+   */
+  liveBytesBound: number;
   /** Bytes of the layers' static scratch buffers (staged inputs, unpacked weight rows, columns): RAM beside the arena. */
   scratchBytes: number;
   /** What one int32_t buffer per tensor would take (the plan's baseline). */
@@ -201,8 +206,15 @@ export function emitC(
     }
     return b;
   };
+  let liveBytesBound = 0;
+  for (let i = 0; i <= program.nodes.length; i++) {
+    let alive = 0;
+    for (const [t, l] of live) if (l.start <= i && i <= l.end) alive += size(t) * typeOf.get(t)!.bytes;
+    liveBytesBound = Math.max(liveBytesBound, alive);
+  }
   const memory: CMemoryPlan = {
     arenaBytes: arenas.reduce((n, a) => n + a.plan.peak, 0),
+    liveBytesBound,
     scratchBytes: 0,
     unplannedBytes: [...live.keys()].reduce((n, t) => n + 4 * size(t), 0),
     weightsBytes: 0,

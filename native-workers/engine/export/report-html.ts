@@ -33,6 +33,7 @@ export interface HtmlReportInput {
     weights: string;
     weightsBytes: number;
     arenaBytes: number;
+    liveBytesBound?: number;
     /** Absent in exports made before the layers had scratch buffers. */
     scratchBytes?: number;
     unplannedBytes: number;
@@ -117,6 +118,11 @@ ${
     ? `<h2>Integer-only C on a device</h2>
 <table><tr><td>weights and biases (flash, ${escape(input.c.weights)})</td><td class="n">${input.c.weightsBytes.toLocaleString('en-US')} B</td></tr>
 <tr><td>activation arena (RAM, planned by liveness)</td><td class="n">${input.c.arenaBytes.toLocaleString('en-US')} B</td></tr>
+${
+  input.c.liveBytesBound !== undefined
+    ? `<tr><td>liveness lower bound (the most activation bytes alive at one layer)</td><td class="n">${input.c.liveBytesBound.toLocaleString('en-US')} B</td></tr>`
+    : ''
+}
 ${
   input.c.scratchBytes !== undefined
     ? `<tr><td>layer scratch (RAM: a convolution's input staged channel-last, unpacked weight rows, a first layer's columns)</td><td class="n">${input.c.scratchBytes.toLocaleString('en-US')} B</td></tr>`
