@@ -8,14 +8,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { buildPlan } from '../native-workers/engine/fixedpoint/plan.js';
-import { formatFor } from '../native-workers/engine/fixedpoint/assignment.js';
 import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
-import { dequantizeArray, quantizeArray } from '../native-workers/engine/fixedpoint/format.js';
+import { dequantizeArray } from '../native-workers/engine/fixedpoint/format.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
 import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import { runIntOnPool } from '../services/engines.js';
-import { loadModelFile } from '../services/models.js';
+import { syntheticModel } from './synthetic-model.js';
 
 /** Images/s of one timed call sequence (`repeats` calls of `images` images). */
 async function rate(images: number, repeats: number, f: () => Promise<unknown>): Promise<number> {
@@ -77,17 +75,8 @@ export async function benchEngine(sharedFixtures: string): Promise<string[]> {
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const m of models) {
-    const model = await loadModelFile(m.path);
-    const plan = buildPlan(model.canonical, { inputNonNegative: false });
-    // Synthetic inputs in [-1, 1] and unit ranges: throughput does not depend on the values.
-    const assignment = Object.fromEntries(plan.structures.map((s) => [s.id, formatFor(s, 8, 4)]));
-    const size = plan.shapes
-      .get(plan.inputName)!
-      .slice(1)
-      .reduce((a, b) => a * b, 1);
-    const x = new Float32Array(m.batch * size).map((_, i) => Math.sin(i));
+    const { model, plan, assignment, x, ints } = await syntheticModel(m.path, m.batch);
     const inputFormat = assignment[plan.activationOf.get(plan.inputName)!]!;
-    const ints = quantizeArray(x, inputFormat);
     const xq = dequantizeArray(ints, inputFormat.frac);
     const float = await FloatRunner.create(model.bytes, model.original, m.path);
     // NCHWc (MLAS's blocked layout, level 'all') needs constant weights, which a simulation serving every assignment cannot have.

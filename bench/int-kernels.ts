@@ -8,13 +8,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism, loadavg } from 'node:os';
-import { buildPlan } from '../native-workers/engine/fixedpoint/plan.js';
-import { formatFor } from '../native-workers/engine/fixedpoint/assignment.js';
 import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
-import { quantizeArray } from '../native-workers/engine/fixedpoint/format.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
 import { runIntOnPool } from '../services/engines.js';
-import { loadModelFile } from '../services/models.js';
+import { syntheticModel } from './synthetic-model.js';
 
 export async function benchIntKernels(sharedFixtures: string, rounds = 5): Promise<string[]> {
   const models = [
@@ -32,16 +29,7 @@ export async function benchIntKernels(sharedFixtures: string, rounds = 5): Promi
     '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const m of models) {
-    const model = await loadModelFile(m.path);
-    const plan = buildPlan(model.canonical, { inputNonNegative: false });
-    // Synthetic inputs in [-1, 1] and unit ranges, as bench/engine.ts: the speed does not depend on the values.
-    const assignment = Object.fromEntries(plan.structures.map((s) => [s.id, formatFor(s, 8, 4)]));
-    const size = plan.shapes
-      .get(plan.inputName)!
-      .slice(1)
-      .reduce((a, b) => a * b, 1);
-    const x = new Float32Array(m.batch * size).map((_, i) => Math.sin(i));
-    const ints = quantizeArray(x, assignment[plan.activationOf.get(plan.inputName)!]!);
+    const { model, plan, assignment, x, ints } = await syntheticModel(m.path, m.batch);
     const program = compileProgram(plan, assignment);
     const float = await FloatRunner.create(model.bytes, model.original, m.path);
     const engines: Record<string, () => Promise<unknown>> = {

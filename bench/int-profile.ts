@@ -6,14 +6,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildPlan } from '../native-workers/engine/fixedpoint/plan.js';
-import { formatFor } from '../native-workers/engine/fixedpoint/assignment.js';
 import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
-import { quantizeArray } from '../native-workers/engine/fixedpoint/format.js';
 import type { IntProgram, IntTensor } from '../native-workers/engine/fixedpoint/program.js';
 import { WasmKernels } from '../native-workers/engine/fixedpoint/wasm-kernels.js';
 import { operatorModule } from '../native-workers/engine/ops/registry.js';
-import { loadModelFile } from '../services/models.js';
+import { syntheticModel } from './synthetic-model.js';
 
 /** Fastest time of each node over `repeats` images, in ms. */
 function layerTimes(program: IntProgram, input: Int32Array, repeats: number, kernels?: WasmKernels) {
@@ -58,15 +55,7 @@ export async function benchIntProfile(sharedFixtures: string, repeats = 10): Pro
     '|---|---|---:|---:|---:|',
   ];
   for (const m of models) {
-    const model = await loadModelFile(m.path);
-    const plan = buildPlan(model.canonical, { inputNonNegative: false });
-    const assignment = Object.fromEntries(plan.structures.map((s) => [s.id, formatFor(s, 8, 4)]));
-    const size = plan.shapes
-      .get(plan.inputName)!
-      .slice(1)
-      .reduce((a, b) => a * b, 1);
-    const x = new Float32Array(size).map((_, i) => Math.sin(i));
-    const input = quantizeArray(x, assignment[plan.activationOf.get(plan.inputName)!]!);
+    const { plan, assignment, ints: input } = await syntheticModel(m.path, 1);
     const program = compileProgram(plan, assignment);
     const ts = byOp(layerTimes(program, input, repeats));
     const wasm = byOp(layerTimes(program, input, repeats, kernels));
