@@ -3,8 +3,7 @@
  * in tf2onnx's form): each model imports, its canonical graph gives onnxruntime's outputs, the
  * fake-quant simulation and the integer executor agree bit for bit at uniform 8 bits and at a
  * random mixed 2..8-bit assignment, and the mixed export verifies (QDQ in onnxruntime equal to
- * the integer executor, the C compiled and bit-exact on its golden vectors). Models with
- * operators FxPQ does not yet rewrite are refused with those operators named.
+ * the integer executor, the C compiled and bit-exact on its golden vectors).
  */
 import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,11 +45,8 @@ export const ZOO = [
   'densenet',
   'keras_nhwc',
   'padded_leaky',
+  'shufflenet_v2',
 ];
-/** Still refused, each naming the operators a rewrite or a module would have to cover. */
-const REFUSED: Record<string, RegExp> = {
-  shufflenet_v2: /does not support: Slice \(node .*; Shape \(node/,
-};
 
 /** A random 2..8-bit format for every structure, fractional lengths near the range rule. */
 function mixed(assignment: Assignment, plan: ReturnType<typeof buildPlan>, seed: number): Assignment {
@@ -127,10 +123,4 @@ describe.each(ZOO)('zoo model %s', (name) => {
       expect(qdq.fp.top1).toBe(int.quant!.top1);
     }
   }, 240_000);
-});
-
-describe.each(Object.keys(REFUSED))('zoo model %s', (name) => {
-  it('is refused with the operators it would need named', async () => {
-    await expect(loadModelFile(join(zoo, `${name}.onnx`))).rejects.toThrow(REFUSED[name]!);
-  });
 });

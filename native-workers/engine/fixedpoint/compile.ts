@@ -124,7 +124,11 @@ export function compileProgram(
     }
     for (const name of node.inputs) {
       const t = g.initializers.get(name);
-      if (t && !constants[name] && (node.op === 'Reshape' || (node.op === 'Pad' && name === node.inputs[1])))
+      if (
+        t &&
+        !constants[name] &&
+        (node.op === 'Reshape' || node.op === 'Slice' || (node.op === 'Pad' && name === node.inputs[1]))
+      )
         constants[name] = { dims: t.dims, data: Int32Array.from(tensorToNumbers(t)) };
       if (t && !constants[name] && node.op === 'PRelu')
         constants[name] = { dims: t.dims, data: preluSlopeConstant(toFloat32(t)), frac: SLOPE_FRAC };

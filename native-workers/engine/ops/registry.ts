@@ -10,6 +10,7 @@ import { flatten, reshape, transpose } from './layout.js';
 import { clip, relu, softmax } from './activation.js';
 import { leakyRelu, prelu } from './leaky-relu.js';
 import { pad } from './pad.js';
+import { slice } from './slice.js';
 
 const modules: OperatorModule[] = [
   conv,
@@ -28,6 +29,7 @@ const modules: OperatorModule[] = [
   leakyRelu,
   prelu,
   pad,
+  slice,
   softmax,
 ];
 

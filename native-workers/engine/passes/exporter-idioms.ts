@@ -253,13 +253,23 @@ function inferNode(graph: Graph, n: Node, shapes: Map<string, Shape>, ints: Cons
   }
   const module = operatorModule(n.op);
   if (!module) return undefined;
+  const ctx = shapeContext(graph, n, shapes);
+  // Folded values are not initializers yet: the operator's shape rule must see them as constants.
+  const constant = ctx.constant;
+  ctx.constant = (i) => {
+    const name = n.inputs[i];
+    // A Reshape target may hold the batch: Reshape's 0 copies it (what materialize writes).
+    const v = name ? ints(name, n.op === 'Reshape' && i === 1) : undefined;
+    return constant(i) ?? (v && name ? tensorOf(name, { dims: [v.length], data: v, float: false }) : undefined);
+  };
   try {
-    return module.inferShapes(shapeContext(graph, n, shapes));
+    return module.inferShapes(ctx);
   } catch {
     return undefined;
   }
 }
-type ConstantInts = (name?: string) => number[] | undefined;
+
+type ConstantInts = (name?: string, batchAsZero?: boolean) => number[] | undefined;
 
 function addInitializer(graph: Graph, base: string, t: Omit<Tensor, 'name'>): string {
   let name = base;
@@ -448,9 +458,11 @@ export function rewriteExporterIdioms(graph: Graph, source: string): void {
     const v = valueOf(t);
     if (v) values.set(name, v);
   }
-  const constantInts: ConstantInts = (name) => {
+  const constantInts: ConstantInts = (name, batchAsZero = false) => {
     const v = name ? values.get(name) : undefined;
-    return v && !v.batch?.some(Boolean) ? v.data : undefined;
+    if (!v) return undefined;
+    if (!v.batch?.some(Boolean)) return v.data;
+    return batchAsZero && v.batch.every((b, k) => !b || k === 0) ? v.data.map((d, k) => (k === 0 ? 0 : d)) : undefined;
   };
   const folded = new Set<Node>();
   for (const n of order) {
