@@ -2,12 +2,15 @@
 import { buildPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
+import { writeOnnx } from '../native-workers/engine/onnx/onnx-format.js';
+import type { Graph } from '../native-workers/engine/ir/graph.js';
 import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { evaluateOn, type QuantEngine } from './engines.js';
 import { writeFileAtomic } from './files.js';
 import { readRunConfig, sha256 } from './runs.js';
 import { openSession, splitIndices } from './session.js';
+import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import type { EvaluationResult } from '../api/contract.js';
 
@@ -49,7 +52,21 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   const recorded = run ? { seed: run.data.seed, calib: run.data.calib, eval: run.data.eval } : s.dataset.split;
   const indices = splitIndices(s.dataset, options.split, recorded);
   const cache = new TensorCache(options.cacheDir ?? defaultCacheDir());
-  const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
+  // A model that ends in Softmax outputs probabilities; --save-logits writes logits, the tensor
+  // before the Softmax (the same the search's teacher and the fixed-point network produce).
+  const endsInSoftmax = s.model.original.nodes.at(-1)?.op === 'Softmax';
+  const canonical =
+    options.saveLogits && !run && endsInSoftmax
+      ? await loadModelFile(options.modelPath).then(
+          (m) => m.canonical,
+          // A model FxPQ cannot import (an exported QDQ model) saves what it outputs.
+          () => undefined,
+        )
+      : undefined;
+  const logitsGraph = canonical ? withoutFinalSoftmax(canonical) : undefined;
+  const float = logitsGraph
+    ? await FloatRunner.create(writeOnnx(logitsGraph), logitsGraph, s.model.source)
+    : await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
   let quant: QuantEngine | undefined;
   let sim: SimRunner | undefined;
   if (run) {
@@ -94,4 +111,15 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
 }
 
 /** Float evaluation only (kept for callers that never pass a run). */
+/** The graph without a final Softmax, its input becoming the output; undefined when there is none. */
+function withoutFinalSoftmax(g: Graph): Graph | undefined {
+  const last = g.nodes.at(-1);
+  if (last?.op !== 'Softmax' || g.outputs[0]?.name !== last.outputs[0]) return undefined;
+  return {
+    ...g,
+    nodes: g.nodes.slice(0, -1),
+    outputs: [{ ...g.outputs[0]!, name: last.inputs[0]! }],
+  };
+}
+
 export const evaluateFloat = (o: Omit<EvaluateOptions, 'run' | 'engine'>): Promise<EvaluationResult> => evaluate(o);

@@ -11,6 +11,7 @@ import type { TrajectoryStep } from '../../api/contract.js';
 import { readOnnx, writeOnnx } from '../../native-workers/engine/onnx/onnx-format.js';
 import { closePools } from '../../services/pool.js';
 import { quantize } from '../../services/quantize.js';
+import { evaluateFloat } from '../../services/evaluate.js';
 import { int } from '../helpers/graph-builder.js';
 import { modelPath, repoRoot } from '../helpers/fixtures.js';
 
@@ -60,4 +61,31 @@ describe('search teacher and final check', () => {
     expect(report.search.finalCheck!.bound).toBeLessThanOrEqual(2);
     expect(report.quant.ties).toBeGreaterThanOrEqual(0);
   }, 180_000);
+
+  it('saves logits, not probabilities, from evaluate --save-logits of a model that ends in Softmax', async () => {
+    const data = join(repoRoot, 'test/fixtures/mnist');
+    const [plain, soft] = [join(tmp, 'plain.f32'), join(tmp, 'soft.f32')];
+    const a = await evaluateFloat({
+      modelPath: modelPath('mnist-8')!,
+      dataPath: data,
+      saveLogits: plain,
+      cacheDir: join(tmp, 'c'),
+    });
+    const b = await evaluateFloat({
+      modelPath: withSoftmax(),
+      dataPath: data,
+      saveLogits: soft,
+      cacheDir: join(tmp, 'c'),
+    });
+    const [x, y] = [plain, soft].map((f) => {
+      const bytes = readFileSync(f); // a pooled Buffer: view exactly its own bytes
+      return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    });
+    expect(x!.length).toBe(a.n * 10);
+    expect(y!.length).toBe(x!.length);
+    for (let i = 0; i < x!.length; i++) expect(Math.abs(x![i]! - y![i]!)).toBeLessThan(1e-4);
+    // Probabilities would all lie in [0, 1]; mnist-8's logits do not.
+    expect(y!.some((v) => v > 1 || v < 0)).toBe(true);
+    expect(b.fp.top1).toBe(a.fp.top1);
+  }, 120_000);
 });

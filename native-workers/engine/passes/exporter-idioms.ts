@@ -319,7 +319,9 @@ function reduceMeanToPool(
 ): Node | undefined {
   const x = shapes.get(n.inputs[0]!);
   if (!x || x.length < 3) return undefined;
-  const axes = (constantInts(n.inputs[1]) ?? attrInts(n, 'axes', [])).map((a) => axisOf(a, x.length)).sort();
+  const axes = (constantInts(n.inputs[1]) ?? attrInts(n, 'axes', []))
+    .map((a) => axisOf(a, x.length))
+    .sort((p, q) => p - q);
   const spatial = x.slice(2).map((_, i) => i + 2);
   if (axes.join() !== spatial.join()) return undefined;
   const keep = attrInt(n, 'keepdims', 1) === 1;
