@@ -252,13 +252,11 @@ describe('FxP-QNet search', () => {
     const log2: TrajectoryStep[] = [];
     const env2 = syntheticEnv(plan, log2, {});
     const honest2 = env2.evaluate;
-    let distilling = false;
     env2.evaluate = async (a, b, n, phase) => {
       const c = await honest2(a, b, n, phase);
-      if (phase === 'distill') distilling = true;
       const fracSum = plan.structures.reduce((t, s) => t + a[s.id]!.frac, 0);
       // Any distilled change costs 5 % on D_c.
-      const harm = distilling && n === 1000 && phase === 'distill' ? Math.round(n * 0.05) : 0;
+      const harm = n === 1000 && phase === 'distill' ? Math.round(n * 0.05) : 0;
       return { ...c, kl: 100 - fracSum, n10: c.n10 + harm, correct: c.correct - harm };
     };
     const state2 = await new FxpQNetSearch(env2, options).run(initialState());

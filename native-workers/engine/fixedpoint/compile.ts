@@ -1,7 +1,7 @@
 /** Compile a plan and an assignment into the integer program (spec §2). */
 import { FxpqError } from '../errors.js';
 import { attrInts, tensorToNumbers, toFloat32 } from '../ir/graph.js';
-import { preluSlopeConstant, SLOPE_FRAC } from '../ops/leaky-relu.js';
+import { quantizeSlopes, SLOPE_FRAC } from '../ops/leaky-relu.js';
 import { operatorModule } from '../ops/registry.js';
 import { clipLimits } from '../ops/activation.js';
 import { checkAccumulator } from './kernel-util.js';
@@ -131,7 +131,7 @@ export function compileProgram(
       )
         constants[name] = { dims: t.dims, data: Int32Array.from(tensorToNumbers(t)) };
       if (t && !constants[name] && node.op === 'PRelu')
-        constants[name] = { dims: t.dims, data: preluSlopeConstant(toFloat32(t)), frac: SLOPE_FRAC };
+        constants[name] = { dims: t.dims, data: quantizeSlopes(toFloat32(t)), frac: SLOPE_FRAC };
     }
     if (node.op === 'Clip') {
       const { min, max } = clipLimits(node, g);

@@ -12,18 +12,19 @@ import { rshiftRound } from '../fixedpoint/format.js';
 
 export const SLOPE_FRAC = 15;
 
-/** The slopes as fixed-point integers: one for LeakyRelu, one per channel (or one) for PRelu. */
-function slopesOf(node: Node | ProgramNode, program?: IntProgram, slope?: Float32Array): number[] {
-  if (node.op === 'LeakyRelu') return [Math.round(attrFloat(node as Node, 'alpha', 0.01) * 2 ** SLOPE_FRAC)];
-  if (program) return Array.from(program.constants[node.inputs[1]!]!.data);
-  return Array.from(slope!, (s) => Math.round(s * 2 ** SLOPE_FRAC));
+/** Slopes on their fixed-point grid: round(alpha 2^SLOPE_FRAC). */
+export function quantizeSlopes(slopes: ArrayLike<number>): Int32Array {
+  return Int32Array.from(slopes, (s) => Math.round(s * 2 ** SLOPE_FRAC));
 }
 
-/** Channel of element i of an NCHW (or NC) tensor of one image. */
-const channelOf = (i: number, shape: number[]): number => {
-  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
-  return Math.floor(i / inner) % shape[1]!;
-};
+/** The slopes as fixed-point integers: one for LeakyRelu, one per channel (or one) for PRelu. */
+function slopesOf(node: Node | ProgramNode, program?: IntProgram): ArrayLike<number> {
+  if (node.op === 'LeakyRelu') return quantizeSlopes([attrFloat(node as Node, 'alpha', 0.01)]);
+  return program!.constants[node.inputs[1]!]!.data;
+}
+
+/** Values per channel of one image (the spatial size of an NCHW tensor, 1 for NC). */
+const channelStride = (shape: number[]): number => shape.slice(2).reduce((a, b) => a * b, 1);
 
 const rules: FixedPointRules = {
   outputSigned: (_node, [s]) => s!,
@@ -36,7 +37,7 @@ const rules: FixedPointRules = {
       sim.quantize(sim.emit('LeakyRelu', [x], { alpha: { kind: 'float', value: alpha } }), node, node.outputs[0]!);
     } else {
       const t = sim.plan.graph.initializers.get(node.inputs[1]!)!;
-      const q = Float32Array.from(slopesOf(node, undefined, toFloat32(t)), (a) => a * 2 ** -SLOPE_FRAC);
+      const q = Float32Array.from(quantizeSlopes(toFloat32(t)), (a) => a * 2 ** -SLOPE_FRAC);
       const slope = sim.newConstant(floatTensor(`sim/prelu/${node.name}/slope`, t.dims, q));
       sim.quantize(sim.emit('PRelu', [x, slope]), node, node.outputs[0]!);
     }
@@ -45,11 +46,14 @@ const rules: FixedPointRules = {
     const a = slopesOf(node, program);
     const { lo, hi, frac } = node.out;
     const [rPos, rNeg] = [x!.frac - frac, x!.frac + SLOPE_FRAC - frac];
+    const [inner, channels] = [channelStride(node.outShape), node.outShape[1]!];
     const out = new Int32Array(x!.data.length);
     for (let i = 0; i < out.length; i++) {
       const v = x!.data[i]!;
       const m =
-        v >= 0 ? rshiftRound(v, rPos) : rshiftRound(v * a[a.length === 1 ? 0 : channelOf(i, node.outShape)]!, rNeg);
+        v >= 0
+          ? rshiftRound(v, rPos)
+          : rshiftRound(v * a[a.length === 1 ? 0 : Math.floor(i / inner) % channels]!, rNeg);
       out[i] = m < lo ? lo : m > hi ? hi : m;
     }
     return out;
@@ -59,10 +63,9 @@ const rules: FixedPointRules = {
     const a = slopesOf(node, c.program);
     const fx = c.program.fracOf[x]!;
     const [rPos, rNeg] = [fx - node.out.frac, fx + SLOPE_FRAC - node.out.frac];
-    const inner = node.outShape.slice(2).reduce((p, d) => p * d, 1);
-    const slope = a.length === 1 ? `${a[0]}` : `slope[(i / ${inner}) % ${node.outShape[1]}]`;
+    const slope = a.length === 1 ? `${a[0]}` : `slope[(i / ${channelStride(node.outShape)}) % ${node.outShape[1]}]`;
     const n = node.outShape.reduce((p, d) => p * d, 1);
-    return `    static const int32_t slope[${a.length}] = {${a.join(', ')}};
+    return `    static const int32_t slope[${a.length}] = {${Array.from(a).join(', ')}};
     int i;
     (void)slope;
     for (i = 0; i < ${n}; i++) {
@@ -101,9 +104,4 @@ export const prelu: OperatorModule = {
 /** LeakyRelu's slope on its fixed-point grid, as a float (exact). */
 export function leakySlope(node: Node | ProgramNode): number {
   return slopesOf(node)[0]! * 2 ** -SLOPE_FRAC;
-}
-
-/** Slopes of a PRelu as constants of the program (compile.ts registers them). */
-export function preluSlopeConstant(slope: Float32Array): Int32Array {
-  return Int32Array.from(slope, (s) => Math.round(s * 2 ** SLOPE_FRAC));
 }
