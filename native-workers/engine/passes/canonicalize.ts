@@ -59,11 +59,11 @@ export interface CanonicalizeOptions {
 export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph {
   const graph = cloneGraph(input);
   constantsToInitializers(graph);
+  sortTopologically(graph, options.source); // every later pass walks producers before consumers
   rewriteExporterIdioms(graph, options.source);
   checkSupportedOperators(graph, options.source);
   removeNoOps(graph);
   foldConstantLayout(graph);
-  sortTopologically(graph, options.source);
   normalizeGemm(graph); // first: the BatchNorm fold assumes alpha = beta = 1
   foldBatchNorm(graph, inferShapes(graph, 1, { BatchNormalization: (ctx) => [ctx.inputs[0]!] }));
   foldBiasAdd(graph, inferShapes(graph));
@@ -219,23 +219,66 @@ function transposeTensor(t: Tensor, perm: number[]): { dims: number[]; data: Ten
   return transposeData(t.data as never, t.dims, perm, out as never);
 }
 
+/**
+ * Producers before consumers, otherwise in file order: always the first remaining node whose
+ * inputs are all available (a heap of ready nodes by index keeps it linear in the graph size).
+ */
 function sortTopologically(graph: Graph, source: string): void {
   const available = new Set<string>([...graph.inputs.map((v) => v.name), ...graph.initializers.keys(), '']);
-  const remaining = [...graph.nodes];
-  const ordered: Node[] = [];
-  while (remaining.length > 0) {
-    const i = remaining.findIndex((n) => n.inputs.every((x) => available.has(x)));
-    if (i < 0) {
-      const n = remaining[0]!;
-      const missing = n.inputs.filter((x) => !available.has(x));
-      throw new FxpqError(
-        `${source}: node ${n.name} reads ${missing.join(', ')}, which no node, input or initializer provides.`,
-        'invalid-model',
-      );
+  const producer = new Map<string, number>();
+  graph.nodes.forEach((n, i) => n.outputs.forEach((o) => o && producer.set(o, i)));
+  const waiting = graph.nodes.map((n) => n.inputs.filter((x) => !available.has(x)).length);
+  const readers = graph.nodes.map((): number[] => []);
+  graph.nodes.forEach((n, i) =>
+    n.inputs.forEach((x) => {
+      if (available.has(x)) return;
+      const p = producer.get(x);
+      if (p !== undefined) readers[p]!.push(i);
+    }),
+  );
+  const ready: number[] = [];
+  const push = (i: number): void => {
+    ready.push(i);
+    for (let k = ready.length - 1; k > 0;) {
+      const up = (k - 1) >> 1;
+      if (ready[up]! <= ready[k]!) break;
+      [ready[up], ready[k]] = [ready[k]!, ready[up]!];
+      k = up;
     }
-    const [n] = remaining.splice(i, 1);
-    ordered.push(n!);
-    for (const o of n!.outputs) available.add(o);
+  };
+  const pop = (): number => {
+    const top = ready[0]!;
+    const last = ready.pop()!;
+    if (ready.length > 0) {
+      ready[0] = last;
+      for (let k = 0; ;) {
+        const [l, r] = [2 * k + 1, 2 * k + 2];
+        let m = k;
+        if (l < ready.length && ready[l]! < ready[m]!) m = l;
+        if (r < ready.length && ready[r]! < ready[m]!) m = r;
+        if (m === k) break;
+        [ready[m], ready[k]] = [ready[k]!, ready[m]!];
+        k = m;
+      }
+    }
+    return top;
+  };
+  waiting.forEach((w, i) => w === 0 && push(i));
+  const ordered: Node[] = [];
+  while (ready.length > 0) {
+    const i = pop();
+    ordered.push(graph.nodes[i]!);
+    for (const r of readers[i]!) if (--waiting[r]! === 0) push(r);
+  }
+  if (ordered.length < graph.nodes.length) {
+    const n = graph.nodes.find((_, i) => waiting[i]! > 0)!;
+    const missing = n.inputs.filter((x) => !available.has(x) && !producer.has(x));
+    throw new FxpqError(
+      missing.length
+        ? `${source}: node ${n.name} reads ${missing.join(', ')}, which no node, input or initializer provides.`
+        : `${source}: the graph has a cycle through node ${n.name}; an ONNX graph must be acyclic.`,
+      'invalid-model',
+    );
   }
   graph.nodes = ordered;
 }

@@ -224,25 +224,6 @@ const FOLD: Record<string, (node: Node, inputs: (Value | undefined)[]) => Value>
   Div: (_n, [a, b]) => broadcastBinary(a!, b!, (x, y) => (a!.float ? x / y : Math.trunc(x / y)), a!.float),
 };
 
-/** Nodes in an order where producers come first (the validator has ruled out cycles). */
-function orderTopologically(graph: Graph): Node[] {
-  const produced = new Map<string, Node>();
-  for (const n of graph.nodes) for (const o of n.outputs) if (o) produced.set(o, n);
-  const done = new Set<Node>();
-  const order: Node[] = [];
-  const visit = (n: Node): void => {
-    if (done.has(n)) return;
-    done.add(n);
-    for (const i of n.inputs) {
-      const p = i ? produced.get(i) : undefined;
-      if (p) visit(p);
-    }
-    order.push(n);
-  };
-  for (const n of graph.nodes) visit(n);
-  return order;
-}
-
 /** The output shapes of `n` as far as they can be known during the rewrites, or undefined. */
 function inferNode(graph: Graph, n: Node, shapes: Map<string, Shape>, ints: ConstantInts): Shape[] | undefined {
   const x = shapes.get(n.inputs[0] ?? '');
@@ -446,7 +427,6 @@ function ceilModeToPads(n: Node, shapes: Map<string, Shape>): void {
 }
 
 export function rewriteExporterIdioms(graph: Graph, source: string): void {
-  const order = orderTopologically(graph);
   const shapes = new Map<string, Shape>();
   for (const v of graph.inputs)
     shapes.set(
@@ -467,7 +447,8 @@ export function rewriteExporterIdioms(graph: Graph, source: string): void {
     return batchAsZero && v.batch.every((b, k) => !b || k === 0) ? v.data.map((d, k) => (k === 0 ? 0 : d)) : undefined;
   };
   const folded = new Set<Node>();
-  for (const n of order) {
+  // The graph is in topological order (canonicalize sorts it first).
+  for (const n of [...graph.nodes]) {
     if (evaluate(n, shapes, values, dynamicBatch)) {
       folded.add(n);
       continue;
