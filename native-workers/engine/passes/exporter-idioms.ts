@@ -1,8 +1,9 @@
 /**
  * What exporters write that is not a layer: shape arithmetic (`x.view(x.size(0), -1)` is
  * Shape -> Gather -> Unsqueeze -> Concat -> Reshape; `F.pad` computes its pads with Shape,
- * ConstantOfShape, Slice and Cast), Squeeze/Unsqueeze, ReduceMean over the spatial axes,
- * explicit zero Pad, input normalisation by constants, MaxPool with ceil_mode. This pass runs
+ * ConstantOfShape, Slice and Cast), Squeeze/Unsqueeze, ReduceMean/ReduceMax over the spatial
+ * axes, Split, explicit zero Pad, Relu + Clip (`F.relu6`), input normalisation by constants,
+ * MaxPool with ceil_mode, and the forms these take from opset 7 to 21. This pass runs
  * before the operator check and rewrites them into the operators FxPQ quantizes, keeping the
  * float function unchanged: shape subgraphs are evaluated to constants (the dynamic batch
  * becomes Reshape's "copy this dimension", 0), the rest become Reshape, GlobalAveragePool,
@@ -10,7 +11,7 @@
  * end padding. What cannot be rewritten exactly is left for the operator check to name.
  */
 import { FxpqError } from '../errors.js';
-import { attrInt, attrInts, DataType, type Graph, type Node, type Shape, type Tensor } from '../ir/graph.js';
+import { attrFloat, attrInt, attrInts, DataType, type Graph, type Node, type Shape, type Tensor } from '../ir/graph.js';
 import { operatorModule } from '../ops/registry.js';
 import { shapeContext } from '../ir/shape-inference.js';
 import { resolveWindow } from '../ops/spatial.js';
@@ -291,23 +292,35 @@ function layoutToReshape(graph: Graph, n: Node, shapes: Map<string, Shape>, cons
   n.attrs = {};
 }
 
-/** ReduceMean over every spatial axis of an NCHW tensor is GlobalAveragePool (+ Reshape when keepdims=0). */
-function reduceMeanToPool(
-  graph: Graph,
-  n: Node,
-  shapes: Map<string, Shape>,
-  constantInts: ConstantInts,
-): Node | undefined {
+/**
+ * ReduceMean over every spatial axis of an NCHW tensor is GlobalAveragePool, ReduceMax over them
+ * a MaxPool whose window is the whole image (+ Reshape when keepdims=0). The axes are an
+ * attribute before opset 18 and an input from 18 on; with no axes and noop_with_empty_axes=1
+ * (opset 18+) the reduction is the identity.
+ */
+function reduceToPool(graph: Graph, n: Node, shapes: Map<string, Shape>, constantInts: ConstantInts): Node | undefined {
   const x = shapes.get(n.inputs[0]!);
   if (!x || x.length < 3) return undefined;
-  const axes = (constantInts(n.inputs[1]) ?? attrInts(n, 'axes', []))
-    .map((a) => axisOf(a, x.length))
-    .sort((p, q) => p - q);
+  if (n.inputs[1] && !constantInts(n.inputs[1])) return undefined; // axes computed at run time
+  const given = constantInts(n.inputs[1]) ?? attrInts(n, 'axes', []);
+  if (given.length === 0 && attrInt(n, 'noop_with_empty_axes', 0) === 1) {
+    n.op = 'Identity';
+    n.inputs = [n.inputs[0]!];
+    n.attrs = {};
+    return undefined;
+  }
+  const axes = given.map((a) => axisOf(a, x.length)).sort((p, q) => p - q);
   const spatial = x.slice(2).map((_, i) => i + 2);
   if (axes.join() !== spatial.join()) return undefined;
   const keep = attrInt(n, 'keepdims', 1) === 1;
-  n.op = 'GlobalAveragePool';
-  n.attrs = {};
+  if (n.op === 'ReduceMax') {
+    if (x.slice(2).some((d) => !(d > 0))) return undefined;
+    n.op = 'MaxPool';
+    n.attrs = { kernel_shape: { kind: 'ints', value: x.slice(2) } };
+  } else {
+    n.op = 'GlobalAveragePool';
+    n.attrs = {};
+  }
   if (keep) {
     n.inputs = [n.inputs[0]!];
     return undefined;
@@ -329,6 +342,74 @@ function reduceMeanToPool(
   n.outputs = [pooled];
   graph.nodes.splice(graph.nodes.indexOf(n) + 1, 0, reshape);
   return reshape;
+}
+
+/**
+ * Split (sizes as the `split` attribute before opset 13, an input from 13 on, or `num_outputs`
+ * equal parts from 18 on, the last one smaller) of an activation along a non-batch axis: one
+ * Slice per output. Returns the Slices after the first, which reuses `n`.
+ */
+function splitToSlices(graph: Graph, n: Node, shapes: Map<string, Shape>, constantInts: ConstantInts): Node[] {
+  const x = shapes.get(n.inputs[0]!);
+  if (!x || n.outputs.some((o) => !o)) return [];
+  const axis = axisOf(attrInt(n, 'axis', 0), x.length);
+  const total = x[axis]!;
+  if (axis <= 0 || axis >= x.length || !(total > 0)) return [];
+  if (n.inputs[1] && !constantInts(n.inputs[1])) return [];
+  let sizes = constantInts(n.inputs[1]) ?? (n.attrs['split'] ? attrInts(n, 'split', []) : undefined);
+  if (!sizes) {
+    const parts = attrInt(n, 'num_outputs', n.outputs.length);
+    const chunk = Math.ceil(total / parts);
+    sizes = Array.from({ length: parts }, (_, i) => Math.max(0, Math.min(chunk, total - i * chunk)));
+  }
+  if (sizes.length !== n.outputs.length || sizes.reduce((a, b) => a + b, 0) !== total || sizes.some((s) => s < 0))
+    return [];
+  const int64 = (base: string, v: number[]) =>
+    addInitializer(graph, base, {
+      dataType: DataType.INT64,
+      dims: [v.length],
+      data: BigInt64Array.from(v.map(BigInt)),
+    });
+  const axes = int64(`${n.name}_axes`, [axis]);
+  const outputs = [...n.outputs];
+  const slices: Node[] = [];
+  let start = 0;
+  outputs.forEach((out, i) => {
+    const inputs = [
+      n.inputs[0]!,
+      int64(`${n.name}_starts_${i}`, [start]),
+      int64(`${n.name}_ends_${i}`, [start + sizes[i]!]),
+      axes,
+    ];
+    start += sizes[i]!;
+    if (i === 0) Object.assign(n, { op: 'Slice', inputs, outputs: [out], attrs: {} });
+    else slices.push({ name: `${n.name}_${i}`, op: 'Slice', inputs, outputs: [out], attrs: {} });
+  });
+  graph.nodes.splice(graph.nodes.indexOf(n) + 1, 0, ...slices);
+  return slices;
+}
+
+/** Pad with the `axes` input (opset 18+): the same pads written over every axis. */
+function padAxesToFull(graph: Graph, n: Node, shapes: Map<string, Shape>, constantInts: ConstantInts): void {
+  const x = shapes.get(n.inputs[0]!);
+  const axes = constantInts(n.inputs[3]);
+  const pads = constantInts(n.inputs[1]);
+  if (!x || !axes || !pads || pads.length !== 2 * axes.length) return;
+  const full = new Array<number>(2 * x.length).fill(0);
+  const seen = new Set<number>();
+  for (const [i, a] of axes.entries()) {
+    const k = axisOf(a, x.length);
+    if (k < 0 || k >= x.length || seen.has(k)) return;
+    seen.add(k);
+    full[k] = pads[i]!;
+    full[k + x.length] = pads[i + axes.length]!;
+  }
+  const name = addInitializer(graph, `${n.name}_pads`, {
+    dataType: DataType.INT64,
+    dims: [full.length],
+    data: BigInt64Array.from(full.map(BigInt)),
+  });
+  n.inputs = n.inputs[2] ? [n.inputs[0]!, name, n.inputs[2]] : [n.inputs[0]!, name];
 }
 
 /** A zero Pad of the spatial axes moves into the Conv or counting AveragePool that reads it. */
@@ -361,6 +442,26 @@ function foldPad(graph: Graph, n: Node, constantInts: ConstantInts): void {
   if (user.op === 'AveragePool') user.attrs['count_include_pad'] = { kind: 'int', value: 1 };
   user.inputs[0] = x;
   graph.nodes = graph.nodes.filter((m) => m !== n);
+}
+
+/**
+ * Relu then Clip(lo <= 0, hi >= 0), F.relu6 as torch writes it: one Clip(0, hi), which fuses
+ * into the layer before it (clip(relu(x), lo, hi) = clip(x, 0, hi) for such bounds).
+ */
+function clipAfterRelu(graph: Graph, n: Node, values: Map<string, Value>): void {
+  const relu = graph.nodes.find((m) => m.outputs[0] === n.inputs[0]);
+  if (!relu || relu.op !== 'Relu' || consumers(graph, relu.outputs[0]!).length !== 1) return;
+  if (graph.outputs.some((o) => o.name === relu.outputs[0])) return;
+  const bound = (i: number, fallback: number): number | undefined => {
+    if (!n.inputs[i]) return fallback;
+    const v = values.get(n.inputs[i]);
+    return v && v.float && v.data.length === 1 ? v.data[0] : undefined;
+  };
+  const [lo, hi] = [bound(1, -Infinity), bound(2, Infinity)];
+  if (lo === undefined || hi === undefined || lo > 0 || hi < 0) return;
+  const zero = addInitializer(graph, `${n.name}_min`, { dataType: DataType.FLOAT, dims: [], data: Float32Array.of(0) });
+  n.inputs = n.inputs[2] ? [relu.inputs[0]!, zero, n.inputs[2]] : [relu.inputs[0]!, zero];
+  graph.nodes = graph.nodes.filter((m) => m !== relu);
 }
 
 /** (x - c), (x + c), x * c, x / c with a per-channel or scalar constant: an affine BatchNormalization. */
@@ -427,6 +528,7 @@ function ceilModeToPads(n: Node, shapes: Map<string, Shape>): void {
 }
 
 export function rewriteExporterIdioms(graph: Graph, source: string): void {
+  olderOpsetForms(graph, source);
   const shapes = new Map<string, Shape>();
   for (const v of graph.inputs)
     shapes.set(
@@ -446,6 +548,16 @@ export function rewriteExporterIdioms(graph: Graph, source: string): void {
     if (!v.batch?.some(Boolean)) return v.data;
     return batchAsZero && v.batch.every((b, k) => !b || k === 0) ? v.data.map((d, k) => (k === 0 ? 0 : d)) : undefined;
   };
+  /** Constants a rewrite added (pads, slice bounds) are read like the others. */
+  const learnConstants = (m: Node): void => {
+    for (const name of m.inputs) {
+      const t = graph.initializers.get(name);
+      if (!t || values.has(name)) continue;
+      shapes.set(name, t.dims);
+      const v = valueOf(t);
+      if (v) values.set(name, v);
+    }
+  };
   const folded = new Set<Node>();
   // The graph is in topological order (canonicalize sorts it first).
   for (const n of [...graph.nodes]) {
@@ -454,18 +566,99 @@ export function rewriteExporterIdioms(graph: Graph, source: string): void {
       continue;
     }
     // Rewrites one node at a time in graph order, so that each sees its inputs' shapes.
-    let extra: Node | undefined;
+    let extra: Node[] = [];
     if (n.op === 'Squeeze' || n.op === 'Unsqueeze') layoutToReshape(graph, n, shapes, constantInts);
-    else if (n.op === 'ReduceMean') extra = reduceMeanToPool(graph, n, shapes, constantInts);
-    else if (n.op === 'Pad') foldPad(graph, n, constantInts);
-    else if (['Sub', 'Add', 'Mul', 'Div'].includes(n.op)) affineToBatchNorm(graph, n, shapes, values);
+    else if (n.op === 'ReduceMean' || n.op === 'ReduceMax') {
+      const reshape = reduceToPool(graph, n, shapes, constantInts);
+      if (reshape) extra = [reshape];
+    } else if (n.op === 'Split') extra = splitToSlices(graph, n, shapes, constantInts);
+    else if (n.op === 'Pad') {
+      if (n.inputs[3]) padAxesToFull(graph, n, shapes, constantInts);
+      learnConstants(n);
+      foldPad(graph, n, constantInts);
+    } else if (n.op === 'Clip') {
+      clipAfterRelu(graph, n, values);
+    } else if (['Sub', 'Add', 'Mul', 'Div'].includes(n.op)) affineToBatchNorm(graph, n, shapes, values);
     else if (n.op === 'MaxPool' && attrInt(n, 'ceil_mode', 0) === 1) ceilModeToPads(n, shapes);
-    for (const m of extra ? [n, extra] : [n]) {
+    for (const m of [n, ...extra]) {
+      learnConstants(m);
       const out = inferNode(graph, m, shapes, constantInts);
       out?.forEach((s, i) => m.outputs[i] && shapes.set(m.outputs[i]!, s));
     }
   }
   materialize(graph, folded, values, source);
+}
+
+/**
+ * What changed between the opsets FxPQ reads (7 to 21) in the operators a canonical graph may
+ * keep, written once in the opset-11 to 13 form so that the canonical graph, the simulation (opset 13)
+ * and the QDQ export (opset 21) read one form: Pad's `pads` and `value`, Slice's `starts`,
+ * `ends` and `axes`, and Clip's `min` and `max` attributes (before opsets 11, 10 and 11) become
+ * constant inputs, and a graph below opset 11 is then written at 11 (the other operators FxPQ
+ * keeps mean the same there: Softmax and Flatten still coerce to 2-D at opset 11). A
+ * BatchNormalization's `spatial` attribute (opsets 7 and 8) must be 1, per channel.
+ */
+function olderOpsetForms(graph: Graph, source: string): void {
+  const constant = (base: string, t: Omit<Tensor, 'name'>): string => addInitializer(graph, base, t);
+  const int64 = (base: string, v: number[]) =>
+    constant(base, { dataType: DataType.INT64, dims: [v.length], data: BigInt64Array.from(v.map(BigInt)) });
+  const float = (base: string, v: number) =>
+    constant(base, { dataType: DataType.FLOAT, dims: [], data: Float32Array.of(v) });
+  for (const n of graph.nodes) {
+    if (n.op === 'BatchNormalization' && n.attrs['spatial']) {
+      if (attrInt(n, 'spatial', 1) !== 1)
+        throw new FxpqError(
+          `${source}: node ${n.name} (BatchNormalization) has spatial=0 (statistics per activation, not per channel), which FxPQ does not support.`,
+          'unsupported-model',
+        );
+      delete n.attrs['spatial'];
+    }
+    // Opset 14's Reshape `allowzero` and opset 19's AveragePool `dilations` at their defaults
+    // mean what the operators meant before them (the simulation graph is written at opset 13).
+    if (n.op === 'Reshape' && attrInt(n, 'allowzero', 0) === 0) delete n.attrs['allowzero'];
+    if (n.op === 'AveragePool' && n.attrs['dilations']) {
+      if (attrInts(n, 'dilations', []).some((d) => d !== 1))
+        throw new FxpqError(
+          `${source}: node ${n.name} (AveragePool) has dilations (opset 19), which FxPQ does not support.`,
+          'unsupported-model',
+        );
+      delete n.attrs['dilations'];
+    }
+    if (graph.opset >= 11) continue;
+    if (n.op === 'Pad' && n.attrs['pads']) {
+      const value = attrFloat(n, 'value', 0);
+      const inputs = [n.inputs[0]!, int64(`${n.name}_pads`, attrInts(n, 'pads', []))];
+      if (value !== 0) inputs.push(float(`${n.name}_value`, value));
+      n.inputs = inputs;
+      delete n.attrs['pads'];
+      delete n.attrs['value'];
+    } else if (n.op === 'Slice' && n.attrs['starts']) {
+      const starts = attrInts(n, 'starts', []);
+      const axes = attrInts(
+        n,
+        'axes',
+        starts.map((_, i) => i),
+      );
+      n.inputs = [
+        n.inputs[0]!,
+        int64(`${n.name}_starts`, starts),
+        int64(`${n.name}_ends`, attrInts(n, 'ends', [])),
+        int64(`${n.name}_axes`, axes),
+      ];
+      n.attrs = {};
+    } else if (n.op === 'Clip' && (n.attrs['min'] || n.attrs['max'])) {
+      const bound = (name: 'min' | 'max') => (n.attrs[name] ? float(`${n.name}_${name}`, attrFloat(n, name, 0)) : '');
+      const inputs = [n.inputs[0]!, bound('min'), bound('max')];
+      while (inputs[inputs.length - 1] === '') inputs.pop();
+      n.inputs = inputs;
+      delete n.attrs['min'];
+      delete n.attrs['max'];
+    }
+  }
+  if (graph.opset < 11) {
+    graph.opset = 11;
+    graph.irVersion = Math.max(graph.irVersion, 6);
+  }
 }
 
 /** Fold `n` when its inputs are constants (or, for Shape, of known shape); true when folded. */
