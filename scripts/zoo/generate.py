@@ -3,11 +3,13 @@
 The architecture zoo of the tests: small-width versions of the classic CNN families, written
 by torch.onnx.export exactly as users' PyTorch models are (Shape/Gather/Concat flatten,
 explicit Pad, ReLU6 as Clip with inputs, channel shuffle, input normalisation inside the
-model, ...), plus one graph in the form tf2onnx writes a Keras NHWC model. Weights are random
+model, ...), plus one graph in the form tf2onnx writes a Keras NHWC model, at opsets 7 to 17
+as torch writes them and 18 to 21 as opset-17 exports rewritten into those opsets' forms
+(upgrade() below; torch 1.13 and onnx 1.12's version converter stop at 17). Weights are random
 (seeded): the tests check structure and exactness, not accuracy.
 
 Only needed to regenerate test/fixtures/zoo (Debian: apt-get install python3-torch python3-onnx);
-the tests read the committed files. Run: /usr/bin/python3 scripts/zoo/generate.py
+the tests read the committed files. Run: /usr/bin/python3 scripts/zoo/generate.py [NAME ...]
 """
 import os
 import sys
@@ -278,6 +280,51 @@ class PaddedLeaky(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
+class Legacy(nn.Module):
+    """What old exporters wrote (opsets 7 and 8): explicit F.pad, BatchNorm, ReLU6 (Clip with
+    min/max attributes, and F.relu6 as Relu + Clip), a channel split (Split with its `split`
+    attribute), channel shuffle, a Pad before a MaxPool, x.mean / x.amax over the spatial axes
+    (ReduceMean / ReduceMax with `axes` attributes), Unsqueeze / Squeeze with attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, bias=False), nn.BatchNorm2d(16), nn.ReLU6())
+        self.branch = nn.Sequential(
+            nn.Conv2d(8, 8, 3, 1, 1, groups=8, bias=False), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 1),
+        )
+        self.bn = nn.BatchNorm2d(16)  # after a Reshape: not folded by the exporter, an affine layer
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.stem(F.pad(x, (1, 1, 1, 1)))
+        a, b = torch.split(x, [8, 8], 1)
+        x = self.bn(channel_shuffle(torch.cat((a, F.relu6(self.branch(b))), 1), 2))
+        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 2)
+        pooled = torch.cat((x.mean([2, 3]), x.amax([2, 3])), 1)
+        return self.fc(pooled.unsqueeze(2).squeeze(2))
+
+
+class Modern(nn.Module):
+    """The same layer idioms for the opset-18+ forms: torch.split (Split, rewritten to
+    num_outputs), F.pad with constant pads (rewritten to Pad with its `axes` input), ReLU6,
+    x.mean / x.amax (ReduceMean / ReduceMax with `axes` as an input), Unsqueeze / Squeeze,
+    x.view(x.size(0), -1) (Shape, Gather, Concat, Reshape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, bias=False), nn.BatchNorm2d(16), nn.ReLU6())
+        self.branch = nn.Sequential(bn_relu(8, 8, 1, 1, 0), nn.Conv2d(8, 8, 3, 1, 1, groups=8), nn.ReLU6())
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.stem(F.pad(x, (1, 1, 1, 1)))
+        a, b = torch.split(x, [8, 8], 1)
+        x = channel_shuffle(torch.cat((a, self.branch(b)), 1), 2)
+        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 2)
+        pooled = torch.cat((x.mean([2, 3], keepdim=True), x.amax([2, 3], keepdim=True)), 1)
+        return self.fc(pooled.view(pooled.size(0), -1).unsqueeze(1).squeeze(1))
+
+
 MODELS = [
     ('alexnet', AlexNet, 9),
     ('vgg', VGG, 11),
@@ -291,6 +338,17 @@ MODELS = [
     ('googlenet', GoogLeNet, 11),
     ('densenet', DenseNet, 12),
     ('padded_leaky', PaddedLeaky, 14),
+    ('legacy_op7', Legacy, 7),
+    ('mobilenet_v2_op8', MobileNetV2, 8),
+]
+
+# The opset-18+ forms, which torch 1.13 cannot write: exported at 17 with constant folding (so
+# that pads and split sizes are initializers), then rewritten node by node by upgrade() below.
+UPGRADED = [
+    ('modern_op18', Modern, 18),
+    ('padded_leaky_op19', PaddedLeaky, 19),
+    ('mobilenet_v1_op20', MobileNetV1, 20),
+    ('modern_op21', Modern, 21),
 ]
 
 
@@ -307,16 +365,146 @@ def randomize_bn(model):
             m.weight.data.uniform_(0.05, 0.3, generator=g)
 
 
-def export_torch(name, factory, opset):
+def export_torch(name, factory, opset, path=None, fold=False):
     model = factory().eval()
     randomize_bn(model)
     x = torch.rand(1, 3, 32, 32)
-    path = os.path.join(OUT, f'{name}.onnx')
+    path = path or os.path.join(OUT, f'{name}.onnx')
     torch.onnx.export(
         model, x, path, opset_version=opset, input_names=['input'], output_names=['logits'],
-        dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}}, do_constant_folding=False,
+        dynamic_axes={'input': {0: 'N'}, 'logits': {0: 'N'}}, do_constant_folding=fold,
     )
+    if opset < 9:
+        old_forms(path)
     print(f'{name}: opset {opset}, {os.path.getsize(path)} bytes')
+
+
+def old_forms(path):
+    """What opset-7/8 exporters wrote and torch in eval mode leaves out: BatchNormalization with
+    its `spatial` attribute (1, per channel) and a Dropout with its `ratio` attribute before
+    each Gemm (a no-op at inference)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(path)
+    g = model.graph
+    nodes = []
+    for n in g.node:
+        if n.op_type == 'BatchNormalization':
+            n.attribute.append(helper.make_attribute('spatial', 1))
+        if n.op_type == 'Gemm':
+            dropped = n.input[0] + '_dropout'
+            nodes.append(helper.make_node('Dropout', [n.input[0]], [dropped], ratio=0.2, name=n.name + '_dropout'))
+            n.input[0] = dropped
+        nodes.append(n)
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+# Reductions whose `axes` attribute became an input at opset 18 (ReduceSum changed at 13).
+REDUCE_18 = {'ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum',
+             'ReduceLogSumExp', 'ReduceSumSquare'}
+# The IR version that goes with each opset (onnx/docs/Versioning.md).
+IR_OF_OPSET = {18: 8, 19: 9, 20: 9, 21: 10}
+
+
+def _attr(n, name, default):
+    from onnx import helper
+
+    for a in n.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _slice(n, x, starts, ends, axes=None, steps=None):
+    index = [slice(None)] * x.ndim
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    for a, b, e, st in zip(axes, starts, ends, steps):
+        index[int(a)] = slice(int(b), int(e), int(st))
+    return x[tuple(index)]
+
+
+CONSTANT_EVAL = {
+    'ConstantOfShape': lambda n, shape: np.zeros(shape.astype(np.int64), np.int64),
+    'Concat': lambda n, *xs: np.concatenate(xs, _attr(n, 'axis', 0)),
+    'Reshape': lambda n, x, shape: x.reshape(shape),
+    'Slice': _slice,
+    'Transpose': lambda n, x: np.transpose(x, _attr(n, 'perm', None)),
+    'Cast': lambda n, x: x.astype(np.int64),
+}
+
+
+def prune(g):
+    """Remove the nodes whose outputs nothing reads any more (the pads arithmetic)."""
+    while True:
+        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
+    used = {i for n in g.node for i in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:
+        g.initializer.remove(t)
+
+
+def upgrade(src, dst, target):
+    """Rewrite an opset-17 model into the form of opset `target` (18..21), keeping its float
+    function: Reduce* `axes` attribute -> input; Split with equal `split` sizes -> `num_outputs`;
+    Pad of the spatial axes only -> pads of those axes with the `axes` input (negative axes).
+    Opsets 19 to 21 changed Reshape, Cast, Pad, Squeeze, Flatten, ... only in types and new
+    modes, so the nodes stay as they are and the opset import says which version they are."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(src)
+    g = model.graph
+    values = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    for n in g.node:
+        # F.pad's pads are computed from constants (ConstantOfShape, Concat, Reshape, Slice,
+        # Transpose, Cast): evaluate them, as an exporter with constant folding would write them.
+        ins = [values.get(i) for i in n.input]
+        if n.op_type == 'Constant':
+            values[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+        elif any(v is None for v in ins) or n.op_type not in CONSTANT_EVAL:
+            continue
+        else:
+            values[n.output[0]] = CONSTANT_EVAL[n.op_type](n, *ins)
+
+    def add(name, arr):
+        g.initializer.append(numpy_helper.from_array(np.asarray(arr, np.int64), name))
+        return name
+
+    for n in g.node:
+        if n.op_type in REDUCE_18:
+            axes = [a for a in n.attribute if a.name == 'axes']
+            if axes:
+                n.input.append(add(f'{n.name}_axes', list(axes[0].ints)))
+                n.attribute.remove(axes[0])
+        elif n.op_type == 'Split' and len(n.input) == 2 and n.input[1] in values:
+            sizes = values[n.input[1]].tolist()
+            if len(set(sizes)) == 1:
+                del n.input[1]
+                n.attribute.append(helper.make_attribute('num_outputs', len(sizes)))
+        elif n.op_type == 'Pad' and n.input[1] in values:
+            pads = values[n.input[1]].tolist()
+            rank = len(pads) // 2
+            if rank == 4 and pads[0] == pads[1] == pads[4] == pads[5] == 0:
+                spatial = add(f'{n.name}_spatial_pads', pads[2:4] + pads[6:8])
+                value = n.input[2] if len(n.input) > 2 else ''
+                inputs = [n.input[0], spatial, value, add(f'{n.name}_axes', [-2, -1])]
+                del n.input[:]
+                n.input.extend(inputs)
+    prune(g)
+    del model.opset_import[:]
+    model.opset_import.append(helper.make_opsetid('', target))
+    model.ir_version = IR_OF_OPSET[target]
+    onnx.save(model, dst)  # onnx 1.12's checker stops at opset 17: the tests load it in onnxruntime
+    print(f'{os.path.basename(dst)[:-5]}: opset 17 -> {target}, {os.path.getsize(dst)} bytes')
 
 
 def export_tf2onnx_style():
@@ -393,6 +581,13 @@ if __name__ == '__main__':
         if not only or name in only:
             export_torch(name, factory, opset)
             sidecar(name, f'torch.onnx.export, opset {opset}')
+    for name, factory, opset in UPGRADED:
+        if not only or name in only:
+            src = os.path.join(OUT, f'{name}.opset17.onnx')
+            export_torch(name, factory, 17, src, fold=True)
+            upgrade(src, os.path.join(OUT, f'{name}.onnx'), opset)
+            os.remove(src)
+            sidecar(name, f'torch.onnx.export at opset 17, rewritten into the opset-{opset} forms')
     if not only or 'keras_nhwc' in only:
         export_tf2onnx_style()
         sidecar('keras_nhwc', 'the graph tf2onnx writes for a Keras NHWC model, opset 13')

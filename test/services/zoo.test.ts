@@ -1,11 +1,11 @@
 /**
  * The architecture zoo (test/fixtures/zoo, made by scripts/zoo/generate.py with torch.onnx and
- * in tf2onnx's form): each model imports, its canonical graph gives onnxruntime's outputs, the
+ * in tf2onnx's form, opsets 7 to 21; every `.onnx` of the folder): each model imports, its canonical graph gives onnxruntime's outputs, the
  * fake-quant simulation and the integer executor agree bit for bit at uniform 8 bits and at a
  * random mixed 2..8-bit assignment, and the mixed export verifies (QDQ in onnxruntime equal to
  * the integer executor, the C compiled and bit-exact on its golden vectors).
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { compileProgram } from '../../native-workers/engine/fixedpoint/compile.j
 import { dequantizeArray, quantizeArray } from '../../native-workers/engine/fixedpoint/format.js';
 import { runBatch } from '../../native-workers/engine/fixedpoint/int-executor.js';
 import { buildPlan, type Assignment } from '../../native-workers/engine/fixedpoint/plan.js';
-import { writeOnnx } from '../../native-workers/engine/onnx/onnx-format.js';
+import { readOnnx, writeOnnx } from '../../native-workers/engine/onnx/onnx-format.js';
 import { FloatRunner } from '../../native-workers/engine/runtime/float-runner.js';
 import { SimRunner } from '../../native-workers/engine/runtime/sim-runner.js';
 import { evaluate } from '../../services/evaluate.js';
@@ -32,21 +32,18 @@ const tmp = mkdtempSync(join(tmpdir(), 'fxpq-zoo-'));
 const cacheDir = join(tmp, 'cache');
 afterAll(() => closePools());
 
-export const ZOO = [
-  'alexnet',
-  'vgg',
-  'resnet_basic',
-  'resnet_bottleneck',
-  'squeezenet1_0',
-  'squeezenet1_1',
-  'mobilenet_v1',
-  'mobilenet_v2',
-  'googlenet',
-  'densenet',
-  'keras_nhwc',
-  'padded_leaky',
-  'shufflenet_v2',
-];
+/** Every model in the zoo folder (each `.onnx` beside its `.json` sidecar). */
+export const ZOO = readdirSync(zoo)
+  .filter((f) => f.endsWith('.onnx'))
+  .map((f) => f.slice(0, -'.onnx'.length))
+  .sort();
+
+it('the zoo holds the models and the opsets it is said to: 7 or 8 up to 21', () => {
+  expect(ZOO.length).toBeGreaterThanOrEqual(19);
+  for (const name of ZOO) expect(existsSync(join(zoo, `${name}.json`))).toBe(true);
+  const opsets = new Set(ZOO.map((name) => readOnnx(readFileSync(join(zoo, `${name}.onnx`)), name).opset));
+  for (const opset of [7, 8, 9, 10, 11, 12, 13, 14, 17, 18, 19, 20, 21]) expect(opsets.has(opset)).toBe(true);
+});
 
 /** A random 2..8-bit format for every structure, fractional lengths near the range rule. */
 function mixed(assignment: Assignment, plan: ReturnType<typeof buildPlan>, seed: number): Assignment {
