@@ -173,6 +173,8 @@ export interface RunRequest {
   slice?: number;
   distill?: boolean;
   biasCorrection?: boolean;
+  /** Cross-layer equalization of the model before quantization (default on). */
+  equalize?: boolean;
 }
 
 export interface RunSummary {

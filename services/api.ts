@@ -134,6 +134,7 @@ const runRequest = z
     slice: count,
     distill: z.boolean().optional(),
     biasCorrection: z.boolean().optional(),
+    equalize: z.boolean().optional(),
   })
   .strict();
 const importRequest = z

@@ -8,7 +8,7 @@ import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { evaluateOn, type QuantEngine } from './engines.js';
 import { writeFileAtomic } from './files.js';
-import { readRunConfig, sha256 } from './runs.js';
+import { readRunConfig, runEqualized, sha256 } from './runs.js';
 import { openSession, splitIndices } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
@@ -42,6 +42,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     // Without a run only onnxruntime runs the model: any model it runs can be evaluated, the
     // exported model.qdq.onnx included, without FxPQ's import for quantization.
     floatOnly: !run,
+    equalize: run ? runEqualized(run) : undefined,
   });
   if (run && run.model.sha256 !== sha256(s.model.bytes)) {
     throw new FxpqError(

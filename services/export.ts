@@ -23,7 +23,7 @@ import { runIntOnPool } from './engines.js';
 import { C_EVAL_BYTES, C_EVAL_FILES, writeAndCheckCEval } from './export-c-eval.js';
 import { describeFsError, readJsonDocument } from './files.js';
 import { imageBatches } from './image-feed.js';
-import { readRunConfig, sha256, type RunReport } from './runs.js';
+import { readRunConfig, runEqualized, sha256, type RunReport } from './runs.js';
 import { openSession } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
@@ -90,6 +90,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
     dataPath: config.data.path,
     preprocess: config.preprocess,
     classList,
+    equalize: runEqualized(config),
   });
   const out = resolve(o.out);
   const parent = dirname(out);
@@ -158,7 +159,12 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
 
     if (formats.includes('qdq')) {
       o.onProgress?.('qdq');
-      const bytes = writeQdqModel(plan, program, (name) => formatOfConstant(name)!);
+      // The run's preprocessing and class order travel in the model, so `fxpq evaluate --model
+      // model.qdq.onnx` scores it as the run did, with no --preprocess or --classes.
+      const bytes = writeQdqModel(plan, program, (name) => formatOfConstant(name)!, {
+        'fxpq.preprocess': config.preprocess,
+        'fxpq.classes': JSON.stringify(config.classes.ids),
+      });
       const session = await ort.InferenceSession.create(bytes);
       let agree = 0;
       let mismatches = 0;

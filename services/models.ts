@@ -20,9 +20,17 @@ export interface LoadedModel extends ImportedModel {
  * FxPQ's checks accept but onnxruntime refuses (an IR version it does not know, an attribute
  * its schema lacks) is refused here with the file named, not in the middle of a job.
  */
-export async function loadModelFile(path: string, options: { canonicalize?: boolean } = {}): Promise<LoadedModel> {
+export async function loadModelFile(
+  path: string,
+  options: { canonicalize?: boolean; equalize?: boolean } = {},
+): Promise<LoadedModel> {
   const bytes = await readUserFile(path, 'an ONNX model file');
-  const model = { ...(options.canonicalize === false ? decodeModel(bytes, path) : importModel(bytes, path)), bytes };
+  const model = {
+    ...(options.canonicalize === false
+      ? decodeModel(bytes, path)
+      : importModel(bytes, path, { equalize: options.equalize })),
+    bytes,
+  };
   await (await createOrtSession(bytes, path, { optimization: 'disabled' })).release();
   return model;
 }

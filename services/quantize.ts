@@ -75,6 +75,7 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
       plan,
       assignment,
       inputNonNegative: nonNegative,
+      equalize: o.equalize !== false,
       mode: { kind: 'uniform', bits: o.uniform },
       budget: o.budget ?? null,
       result,

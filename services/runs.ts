@@ -22,6 +22,16 @@ export interface RunConfig {
   assignment: Assignment;
   /** Bias values replaced by bias correction (float, per bias tensor). */
   biases?: Record<string, number[]>;
+  /**
+   * Whether the canonical graph was equalized (cross-layer equalization); the assignment names its
+   * tensors. Runs made before the option existed have none and were not equalized.
+   */
+  equalize?: boolean;
+}
+
+/** How a run's model is imported again (evaluate --run, export): as the run imported it. */
+export function runEqualized(config: RunConfig): boolean {
+  return config.equalize ?? false;
 }
 
 export type { RunReport };
@@ -64,6 +74,7 @@ export interface RunParts {
   assignment: Assignment;
   biases?: Record<string, number[]>;
   inputNonNegative: boolean;
+  equalize: boolean;
   mode: RunConfig['mode'];
   budget: number | null;
   result: {
@@ -88,6 +99,7 @@ export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } 
     preprocess: p.session.specText,
     classes: { source: p.session.classes.source, ids: p.session.classes.ids },
     inputNonNegative: p.inputNonNegative,
+    equalize: p.equalize,
     mode: p.mode,
     assignment: p.assignment,
     ...(p.biases ? { biases: p.biases } : {}),

@@ -90,6 +90,8 @@ interface JobIdentity {
   slice: number;
   preprocess: string;
   classes: string;
+  /** Cross-layer equalization: it renames the tensors the assignment names. */
+  equalize: boolean;
 }
 
 interface Checkpoint {
@@ -273,6 +275,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     slice,
     preprocess: s.specText,
     classes: s.classes.source,
+    equalize: o.equalize !== false,
   };
   const checkpointFile = join(o.out, CHECKPOINT);
   const trajectoryFile = join(o.out, 'trajectory.jsonl');
@@ -415,6 +418,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       assignment: state.assignment,
       biases: state.biases,
       inputNonNegative: nonNegative,
+      equalize: o.equalize !== false,
       mode: {
         kind: 'search',
         budget: o.budget,

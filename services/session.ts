@@ -19,6 +19,8 @@ export interface SessionOptions {
   preprocess?: string;
   /** Only onnxruntime will run the model: decode and validate it, no canonical graph. */
   floatOnly?: boolean;
+  /** Cross-layer equalization at import (default on; a run records its choice). */
+  equalize?: boolean;
 }
 
 export interface WorkSession {
@@ -72,7 +74,7 @@ export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
 }
 
 export async function openSession(o: SessionOptions): Promise<WorkSession> {
-  const model = await loadModelFile(o.modelPath, { canonicalize: !o.floatOnly });
+  const model = await loadModelFile(o.modelPath, { canonicalize: !o.floatOnly, equalize: o.equalize });
   const dataset = await openDataset(o.dataPath);
   const classes = o.classList ?? (await resolveClasses(dataset, model, o.classes));
   const labels = labelsFor(dataset, classes);

@@ -6,7 +6,7 @@ import type { Command } from '../command.js';
 export const quantizeCommand: Command = {
   name: 'quantize',
   usage:
-    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--previous-checkpoint | --restart] [--json]',
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--no-equalize] [--previous-checkpoint | --restart] [--json]',
   summary: 'the smallest mixed-precision fixed-point network within an accuracy budget (resumable)',
   options: {
     model: { type: 'string' },
@@ -24,6 +24,7 @@ export const quantizeCommand: Command = {
     slice: { type: 'string' },
     'no-distill': { type: 'boolean' },
     'no-bias-correction': { type: 'boolean' },
+    'no-equalize': { type: 'boolean' },
     'previous-checkpoint': { type: 'boolean' },
     restart: { type: 'boolean' },
     json: { type: 'boolean' },
@@ -80,6 +81,7 @@ export const quantizeCommand: Command = {
         strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
         distill: values['no-distill'] ? false : undefined,
         biasCorrection: values['no-bias-correction'] ? false : undefined,
+        equalize: values['no-equalize'] ? false : undefined,
         checkpoint,
       },
       (e) => {

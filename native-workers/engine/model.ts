@@ -24,11 +24,16 @@ export function decodeModel(bytes: Uint8Array, source: string): ImportedModel {
   return { source, original, canonical: original };
 }
 
-export function importModel(bytes: Uint8Array, source: string): ImportedModel {
+export interface ImportOptions {
+  /** Cross-layer equalization (passes/equalize.ts); on unless false. */
+  equalize?: boolean;
+}
+
+export function importModel(bytes: Uint8Array, source: string, options: ImportOptions = {}): ImportedModel {
   try {
     const original = readOnnx(bytes, source);
     validateGraph(original, source);
-    const canonical = canonicalize(original, { source });
+    const canonical = canonicalize(original, { source, equalize: options.equalize });
     return { source, original, canonical };
   } catch (e) {
     // Operator rules speak of nodes; the user also needs to know which file.

@@ -42,7 +42,12 @@ function typedFor(type: number, values: ArrayLike<number>): Tensor['data'] {
   return Int32Array.from(values);
 }
 
-export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (tensor: string) => Format): Graph {
+export function buildQdqGraph(
+  plan: QuantPlan,
+  program: IntProgram,
+  formatOf: (tensor: string) => Format,
+  metadata: Record<string, string> = {},
+): Graph {
   const nodes: Node[] = [];
   const inits = new Map<string, Tensor>();
   let k = 0;
@@ -155,8 +160,17 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
           ]),
         );
       }
-      const pre = emit(node.op, inputs, node.attrs);
-      rename.set(out, qdq(bName ? pre : halfUp(pre, fAcc, f.frac, out), f, p.out.lo, p.out.hi, out));
+      let pre = emit(node.op, inputs, node.attrs);
+      if (!bName) pre = halfUp(pre, fAcc, f.frac, out);
+      if (p.out.hiPerChannel) {
+        // An equalized ReLU6: each channel's bound, a value of the output grid, so it commutes with
+        // the (monotone) QuantizeLinear that follows.
+        const rank = plan.shapes.get(out)!.length;
+        const bounds = Float32Array.from(p.out.hiPerChannel, (v) => v * 2 ** -f.frac);
+        const dims = [1, bounds.length, ...new Array<number>(rank - 2).fill(1)];
+        pre = emit('Min', [pre, constant(floatTensor(`${out}/hi-per-channel`, dims, bounds))]);
+      }
+      rename.set(out, qdq(pre, f, p.out.lo, p.out.hi, out));
     } else if (node.op === 'Add') {
       const F = Math.max(...node.inputs.map((x) => program.fracOf[x]!));
       rename.set(out, qdq(halfUp(emit('Add', node.inputs.map(t)), F, f.frac, out), f, p.out.lo, p.out.hi, out));
@@ -263,10 +277,16 @@ export function buildQdqGraph(plan: QuantPlan, program: IntProgram, formatOf: (t
     ],
     nodes,
     initializers: inits,
-    metadata: {},
+    metadata,
   };
 }
 
-export function writeQdqModel(plan: QuantPlan, program: IntProgram, formatOf: (tensor: string) => Format): Uint8Array {
-  return writeOnnx(buildQdqGraph(plan, program, formatOf));
+/** `metadata`: what the model needs to be evaluated alone (the run's preprocessing and class order). */
+export function writeQdqModel(
+  plan: QuantPlan,
+  program: IntProgram,
+  formatOf: (tensor: string) => Format,
+  metadata: Record<string, string> = {},
+): Uint8Array {
+  return writeOnnx(buildQdqGraph(plan, program, formatOf, metadata));
 }

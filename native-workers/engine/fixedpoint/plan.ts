@@ -141,14 +141,19 @@ export function buildPlan(graph: Graph, options: PlanOptions): QuantPlan {
   };
 }
 
-/** Output clamp of a node: its format's range, narrowed by a fused Relu (lo 0) or Clip(0, x) (hi floor(x 2^f)). */
-export function outputBounds(node: Node, f: Format): { lo: number; hi: number } {
+/**
+ * Output clamp of a node: its format's range, narrowed by a fused Relu (lo 0) or Clip(0, x) (hi
+ * floor(x 2^f)); an equalized ReLU6 has one upper bound per output channel (`hiPerChannel`,
+ * each at most `hi`, which is then their largest).
+ */
+export function outputBounds(node: Node, f: Format): { lo: number; hi: number; hiPerChannel?: number[] } {
   let lo = f.signed ? -(2 ** (f.bits - 1)) : 0;
   let hi = f.signed ? 2 ** (f.bits - 1) - 1 : 2 ** f.bits - 1;
   const act = node.activation;
-  if (act) {
-    lo = Math.max(lo, Math.ceil(act.min * 2 ** f.frac));
-    if (Number.isFinite(act.max)) hi = Math.min(hi, Math.floor(act.max * 2 ** f.frac));
-  }
-  return { lo, hi };
+  if (!act) return { lo, hi };
+  lo = Math.max(lo, Math.ceil(act.min * 2 ** f.frac));
+  if (Number.isFinite(act.max)) hi = Math.min(hi, Math.floor(act.max * 2 ** f.frac));
+  if (!act.maxPerChannel) return { lo, hi };
+  const hiPerChannel = act.maxPerChannel.map((m) => Math.max(lo, Math.min(hi, Math.floor(m * 2 ** f.frac))));
+  return { lo, hi, hiPerChannel };
 }

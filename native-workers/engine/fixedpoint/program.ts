@@ -16,8 +16,11 @@ export interface ProgramNode {
   output: string;
   /** Output shape for one image (batch 1). */
   outShape: number[];
-  /** The output format and clamp bounds (fused activation included). */
-  out: { frac: number; lo: number; hi: number; bits: number; signed: boolean };
+  /**
+   * The output format and clamp bounds (fused activation included); `hiPerChannel`: an
+   * equalized ReLU6's upper bound per output channel (Conv only), within [lo, hi].
+   */
+  out: { frac: number; lo: number; hi: number; bits: number; signed: boolean; hiPerChannel?: number[] };
 }
 
 export interface ProgramConstant {

@@ -136,7 +136,24 @@ export class SimBuilder {
     const half = this.newConstant(floatTensor('sim/half', [], Float32Array.of(0.5)));
     const scaled = this.emit('Mul', [x, s]);
     const rounded = this.emit('Floor', [this.emit('Add', [scaled, half])]);
-    return this.emit('Mul', [this.emit('Clip', [rounded, lo, hi]), inv], {}, output);
+    let clamped = this.emit('Clip', [rounded, lo, hi]);
+    if (node.activation?.maxPerChannel) {
+      // An equalized ReLU6: one more bound per output channel (axis 1).
+      const rank = this.plan.shapes.get(node.outputs[0]!)!.length;
+      const channels = node.activation.maxPerChannel.length;
+      const dims = [1, channels, ...new Array<number>(rank - 2).fill(1)];
+      const perChannel = this.feed(`${key}/hi-per-channel`, {
+        dims,
+        deps: [id],
+        make: (ctx) => ({
+          type: 'float32',
+          dims,
+          data: Float32Array.from(outputBounds(node, ctx.format(id)).hiPerChannel!),
+        }),
+      });
+      clamped = this.emit('Min', [clamped, perChannel]);
+    }
+    return this.emit('Mul', [clamped, inv], {}, output);
   }
 
   /**

@@ -52,7 +52,10 @@ export type AttrValue =
 export interface FusedActivation {
   op: 'Relu' | 'Clip';
   min: number;
+  /** The upper bound; with `maxPerChannel`, the largest of them. */
   max: number;
+  /** Upper bounds per output channel (axis 1), set by cross-layer equalization of a ReLU6. */
+  maxPerChannel?: number[];
 }
 
 export interface Node {

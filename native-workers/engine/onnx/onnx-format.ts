@@ -372,7 +372,20 @@ function expandFusedActivations(graph: Graph): {
     const pre = `${out}__preact`;
     nodes.push({ ...n, outputs: [pre, ...n.outputs.slice(1)] });
     const act = n.activation;
-    if (act.op === 'Relu') {
+    if (act.maxPerChannel) {
+      // An equalized ReLU6 (passes/equalize.ts): Relu, then Min with one bound per output channel.
+      const spatial = (graph.initializers.get(n.inputs[1]!)?.dims.length ?? 4) - 2;
+      const bounds = `${n.name}/max_per_channel`;
+      const relu = `${out}__relu`;
+      extraInitializers.push({
+        name: bounds,
+        dataType: DataType.FLOAT,
+        dims: [act.maxPerChannel.length, ...new Array<number>(spatial).fill(1)],
+        data: Float32Array.from(act.maxPerChannel),
+      });
+      nodes.push({ name: `${n.name}/Relu`, op: 'Relu', inputs: [pre], outputs: [relu], attrs: {} });
+      nodes.push({ name: `${n.name}/Min`, op: 'Min', inputs: [relu, bounds], outputs: [out], attrs: {} });
+    } else if (act.op === 'Relu') {
       nodes.push({ name: `${n.name}/Relu`, op: 'Relu', inputs: [pre], outputs: [out], attrs: {} });
     } else if (graph.opset >= 11) {
       const lo = `${n.name}/clip_min`;

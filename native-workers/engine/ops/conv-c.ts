@@ -39,7 +39,11 @@ export function emitConvC(node: ProgramNode, c: CEmitContext): string {
   const tx = c.elementType(x);
   const tw = c.rowType(wName);
   const X = c.buffer(x);
-  const store = `${c.buffer(node.output)}[(oc * ${OH} + oh) * ${OW} + ow] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + fx - node.out.frac}), ${node.out.lo}, ${node.out.hi});`;
+  // An equalized ReLU6 clamps each output channel at its own bound: a constant table in flash.
+  const perChannel = node.out.hiPerChannel;
+  const hiTable = perChannel ? `    static const int32_t hi_channel[${OC}] = {${perChannel.join(', ')}};\n` : '';
+  const hi = perChannel ? 'hi_channel[oc]' : `${node.out.hi}`;
+  const store = `${c.buffer(node.output)}[(oc * ${OH} + oh) * ${OW} + ow] = fxpq_clamp(fxpq_rsr((int64_t)acc, ${w.frac! + fx - node.out.frac}), ${node.out.lo}, ${hi});`;
   const stage = `${tx} *const xs = ${c.scratch('input', tx, Hp * Wp * C)};
     for (i = 0; i < ${Hp * Wp * C}; i++) xs[i] = 0;
     for (oh = 0; oh < ${H}; oh++)
@@ -51,7 +55,7 @@ export function emitConvC(node: ProgramNode, c: CEmitContext): string {
     // row's windows are copied into columns of Kp = Kc rounded up to 16 values (zeros after Kc,
     // as in the weight rows: the sum is unchanged), and the whole layer's weights, small here,
     // are unpacked once.
-    return `    int oc, oh, ow, kh, i;
+    return `${hiTable}    int oc, oh, ow, kh, i;
     ${tw} *const ws = ${c.scratch('weights', tw, OC * Kp)};
     ${tx} *const col = ${c.scratch('columns', tx, OW * Kp)};
     ${stage}
@@ -83,7 +87,7 @@ export function emitConvC(node: ProgramNode, c: CEmitContext): string {
       : `for (kw = 0; kw < ${KW}; kw++)
               for (i = 0; i < ${Cg}; i++) acc += (${acc})wr[kw * ${Cg} + i] * xr[kw * ${dw * C} + i];`;
   // Each output channel's weights are unpacked once into a row.
-  return `    int oc, oh, ow, kh, kw, i;
+  return `${hiTable}    int oc, oh, ow, kh, kw, i;
     ${tw} *const ws = ${c.scratch('weights', tw, Kc)};
     ${stage}
     (void)kw;

@@ -58,6 +58,7 @@ export const conv: OperatorModule = {
       const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;
       const { H, W, OC, Cg, KH, KW, OH, OW, group, sh, sw, dh, dw, pt, pl } = geometry(node, x!, w.dims);
       const out = new Int32Array(OC * OH * OW);
+      const hiPerChannel = node.out.hiPerChannel;
       const P = OH * OW;
       const Kc = Cg * KH * KW;
       const acc = new Float64Array(P);
@@ -110,7 +111,7 @@ export const conv: OperatorModule = {
             const c0 = k * P;
             for (let p = 0; p < P; p++) acc[p]! += wv * col[c0 + p]!;
           }
-          requantizeInto(acc, w.frac! + x!.frac - node.out.frac, node.out.lo, node.out.hi, out, oc * P);
+          requantizeInto(acc, w.frac! + x!.frac - node.out.frac, node.out.lo, hiPerChannel?.[oc] ?? node.out.hi, out, oc * P);
         }
       }
       return out;
@@ -121,7 +122,7 @@ export const conv: OperatorModule = {
       const bias = node.inputs[2] ? constantOf(program, node, 2) : undefined;
       const { H, W, OC, Cg, KH, KW, OH, OW, group, sh, sw, dh, dw, pt, pl } = geometry(node, x!, w.dims);
       const K = Cg * KH * KW;
-      return runLinearWasm(kernels, {
+      const out = runLinearWasm(kernels, {
         node,
         weight: (o, k) => w.data[o * K + k]!,
         outputs: OC,
@@ -134,6 +135,16 @@ export const conv: OperatorModule = {
         lo: node.out.lo,
         hi: node.out.hi,
       });
+      if (out && node.out.hiPerChannel) clampChannels(out, node.out.hiPerChannel, OH * OW);
+      return out;
     },
   },
 };
+
+/** An equalized ReLU6's upper bound per output channel, after the kernel's common clamp. */
+function clampChannels(out: Int32Array, hiPerChannel: number[], plane: number): void {
+  for (let c = 0; c < hiPerChannel.length; c++) {
+    const hi = hiPerChannel[c]!;
+    for (let i = c * plane; i < (c + 1) * plane; i++) if (out[i]! > hi) out[i] = hi;
+  }
+}

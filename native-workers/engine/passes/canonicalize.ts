@@ -23,6 +23,7 @@ import {
   type Tensor,
 } from '../ir/graph.js';
 import { inferShapes, type ShapeMap } from '../ir/shape-inference.js';
+import { equalizeLayers } from './equalize.js';
 import { rewriteExporterIdioms } from './exporter-idioms.js';
 import { operatorModule } from '../ops/registry.js';
 import { reshapeTarget, transposeData } from '../ops/layout.js';
@@ -54,6 +55,8 @@ export function checkSupportedOperators(graph: Graph, source: string): void {
 
 export interface CanonicalizeOptions {
   source: string;
+  /** Cross-layer equalization (passes/equalize.ts); on unless false. */
+  equalize?: boolean;
 }
 
 export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph {
@@ -68,6 +71,8 @@ export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph 
   foldBatchNorm(graph, inferShapes(graph, 1, { BatchNormalization: (ctx) => [ctx.inputs[0]!] }));
   foldBiasAdd(graph, inferShapes(graph));
   fuseActivations(graph);
+  // After the fold and fusion it needs; opset 8 for the broadcasting Min an equalized ReLU6 is written with.
+  if (options.equalize !== false && graph.opset >= 8) equalizeLayers(graph);
   checkTerminalOps(graph, options.source);
   removeUnusedInitializers(graph);
   checkRunnable(graph, inferShapes(graph), options.source); // also validates the final graph

@@ -20,6 +20,7 @@ export interface RunForm {
   seed: number;
   distill: boolean;
   biasCorrection: boolean;
+  equalize: boolean;
 }
 
 export const defaultRunForm = (): RunForm => ({
@@ -36,6 +37,7 @@ export const defaultRunForm = (): RunForm => ({
   seed: 0,
   distill: true,
   biasCorrection: true,
+  equalize: true,
 });
 
 /** The request the form describes, or a sentence saying what is missing. */
@@ -43,6 +45,7 @@ export function runRequest(f: RunForm): RunRequest | string {
   if (!f.model) return 'Choose the model to quantize (add one on the Model screen).';
   if (!f.dataset) return 'Choose the dataset to calibrate on (import one on the Datasets screen).';
   const req: RunRequest = { model: f.model, dataset: f.dataset, seed: f.seed };
+  if (!f.equalize) req.equalize = false;
   if (f.name.trim()) req.name = f.name.trim();
   if (f.mode === 'uniform') {
     if (!Number.isInteger(f.uniform) || f.uniform < 2 || f.uniform > 16)
