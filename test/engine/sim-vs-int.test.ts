@@ -88,7 +88,9 @@ describe.each(ALL_MODELS)('simulation vs integer executor on %s', (name) => {
     'counts and bounds the differences at 16 bits, where float32 sums are inexact',
     async () => {
       const r = await compare(setup, sim, uniform(setup, 16));
-      expect(r.maxSteps).toBeLessThanOrEqual(4);
+      // Measured: at most 4 steps before cross-layer equalization, 8 on MobileNet after it (its
+      // equalized 16-bit layers sum more terms near full scale, past float32's 24 bits).
+      expect(r.maxSteps).toBeLessThanOrEqual(8);
       expect(r.mismatches / r.logits).toBeLessThan(0.5);
       expect(r.agreement).toBeGreaterThanOrEqual(0.99);
       await sim.release();

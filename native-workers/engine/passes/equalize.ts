@@ -35,6 +35,7 @@ interface Layer {
   w: Float32Array;
   dims: number[];
   bias: Float32Array;
+  hasBias: boolean;
   group: number;
 }
 
@@ -51,6 +52,7 @@ function convLayer(graph: Graph, node: Node, consumers: Map<string, Node[]>): La
     w: toFloat32(wT).slice(),
     dims: wT.dims,
     bias: bT ? toFloat32(bT).slice() : new Float32Array(wT.dims[0]!),
+    hasBias: bT !== undefined,
     group: attrInt(node, 'group', 1),
   };
 }
@@ -207,8 +209,11 @@ export function equalizeLayers(graph: Graph): EqualizeReport {
     const wName = fresh(`${l.node.inputs[1]!}_equalized`);
     const bName = fresh(`${l.node.name}_bias_equalized`);
     graph.initializers.set(wName, floatTensor(wName, l.dims, Float32Array.from(l.w)));
+    l.node.inputs = [l.node.inputs[0]!, wName];
+    // A layer without a bias keeps none (its bias, zeros, only scales to zeros).
+    if (!l.hasBias) continue;
     graph.initializers.set(bName, floatTensor(bName, [l.dims[0]!], Float32Array.from(l.bias)));
-    l.node.inputs = [l.node.inputs[0]!, wName, bName];
+    l.node.inputs.push(bName);
   }
   for (const [node, bound] of bounds) {
     const a = node.activation;
