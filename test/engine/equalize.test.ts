@@ -41,7 +41,13 @@ function unbalanced(): Graph {
   const gain = (c: number) => 10 ** ((c % 5) - 2);
   // Channel 7 of the first layer is dead: weights ~1e-13 and a negative bias, ReLU6 gives 0.
   const w1 = spread([8, 3, 3, 3], 1, (c) => (c === 7 ? 1e-13 : gain(c)));
-  const b1 = b.constant(floatTensor('b1', [8], Float32Array.from({ length: 8 }, (_, c) => (c === 7 ? -0.5 : 0.1 * gain(c)))));
+  const b1 = b.constant(
+    floatTensor(
+      'b1',
+      [8],
+      Float32Array.from({ length: 8 }, (_, c) => (c === 7 ? -0.5 : 0.1 * gain(c))),
+    ),
+  );
   const six = b.constant(floatTensor('six', [], Float32Array.of(6)));
   const zero = b.constant(floatTensor('zero', [], Float32Array.of(0)));
   const y1 = b.node('Clip', [b.node('Conv', [x, w1, b1], { pads: ints([1, 1, 1, 1]) }), zero, six]);
@@ -63,7 +69,9 @@ function channelRanges(g: Graph, weight: string): number[] {
   const t = g.initializers.get(weight)!;
   const w = toFloat32(t);
   const inner = w.length / t.dims[0]!;
-  return Array.from({ length: t.dims[0]! }, (_, c) => Math.max(...Array.from(w.subarray(c * inner, (c + 1) * inner), Math.abs)));
+  return Array.from({ length: t.dims[0]! }, (_, c) =>
+    Math.max(...Array.from(w.subarray(c * inner, (c + 1) * inner), Math.abs)),
+  );
 }
 
 /** Relative RMS error of the 8-bit integer network's logits against float, and whether sim = int. */
@@ -78,8 +86,7 @@ async function eightBitError(g: Graph): Promise<{ error: number; exact: boolean 
     const acts = await sim.runOutputs(probe, IMAGES, 4, names);
     const ranges = new Map<string, number>();
     for (const s of plan.structures) {
-      const values =
-        s.kind === 'A' ? (acts.get(s.tensor) ?? IMAGES) : toFloat32(g.initializers.get(s.tensor)!);
+      const values = s.kind === 'A' ? (acts.get(s.tensor) ?? IMAGES) : toFloat32(g.initializers.get(s.tensor)!);
       ranges.set(s.id, Math.max(1e-12, ...Array.from(values, Math.abs)));
     }
     const a = uniformAssignment(plan, 8, ranges);

@@ -111,7 +111,14 @@ export const conv: OperatorModule = {
             const c0 = k * P;
             for (let p = 0; p < P; p++) acc[p]! += wv * col[c0 + p]!;
           }
-          requantizeInto(acc, w.frac! + x!.frac - node.out.frac, node.out.lo, hiPerChannel?.[oc] ?? node.out.hi, out, oc * P);
+          requantizeInto(
+            acc,
+            w.frac! + x!.frac - node.out.frac,
+            node.out.lo,
+            hiPerChannel?.[oc] ?? node.out.hi,
+            out,
+            oc * P,
+          );
         }
       }
       return out;
