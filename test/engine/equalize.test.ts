@@ -132,6 +132,44 @@ describe('cross-layer equalization', () => {
     expect(channelRanges(equalized, dw!.inputs[1]!)[7]).toBe(0);
   });
 
+  it('equalizes a residual stream (Convs meeting in an Add, and every Conv that reads it) exactly', async () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', [-1, 3, 12, 12]);
+    const gains = (seed: number, dims: number[]) => {
+      const w = seededFloats(
+        dims.reduce((p, d) => p * d, 1),
+        seed,
+        0.5,
+      );
+      const inner = w.length / dims[0]!;
+      for (let i = 0; i < w.length; i++) w[i]! *= 10 ** ((Math.floor(i / inner) % 4) - 2);
+      return b.constant(floatTensor(`stream${seed}`, dims, w));
+    };
+    const stem = b.node('Relu', [
+      b.node('Conv', [x, gains(1, [8, 3, 3, 3]), b.weight([8], 2, 0.1)], { pads: ints([1, 1, 1, 1]) }),
+    ]);
+    const inner = b.node('Relu', [
+      b.node('Conv', [stem, b.weight([8, 8, 3, 3], 3, 0.3), b.weight([8], 4, 0.1)], { pads: ints([1, 1, 1, 1]) }),
+    ]);
+    const branch = b.node('Conv', [inner, b.weight([8, 8, 3, 3], 5, 0.3), b.weight([8], 6, 0.1)], {
+      pads: ints([1, 1, 1, 1]),
+    });
+    const sum = b.node('Relu', [b.node('Add', [stem, branch])]);
+    const head = b.node('Conv', [sum, b.weight([4, 8, 1, 1], 7, 0.3)]);
+    b.output(b.node('Flatten', [b.node('GlobalAveragePool', [head])], { axis: int(1) }), [-1, 4]);
+    const original = b.graph();
+    const equalized = canonicalize(original, opts);
+    const plain = canonicalize(original, { ...opts, equalize: false });
+    const before = await runOrt(writeOnnx(original), 'x', SHAPE, IMAGES);
+    const after = await runOrt(writeOnnx(equalized), 'x', SHAPE, IMAGES);
+    expect(maxAbsDiff(before, after)).toBeLessThanOrEqual(1e-4 * Math.max(1, valueRange(before)));
+    // The stem's output joins the Add: only the stream can rescale it.
+    const spreadOf = (r: number[]) => Math.max(...r) / Math.min(...r);
+    const stemSpread = (g: Graph) => spreadOf(channelRanges(g, g.nodes[0]!.inputs[1]!));
+    expect(stemSpread(plain)).toBeGreaterThan(100);
+    expect(stemSpread(equalized)).toBeLessThan(stemSpread(plain) / 10);
+  });
+
   it('lowers the 8-bit error of an unbalanced network, with the simulation equal to the integer executor', async () => {
     const original = unbalanced();
     const plain = await eightBitError(canonicalize(original, { ...opts, equalize: false }));
