@@ -96,6 +96,12 @@ export interface RunReport {
     /** The final check of the result on all calibration images (D_c): drop and bound in points. */
     finalCheck?: { drop: number; bound: number; budget: number; rolledBack: boolean };
   };
+  /**
+   * How weights were rounded (issue 15): `optimized` chose each weight's integer by GPTQ on the
+   * calibration images; `structureFormats`: (structure, format) pairs computed,
+   * `seconds`: time spent on it (included in search.seconds for a search).
+   */
+  rounding?: { method: 'nearest' | 'optimized'; structureFormats: number; seconds: number };
   classes: { count: number; source: string };
   preprocess: string;
   /** Held-out per-class top-1 and the confusion matrix (rows: true class, columns: predicted), fixed-point network. */
@@ -166,6 +172,13 @@ export interface RunRequest {
   budget?: number;
   /** Uniform baseline: every structure at this many bits. */
   uniform?: number;
+  /** With `uniform`: the weights at this many bits instead (W4A8: uniform 8, weightBits 4). */
+  weightBits?: number;
+  /**
+   * How weights are rounded (issue 15): GPTQ on the calibration images, or to nearest. Default:
+   * optimized for a search on 1000 or more calibration images, else nearest (a uniform run: nearest).
+   */
+  rounding?: 'nearest' | 'optimized';
   strategy?: 'schedule' | 'sensitivity' | 'tradeoff';
   calib?: number;
   eval?: number;
@@ -173,9 +186,15 @@ export interface RunRequest {
   slice?: number;
   distill?: boolean;
   biasCorrection?: boolean;
-  /** Cross-layer equalization of the model before quantization (default on). */
-  equalize?: boolean;
+  /** Cross-layer equalization of the model before quantization (default 'depthwise'). */
+  equalize?: EqualizeMode;
 }
+
+/**
+ * Cross-layer equalization at import: 'depthwise' (the default) equalizes the groups of layers
+ * that hold a depthwise convolution, 'all' every group (pairs and residual streams), 'off' none.
+ */
+export type EqualizeMode = 'depthwise' | 'all' | 'off';
 
 export interface RunSummary {
   fpTop1: number;

@@ -3,12 +3,15 @@
  * of --uniform 8, of each strategy, with and without self-distillation and bias correction,
  * and the search's cost in FP32 passes over the calibration split. Full searches take
  * minutes each on 2 cores; name models to run a subset (default: every shared model).
+ * FXPQ_BENCH_EQUALIZE (depthwise|all|off) and FXPQ_BENCH_ROUNDING (nearest|optimized) set the
+ * import's equalization and the weights' rounding when not the defaults.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { quantize } from '../services/quantize.js';
 import type { Strategy } from '../native-workers/engine/search/fxp-qnet.js';
+import type { EqualizeMode } from '../api/contract.js';
 
 interface Variant {
   label: string;
@@ -59,6 +62,9 @@ export async function benchSearch(
         strategy: v.strategy,
         distill: v.distill,
         biasCorrection: v.biasCorrection,
+        // The import and rounding choices of a row, when not the defaults.
+        equalize: process.env['FXPQ_BENCH_EQUALIZE'] as EqualizeMode | undefined,
+        rounding: process.env['FXPQ_BENCH_ROUNDING'] as 'nearest' | 'optimized' | undefined,
       });
       const drop = 100 * (r.fp.top1 - r.quant.top1);
       const row = `| ${name} | ${v.label} | ${v.uniform ? '-' : budget} | ${(100 * r.fp.top1).toFixed(1)} | ${(100 * r.quant.top1).toFixed(1)} | ${drop.toFixed(2)} | ${r.memory.reduction.toFixed(2)}x | ${r.memory.weightsReduction.toFixed(2)}x | ${r.memory.avgBitsWeights.toFixed(2)} / ${r.memory.avgBitsActivations.toFixed(2)} | ${r.search.evaluations} | ${r.search.seconds.toFixed(0)} | ${r.search.fp32Passes?.toFixed(0) ?? '-'} |`;

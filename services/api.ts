@@ -122,6 +122,8 @@ const runRequest = z
     name: name.optional(),
     budget: z.number().min(0).max(100).optional(),
     uniform: z.number().int().min(2).max(16).optional(),
+    weightBits: z.number().int().min(2).max(16).optional(),
+    rounding: z.enum(['nearest', 'optimized']).optional(),
     strategy: z.enum(['schedule', 'sensitivity', 'tradeoff']).optional(),
     calib: count,
     eval: count,
@@ -134,7 +136,7 @@ const runRequest = z
     slice: count,
     distill: z.boolean().optional(),
     biasCorrection: z.boolean().optional(),
-    equalize: z.boolean().optional(),
+    equalize: z.enum(['depthwise', 'all', 'off']).optional(),
   })
   .strict();
 const importRequest = z

@@ -8,6 +8,7 @@ import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { evaluateOn, type QuantEngine } from './engines.js';
 import { writeFileAtomic } from './files.js';
+import { runRoundedWeights } from './optimized-rounding.js';
 import { readRunConfig, runEqualized, sha256 } from './runs.js';
 import { openSession, splitIndices } from './session.js';
 import { loadModelFile } from './models.js';
@@ -72,15 +73,17 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   let sim: SimRunner | undefined;
   if (run) {
     const plan = buildPlan(s.model.canonical, { inputNonNegative: run.inputNonNegative });
+    const rounded = run.rounding === 'optimized' ? await runRoundedWeights(options.run!, run.assignment) : undefined;
     if ((options.engine ?? 'sim') === 'sim') {
       sim = await SimRunner.create(plan);
+      sim.quantized.setRounded(rounded);
       quant = { kind: 'sim', plan, assignment: run.assignment, runner: sim, overrides: run.biases ?? {} };
     } else {
       quant = {
         kind: 'int',
         plan,
         assignment: run.assignment,
-        program: compileProgram(plan, run.assignment, run.biases ?? {}),
+        program: compileProgram(plan, run.assignment, run.biases ?? {}, undefined, rounded),
       };
     }
   }

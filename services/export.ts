@@ -16,6 +16,7 @@ import { runImage } from '../native-workers/engine/fixedpoint/int-executor.js';
 import { buildPlan, structureId } from '../native-workers/engine/fixedpoint/plan.js';
 import { cTypeFor, emitC, type CWeights } from '../native-workers/engine/export/c-emitter.js';
 import { readFxpqPackage, writeFxpqPackage } from '../native-workers/engine/export/fxpq-package.js';
+import { runRoundedWeights } from './optimized-rounding.js';
 import { writeQdqModel } from '../native-workers/engine/export/qdq.js';
 import { renderHtmlReport } from '../native-workers/engine/export/report-html.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
@@ -111,7 +112,8 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
   }
   try {
     const plan = buildPlan(s.model.canonical, { inputNonNegative: config.inputNonNegative });
-    const program = compileProgram(plan, config.assignment, config.biases ?? {});
+    const rounded = config.rounding === 'optimized' ? await runRoundedWeights(o.run, config.assignment) : undefined;
+    const program = compileProgram(plan, config.assignment, config.biases ?? {}, undefined, rounded);
     const formatOfConstant = (name: string): Format | undefined =>
       config.assignment[structureId('W', name)] ?? config.assignment[structureId('B', name)];
     const inputFormat = program.input.format;

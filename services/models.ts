@@ -6,7 +6,7 @@ import { decodeModel, importModel, type ImportedModel } from '../native-workers/
 import { createOrtSession } from '../native-workers/engine/runtime/ort-session.js';
 import type { ClassList } from '../native-workers/engine/data/classes.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
-import type { InspectReport } from '../api/contract.js';
+import type { EqualizeMode, InspectReport } from '../api/contract.js';
 import { classesFromValue } from './classes.js';
 import { readUserFile } from './files.js';
 import { engineEntry } from './engine-thread.js';
@@ -22,7 +22,7 @@ export interface LoadedModel extends ImportedModel {
  */
 export async function loadModelFile(
   path: string,
-  options: { canonicalize?: boolean; equalize?: boolean } = {},
+  options: { canonicalize?: boolean; equalize?: EqualizeMode } = {},
 ): Promise<LoadedModel> {
   const bytes = await readUserFile(path, 'an ONNX model file');
   const model = {

@@ -517,6 +517,11 @@ export class ProjectService {
       !(Number.isInteger(request.uniform) && request.uniform >= 2 && request.uniform <= 16)
     )
       fail(`The uniform word length must be an integer from 2 to 16, not ${String(request.uniform)}.`);
+    if (request.weightBits !== undefined) {
+      if (request.uniform === undefined) fail('Weight bits go with a uniform word length.');
+      if (!(Number.isInteger(request.weightBits) && request.weightBits >= 2 && request.weightBits <= 16))
+        fail(`The weight word length must be an integer from 2 to 16, not ${String(request.weightBits)}.`);
+    }
     for (const key of ['calib', 'eval', 'slice'] as const) {
       const v = request[key];
       if (v !== undefined && !(Number.isInteger(v) && v >= 1))
@@ -542,6 +547,8 @@ export class ProjectService {
         out: join(dir, run.dir),
         ...(r.budget !== undefined ? { budget: r.budget } : {}),
         ...(r.uniform !== undefined ? { uniform: r.uniform } : {}),
+        ...(r.weightBits !== undefined ? { weightBits: r.weightBits } : {}),
+        ...(r.rounding ? { rounding: r.rounding } : {}),
         ...(r.strategy ? { strategy: r.strategy } : {}),
         ...(r.calib !== undefined ? { calib: r.calib } : {}),
         ...(r.eval !== undefined ? { eval: r.eval } : {}),

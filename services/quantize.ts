@@ -2,7 +2,8 @@
  * `fxpq quantize`: statistics, the format assignment (uniform now; the FxP-QNet search joins
  * here), the held-out evaluation, and the run folder.
  */
-import { structureRanges, uniformAssignment } from '../native-workers/engine/fixedpoint/assignment.js';
+import { DEFAULT_EQUALIZE } from '../native-workers/engine/passes/equalize.js';
+import { formatFor, structureRanges, uniformAssignment } from '../native-workers/engine/fixedpoint/assignment.js';
 import { buildPlan, type Assignment } from '../native-workers/engine/fixedpoint/plan.js';
 import { MIN_BITS } from '../native-workers/engine/fixedpoint/format.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
@@ -16,6 +17,17 @@ import { chooseSplit, inputNonNegative, openSession } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import { writeActivationHistograms } from './run-statistics.js';
 import { prepareOutputFolder } from './files.js';
+import { StatsRunner } from '../native-workers/engine/runtime/stats-runner.js';
+import { imageBatches } from './image-feed.js';
+import {
+  DEFAULT_ROUNDER,
+  DEFAULT_ROUNDING_METHOD,
+  UNIFORM_ROUNDER,
+  layerInputs,
+  roundingDir,
+  WeightRounder,
+  type RoundingBatch,
+} from './optimized-rounding.js';
 
 export type ProgressEvent = SearchJobProgress;
 
@@ -24,16 +36,24 @@ export const UNIFORM_MAX_BITS = 16;
 
 export interface QuantizeOptions extends Omit<SearchJobOptions, 'budget'> {
   uniform?: number;
+  /** With `uniform`: the weights at this word length instead (e.g. W4A8: --uniform 8 --weight-bits 4). */
+  weightBits?: number;
   budget?: number;
 }
 
 export async function quantize(o: QuantizeOptions): Promise<RunReport> {
   await prepareOutputFolder(o.out, 'the run folder (--out)');
   if (o.uniform === undefined) {
+    if (o.weightBits !== undefined) throw new FxpqError('--weight-bits goes with --uniform B.', 'io');
     if (o.budget === undefined)
       throw new FxpqError('quantize needs a budget (--budget PP) or a uniform word length (--uniform B).', 'io');
     return quantizeSearch({ ...o, budget: o.budget, onProgress: (p) => o.onProgress?.(p) });
   }
+  if (
+    o.weightBits !== undefined &&
+    (!Number.isInteger(o.weightBits) || o.weightBits < MIN_BITS || o.weightBits > UNIFORM_MAX_BITS)
+  )
+    throw new FxpqError(`--weight-bits ${o.weightBits} is outside ${MIN_BITS}..${UNIFORM_MAX_BITS} bits.`, 'io');
   if (!Number.isInteger(o.uniform) || o.uniform < MIN_BITS || o.uniform > UNIFORM_MAX_BITS) {
     throw new FxpqError(
       `--uniform ${o.uniform} is outside ${MIN_BITS}..${UNIFORM_MAX_BITS} bits (above 16 bits the float32 simulation is no longer exact, and the integer sums pass 52 bits).`,
@@ -56,10 +76,58 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
   const ranges = structureRanges(plan, (t) => stats.get(t)?.maxAbs ?? 0);
   await writeActivationHistograms(o.out, stats);
   const assignment: Assignment = uniformAssignment(plan, o.uniform, ranges);
+  const weightBits = o.weightBits;
+  if (weightBits !== undefined) {
+    for (const st of plan.structures)
+      if (st.kind === 'W') assignment[st.id] = formatFor(st, weightBits, ranges.get(st.id)!);
+  }
 
   const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
   const sim = await SimRunner.create(plan);
+  let rounding: NonNullable<RunReport['rounding']> | undefined;
   try {
+    if ((o.rounding ?? DEFAULT_ROUNDING_METHOD) === 'optimized') {
+      const t0 = performance.now();
+      const imageSize = plan.shapes
+        .get(plan.inputName)!
+        .slice(1)
+        .reduce((a, b) => a * b, 1);
+      const batches: RoundingBatch[] = [];
+      for await (const b of imageBatches({
+        dataset: s.dataset,
+        indices: split.calib.slice(0, DEFAULT_ROUNDER.images),
+        spec: s.spec,
+        imageSize,
+        batchSize: 50,
+        cache,
+        onSkip: () => {},
+      }))
+        if (b.indices.length > 0) batches.push({ data: b.data.slice(), count: b.indices.length });
+      const floatInputs = await StatsRunner.create(plan, layerInputs(plan));
+      try {
+        const rounder = new WeightRounder(
+          plan,
+          sim,
+          floatInputs,
+          batches,
+          roundingDir(o.out),
+          undefined,
+          UNIFORM_ROUNDER,
+        );
+        try {
+          await rounder.ensure(assignment, {});
+        } finally {
+          await rounder.release();
+        }
+        rounding = {
+          method: 'optimized',
+          structureFormats: rounder.computed,
+          seconds: (performance.now() - t0) / 1000,
+        };
+      } finally {
+        await floatInputs.release();
+      }
+    } else rounding = { method: 'nearest', structureFormats: 0, seconds: 0 };
     const result = await evaluateOn(s, split.eval, {
       float,
       quant: { kind: 'sim', plan, assignment, runner: sim },
@@ -75,8 +143,9 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
       plan,
       assignment,
       inputNonNegative: nonNegative,
-      equalize: o.equalize !== false,
-      mode: { kind: 'uniform', bits: o.uniform },
+      equalize: o.equalize ?? DEFAULT_EQUALIZE,
+      mode: { kind: 'uniform', bits: o.uniform, ...(weightBits !== undefined ? { weightBits } : {}) },
+      rounding,
       budget: o.budget ?? null,
       result,
       search: { evaluations: 1, seconds: (performance.now() - started) / 1000 },

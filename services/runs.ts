@@ -6,7 +6,7 @@ import type { Assignment, QuantPlan } from '../native-workers/engine/fixedpoint/
 import { memoryReport } from '../native-workers/engine/fixedpoint/assignment.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { writeFileAtomic } from './files.js';
-import type { RunReport } from '../api/contract.js';
+import type { EqualizeMode, RunReport } from '../api/contract.js';
 
 export interface RunConfig {
   format: 'fxpq-run';
@@ -17,21 +17,26 @@ export interface RunConfig {
   classes: { source: string; ids: string[] };
   inputNonNegative: boolean;
   mode:
-    | { kind: 'uniform'; bits: number }
+    | { kind: 'uniform'; bits: number; weightBits?: number }
     | { kind: 'search'; budget: number; strategy: string; distill: boolean; biasCorrection: boolean };
   assignment: Assignment;
   /** Bias values replaced by bias correction (float, per bias tensor). */
   biases?: Record<string, number[]>;
   /**
-   * Whether the canonical graph was equalized (cross-layer equalization); the assignment names its
+   * How the canonical graph was equalized (cross-layer equalization); the assignment names its
    * tensors. Runs made before the option existed have none and were not equalized.
    */
-  equalize?: boolean;
+  equalize?: EqualizeMode;
+  /**
+   * How weights were rounded: 'optimized' (issue 15) means RUN/rounding/ holds the integers of
+   * every weight structure at 8 bits or less (services/optimized-rounding.ts); absent: nearest.
+   */
+  rounding?: 'nearest' | 'optimized';
 }
 
 /** How a run's model is imported again (evaluate --run, export): as the run imported it. */
-export function runEqualized(config: RunConfig): boolean {
-  return config.equalize ?? false;
+export function runEqualized(config: RunConfig): EqualizeMode {
+  return config.equalize ?? 'off';
 }
 
 export type { RunReport };
@@ -73,8 +78,9 @@ export interface RunParts {
   plan: QuantPlan;
   assignment: Assignment;
   biases?: Record<string, number[]>;
+  rounding?: NonNullable<RunReport['rounding']>;
   inputNonNegative: boolean;
-  equalize: boolean;
+  equalize: EqualizeMode;
   mode: RunConfig['mode'];
   budget: number | null;
   result: {
@@ -103,6 +109,7 @@ export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } 
     mode: p.mode,
     assignment: p.assignment,
     ...(p.biases ? { biases: p.biases } : {}),
+    ...(p.rounding ? { rounding: p.rounding.method } : {}),
   };
   const report: RunReport = {
     model,
@@ -121,6 +128,7 @@ export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } 
       frac: p.assignment[st.id]!.frac,
     })),
     search: p.search,
+    ...(p.rounding ? { rounding: p.rounding } : {}),
     classes: { count: p.session.classes.ids.length, source: p.session.classes.source },
     preprocess: p.session.specText,
     ...(p.result.perClassBoth ? { perClass: p.result.perClassBoth } : {}),

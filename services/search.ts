@@ -4,6 +4,7 @@
  * RUN/trajectory.jsonl and checkpointed to RUN/checkpoint.json (atomically); the same
  * command on an existing RUN resumes from the last checkpoint and ends with the same result.
  */
+import { DEFAULT_EQUALIZE, type EqualizeMode } from '../native-workers/engine/passes/equalize.js';
 import { appendFile, readFile, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -32,6 +33,14 @@ import { evaluateOn } from './engines.js';
 import { engineEntry } from './engine-thread.js';
 import { writeActivationHistograms } from './run-statistics.js';
 import { readJsonDocument, writeFileAtomic } from './files.js';
+import {
+  defaultSearchRounding,
+  layerInputs,
+  readRoundedWeights,
+  roundingDir,
+  WeightRounder,
+  type Rounding,
+} from './optimized-rounding.js';
 import { imageBatches } from './image-feed.js';
 import { collectStatistics } from './statistics.js';
 import { buildRun, sha256, writeRun, type RunReport } from './runs.js';
@@ -47,6 +56,8 @@ export interface SearchJobOptions extends SessionOptions {
   strategy?: Strategy;
   distill?: boolean;
   biasCorrection?: boolean;
+  /** How weights are rounded (issue 15); default: optimized on 1000+ calibration images, else nearest. */
+  rounding?: Rounding;
   /** z of the paired bound; 0 accepts on the plain drop. */
   z?: number;
   /** Images of the early-rejection and distillation slice (default: a quarter of D_c, at least 200). */
@@ -86,12 +97,14 @@ interface JobIdentity {
   strategy: Strategy;
   distill: boolean;
   biasCorrection: boolean;
+  /** Absent for rounding to nearest (the runs made before optimized rounding resume as they were). */
+  rounding?: 'optimized';
   z: number;
   slice: number;
   preprocess: string;
   classes: string;
   /** Cross-layer equalization: it renames the tensors the assignment names. */
-  equalize: boolean;
+  equalize: EqualizeMode;
 }
 
 interface Checkpoint {
@@ -112,6 +125,9 @@ interface CalibBatch {
 class SearchEvaluator {
   readonly batches: CalibBatch[] = [];
   classes = 0;
+
+  /** Optimized rounding: every evaluated assignment's weight formats get their integers first. */
+  rounder?: WeightRounder;
 
   constructor(
     private readonly plan: QuantPlan,
@@ -145,6 +161,7 @@ class SearchEvaluator {
     decideAgainst?: number,
   ): Promise<PairedCounts> {
     engineEntry(`search-${phase}`);
+    await this.rounder?.ensure(a, biases);
     const c: PairedCounts = { n: 0, n10: 0, n01: 0, correct: 0, kl: 0 };
     const k = this.classes;
     const batches = this.batchesFor(count);
@@ -175,6 +192,7 @@ class SearchEvaluator {
 
   async layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array> {
     engineEntry('bias-correction');
+    await this.rounder?.ensure(a, biases);
     const tensor = node.outputs[0]!;
     const channels = this.plan.shapes.get(tensor)![1]!;
     const sum = new Float64Array(channels);
@@ -208,6 +226,7 @@ async function readCheckpoint(dir: string, choice: CheckpointChoice): Promise<Ch
   if (choice === 'restart') {
     for (const name of [CHECKPOINT, PREVIOUS_CHECKPOINT, 'trajectory.jsonl', 'report.json'])
       await rm(join(dir, name), { force: true });
+    await rm(roundingDir(dir), { recursive: true, force: true });
     return undefined;
   }
   if (choice === 'previous') {
@@ -260,6 +279,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     distill: o.distill ?? DEFAULT_SEARCH.distill,
     biasCorrection: o.biasCorrection ?? DEFAULT_SEARCH.biasCorrection,
   };
+  const rounding = o.rounding ?? defaultSearchRounding(split.calib.length);
   const slice = Math.min(split.calib.length, o.slice ?? Math.max(200, Math.ceil(split.calib.length / 4)));
   const identity: JobIdentity = {
     model: sha256(s.model.bytes),
@@ -271,11 +291,12 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     strategy: options.strategy,
     distill: options.distill,
     biasCorrection: options.biasCorrection,
+    ...(rounding === 'optimized' ? { rounding } : {}),
     z: options.z,
     slice,
     preprocess: s.specText,
     classes: s.classes.source,
-    equalize: o.equalize !== false,
+    equalize: o.equalize ?? DEFAULT_EQUALIZE,
   };
   const checkpointFile = join(o.out, CHECKPOINT);
   const trajectoryFile = join(o.out, 'trajectory.jsonl');
@@ -290,7 +311,10 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   if (previous?.state.phase === 'done' && existsSync(reportFile))
     return readJsonDocument<RunReport>(reportFile, 'a run report', undefined, 'delete it to finish the run again');
   if (previous) await truncateTrajectory(trajectoryFile, previous.state.steps);
-  else await writeFileAtomic(trajectoryFile, '');
+  else {
+    await writeFileAtomic(trajectoryFile, '');
+    await rm(roundingDir(o.out), { recursive: true, force: true });
+  }
   if (previous && o.onStep) {
     for (const line of (await readFile(trajectoryFile, 'utf8')).split('\n').filter(Boolean))
       o.onStep(JSON.parse(line) as TrajectoryStep);
@@ -314,8 +338,18 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   await writeActivationHistograms(o.out, stats);
   const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
   const sim = await SimRunner.create(plan, o.ortThreads ? { threads: o.ortThreads } : {});
-  const statsRunner = await StatsRunner.create(plan);
+  const statsRunner = await StatsRunner.create(plan, rounding === 'optimized' ? layerInputs(plan) : []);
   const evaluator = new SearchEvaluator(plan, sim, statsRunner, options.z);
+  if (rounding === 'optimized')
+    evaluator.rounder = new WeightRounder(
+      plan,
+      sim,
+      statsRunner,
+      evaluator.batches,
+      roundingDir(o.out),
+      // A resumed search uses the integers its earlier part chose (they depend on what it had accepted then).
+      previous ? await readRoundedWeights(o.out) : undefined,
+    );
   const endsInSoftmax = plan.graph.nodes.some((n) => n.op === 'Softmax');
   try {
     // Teacher logits once, kept with the calibration images (the teacher never changes).
@@ -357,6 +391,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     }
 
     let checkpoints = 0;
+    const roundingSecondsBefore = previous?.state.roundingSeconds ?? 0;
     const secondsBefore = previous?.seconds ?? 0;
     const processStart = performance.now();
     let lastStepAt = performance.now();
@@ -377,6 +412,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         checkpoint: async (state) => {
           const seconds = secondsBefore + (performance.now() - processStart) / 1000;
           if (existsSync(checkpointFile)) await rename(checkpointFile, join(o.out, PREVIOUS_CHECKPOINT));
+          state.roundingSeconds = roundingSecondsBefore + (evaluator.rounder?.seconds ?? 0);
           await writeFileAtomic(checkpointFile, JSON.stringify({ identity, state, seconds } satisfies Checkpoint));
           checkpoints++;
           if (o.stopAfterCheckpoints !== undefined && checkpoints >= o.stopAfterCheckpoints)
@@ -399,6 +435,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       options,
     );
     const state = await search.run(previous?.state ?? initialState());
+    state.roundingSeconds = roundingSecondsBefore + (evaluator.rounder?.seconds ?? 0);
     const searchSeconds = secondsBefore + (performance.now() - processStart) / 1000;
 
     // Step 5: teacher and result on the held-out split only.
@@ -417,8 +454,13 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       plan,
       assignment: state.assignment,
       biases: state.biases,
+      rounding: {
+        method: rounding,
+        structureFormats: evaluator.rounder?.store.size ?? 0,
+        seconds: roundingSecondsBefore + (evaluator.rounder?.seconds ?? 0),
+      },
       inputNonNegative: nonNegative,
-      equalize: o.equalize !== false,
+      equalize: o.equalize ?? DEFAULT_EQUALIZE,
       mode: {
         kind: 'search',
         budget: o.budget,
@@ -447,5 +489,6 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     await float.release();
     await sim.release();
     await statsRunner.release();
+    await evaluator.rounder?.release();
   }
 }

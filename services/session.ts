@@ -2,6 +2,7 @@
  * What every evaluation and quantization starts from: the model, the dataset, the class
  * order, the labels and the preprocessing, resolved once with the rules of contracts.md.
  */
+import type { EqualizeMode } from '../api/contract.js';
 import { classIndex, type ClassList } from '../native-workers/engine/data/classes.js';
 import { parsePreprocess, type PreprocessSpec } from '../native-workers/engine/data/preprocess.js';
 import { stratifiedSplit, type Split } from '../native-workers/engine/data/split.js';
@@ -19,8 +20,8 @@ export interface SessionOptions {
   preprocess?: string;
   /** Only onnxruntime will run the model: decode and validate it, no canonical graph. */
   floatOnly?: boolean;
-  /** Cross-layer equalization at import (default on; a run records its choice). */
-  equalize?: boolean;
+  /** Cross-layer equalization at import (default 'depthwise'; a run records its choice). */
+  equalize?: EqualizeMode;
 }
 
 export interface WorkSession {

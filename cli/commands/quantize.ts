@@ -1,4 +1,5 @@
 import { runJob } from '../run-job.js';
+import type { EqualizeMode } from '../../api/contract.js';
 import { numberOption } from '../numbers.js';
 import { progress, type Progress } from '../progress.js';
 import type { Command } from '../command.js';
@@ -6,7 +7,7 @@ import type { Command } from '../command.js';
 export const quantizeCommand: Command = {
   name: 'quantize',
   usage:
-    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B) [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--no-equalize] [--previous-checkpoint | --restart] [--json]',
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B [--weight-bits W]) [--rounding nearest|optimized] [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--equalize depthwise|all|off] [--previous-checkpoint | --restart] [--json]',
   summary: 'the smallest mixed-precision fixed-point network within an accuracy budget (resumable)',
   options: {
     model: { type: 'string' },
@@ -16,6 +17,8 @@ export const quantizeCommand: Command = {
     preprocess: { type: 'string' },
     budget: { type: 'string' },
     uniform: { type: 'string' },
+    'weight-bits': { type: 'string' },
+    rounding: { type: 'string' },
     calib: { type: 'string' },
     eval: { type: 'string' },
     seed: { type: 'string' },
@@ -24,7 +27,7 @@ export const quantizeCommand: Command = {
     slice: { type: 'string' },
     'no-distill': { type: 'boolean' },
     'no-bias-correction': { type: 'boolean' },
-    'no-equalize': { type: 'boolean' },
+    equalize: { type: 'string' },
     'previous-checkpoint': { type: 'boolean' },
     restart: { type: 'boolean' },
     json: { type: 'boolean' },
@@ -36,6 +39,7 @@ export const quantizeCommand: Command = {
     const numbers: Record<string, number | undefined> = {};
     for (const [name, min, max] of [
       ['uniform', 2, 16],
+      ['weight-bits', 2, 16],
       ['calib', 1, 10_000_000],
       ['eval', 1, 10_000_000],
       ['seed', 0, 2 ** 31 - 1],
@@ -50,6 +54,14 @@ export const quantizeCommand: Command = {
     if (typeof budget === 'object') return budget;
     if (budget === undefined && numbers['uniform'] === undefined)
       return { usageError: 'quantize needs --budget PP or --uniform B.' };
+    if (numbers['weight-bits'] !== undefined && numbers['uniform'] === undefined)
+      return { usageError: '--weight-bits goes with --uniform B.' };
+    const rounding = values['rounding'] as string | undefined;
+    if (rounding !== undefined && !['nearest', 'optimized'].includes(rounding))
+      return { usageError: '--rounding must be nearest or optimized.' };
+    const equalize = values['equalize'] as string | undefined;
+    if (equalize !== undefined && !['depthwise', 'all', 'off'].includes(equalize))
+      return { usageError: '--equalize must be depthwise, all or off.' };
     const strategy = values['strategy'] as string | undefined;
     if (strategy !== undefined && !['schedule', 'sensitivity', 'tradeoff'].includes(strategy))
       return { usageError: '--strategy must be schedule, sensitivity or tradeoff.' };
@@ -73,6 +85,8 @@ export const quantizeCommand: Command = {
         preprocess: values['preprocess'] as string | undefined,
         budget,
         uniform: numbers['uniform'],
+        weightBits: numbers['weight-bits'],
+        rounding: rounding as 'nearest' | 'optimized' | undefined,
         calib: numbers['calib'],
         eval: numbers['eval'],
         seed: numbers['seed'],
@@ -81,7 +95,7 @@ export const quantizeCommand: Command = {
         strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
         distill: values['no-distill'] ? false : undefined,
         biasCorrection: values['no-bias-correction'] ? false : undefined,
-        equalize: values['no-equalize'] ? false : undefined,
+        equalize: equalize as EqualizeMode | undefined,
         checkpoint,
       },
       (e) => {
@@ -113,6 +127,11 @@ export const quantizeCommand: Command = {
         `Drop           ${(100 * (report.fp.top1 - report.quant.top1)).toFixed(2)} points`,
         `Memory         ${report.memory.reduction.toFixed(2)}x smaller (weights ${report.memory.weightsReduction.toFixed(2)}x), average bits W ${report.memory.avgBitsWeights.toFixed(2)}, A ${report.memory.avgBitsActivations.toFixed(2)}`,
         `Search         ${report.search.evaluations} evaluations, ${report.search.seconds.toFixed(1)} s${report.search.fp32Passes !== undefined ? `, ${report.search.fp32Passes.toFixed(0)} FP32 passes over the calibration split` : ''}`,
+        ...(report.rounding
+          ? [
+              `Rounding       ${report.rounding.method}${report.rounding.method === 'optimized' ? ` (${report.rounding.structureFormats} structure formats, ${report.rounding.seconds.toFixed(1)} s)` : ''}`,
+            ]
+          : []),
         '',
       ].join('\n'),
     );

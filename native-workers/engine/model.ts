@@ -1,4 +1,5 @@
 /** Import an ONNX model: decode, check, canonicalize. The one entry point the services use. */
+import type { EqualizeMode } from './passes/equalize.js';
 import { FxpqError, isFxpqError } from './errors.js';
 import { readOnnx } from './onnx/onnx-format.js';
 import { canonicalize } from './passes/canonicalize.js';
@@ -25,8 +26,8 @@ export function decodeModel(bytes: Uint8Array, source: string): ImportedModel {
 }
 
 export interface ImportOptions {
-  /** Cross-layer equalization (passes/equalize.ts); on unless false. */
-  equalize?: boolean;
+  /** Cross-layer equalization (passes/equalize.ts); default 'depthwise'. */
+  equalize?: EqualizeMode;
 }
 
 export function importModel(bytes: Uint8Array, source: string, options: ImportOptions = {}): ImportedModel {

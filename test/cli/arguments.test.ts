@@ -22,6 +22,9 @@ describe('command-line arguments', () => {
     [['--budget', '1', '--seed', '1e300', '--out', join(tmp, 'a')], /--seed must be a whole number from 0/],
     [['--uniform', '32', '--out', join(tmp, 'a')], /--uniform must be a whole number from 2 to 16/],
     [['--budget', '1', '--workers', '0', '--out', join(tmp, 'a')], /--workers must be a whole number from 1/],
+    [['--budget', '1', '--rounding', 'floor', '--out', join(tmp, 'a')], /--rounding must be nearest or optimized/],
+    [['--budget', '1', '--weight-bits', '4', '--out', join(tmp, 'a')], /--weight-bits goes with --uniform B/],
+    [['--uniform', '8', '--weight-bits', '1', '--out', join(tmp, 'a')], /--weight-bits must be a whole number from 2/],
   ])('refuses %j with exit 2', async (args, message) => {
     const r = await runCli([...base, ...(args as string[])]);
     expect(r.code).toBe(2);

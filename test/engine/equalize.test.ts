@@ -111,7 +111,7 @@ async function eightBitError(g: Graph): Promise<{ error: number; exact: boolean 
 describe('cross-layer equalization', () => {
   it('keeps the float function (ReLU6 through per-channel bounds) and evens out channel ranges', async () => {
     const original = unbalanced();
-    const plain = canonicalize(original, { ...opts, equalize: false });
+    const plain = canonicalize(original, { ...opts, equalize: 'off' });
     const equalized = canonicalize(original, opts);
     const before = await runOrt(writeOnnx(original), 'x', SHAPE, IMAGES);
     const after = await runOrt(writeOnnx(equalized), 'x', SHAPE, IMAGES);
@@ -158,8 +158,10 @@ describe('cross-layer equalization', () => {
     const head = b.node('Conv', [sum, b.weight([4, 8, 1, 1], 7, 0.3)]);
     b.output(b.node('Flatten', [b.node('GlobalAveragePool', [head])], { axis: int(1) }), [-1, 4]);
     const original = b.graph();
-    const equalized = canonicalize(original, opts);
-    const plain = canonicalize(original, { ...opts, equalize: false });
+    // Not a default group (no depthwise layer): equalized when asked for all.
+    const equalized = canonicalize(original, { ...opts, equalize: 'all' });
+    expect(canonicalize(original, opts).nodes.every((n) => !n.inputs[1]?.includes('_equalized'))).toBe(true);
+    const plain = canonicalize(original, { ...opts, equalize: 'off' });
     const before = await runOrt(writeOnnx(original), 'x', SHAPE, IMAGES);
     const after = await runOrt(writeOnnx(equalized), 'x', SHAPE, IMAGES);
     expect(maxAbsDiff(before, after)).toBeLessThanOrEqual(1e-4 * Math.max(1, valueRange(before)));
@@ -172,7 +174,7 @@ describe('cross-layer equalization', () => {
 
   it('lowers the 8-bit error of an unbalanced network, with the simulation equal to the integer executor', async () => {
     const original = unbalanced();
-    const plain = await eightBitError(canonicalize(original, { ...opts, equalize: false }));
+    const plain = await eightBitError(canonicalize(original, { ...opts, equalize: 'off' }));
     const equalized = await eightBitError(canonicalize(original, opts));
     expect(plain.exact).toBe(true);
     expect(equalized.exact).toBe(true);

@@ -33,6 +33,8 @@ interface RunForm {
   mode: 'search' | 'uniform';
   budget: number;
   uniform: number;
+  weightBits: number | null;
+  rounding: 'auto' | 'nearest' | 'optimized';
   calib: number | null;
   eval: number | null;
 }
@@ -208,6 +210,13 @@ describe('runs store', () => {
     f.mode = 'uniform';
     f.uniform = 8;
     expect(runRequest(f)).toMatchObject({ uniform: 8 });
+    expect(runRequest(f)).not.toHaveProperty('weightBits');
+    f.weightBits = 4;
+    f.rounding = 'nearest';
+    expect(runRequest(f)).toMatchObject({ uniform: 8, weightBits: 4, rounding: 'nearest' });
+    f.weightBits = 1;
+    expect(runRequest(f)).toMatch(/Weight bits/);
+    f.weightBits = null;
     expect(runRequest(f)).not.toHaveProperty('budget');
     f.uniform = 1;
     expect(runRequest(f)).toMatch(/Uniform bits/);

@@ -9,6 +9,7 @@ import { formatRange, MAX_BITS, MIN_BITS, POOL_RECIPROCAL_BITS, rshiftRound, typ
 import { outputBounds, structureId, type Assignment, type QuantPlan } from './plan.js';
 import type { IntProgram, ProgramConstant, ProgramNode } from './program.js';
 import { QuantizedCache, type ParameterOverrides } from './quantized-cache.js';
+import type { RoundedWeights } from './optimized-rounding.js';
 
 /** The most a shift may move: C leaves shifts by the width of an int64 or more undefined. */
 export const MAX_SHIFT = 62;
@@ -79,8 +80,10 @@ export function compileProgram(
   assignment: Assignment,
   overrides: ParameterOverrides = {},
   cache = new QuantizedCache(plan),
+  rounded?: RoundedWeights,
 ): IntProgram {
   cache.setOverrides(overrides);
+  if (rounded) cache.setRounded(rounded);
   const g = plan.graph;
   const fracOf: Record<string, number> = {};
   const fmtOfTensor = (t: string): Format => formatOf(plan, assignment, plan.activationOf.get(t)!);

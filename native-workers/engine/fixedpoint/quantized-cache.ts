@@ -1,11 +1,14 @@
 /**
  * Quantized weights and biases per (structure, format, values): computed once, reused by
  * every evaluation. Bias correction replaces a bias's float values; `setOverrides` says
- * which, and the override's key becomes part of the cache key.
+ * which, and the override's key becomes part of the cache key. Optimized rounding
+ * (optimized-rounding.ts) gives some weight structures other integers in some formats;
+ * `setRounded` names the store, which wins over rounding to nearest wherever it has an entry.
  */
 import { toFloat32 } from '../ir/graph.js';
 import { quantizeArray, type Format } from './format.js';
 import type { QuantPlan } from './plan.js';
+import type { RoundedWeights } from './optimized-rounding.js';
 
 /** Corrected float values per bias tensor name. */
 export type ParameterOverrides = Record<string, number[]>;
@@ -13,6 +16,7 @@ export type ParameterOverrides = Record<string, number[]>;
 export class QuantizedCache {
   private readonly entries = new Map<string, { key: string; value: Int32Array }>();
   private overrides = new Map<string, { key: string; values: Float32Array }>();
+  private rounded?: RoundedWeights;
 
   constructor(private readonly plan: QuantPlan) {}
 
@@ -26,12 +30,20 @@ export class QuantizedCache {
     this.overrides = next;
   }
 
-  /** The values' version of a structure: '' for the model's own values. */
-  version(id: string): string {
-    return this.overrides.get(this.plan.byId.get(id)!.tensor)?.key ?? '';
+  /** Weights of optimized rounding, per structure and format (undefined: rounding to nearest everywhere). */
+  setRounded(rounded: RoundedWeights | undefined): void {
+    this.rounded = rounded;
+  }
+
+  /** The values' version of a structure in format `f`: '' for the model's own values rounded to nearest. */
+  version(id: string, f?: Format): string {
+    const override = this.overrides.get(this.plan.byId.get(id)!.tensor)?.key ?? '';
+    return f && this.rounded?.has(id, f) ? `${override}|optimized` : override;
   }
 
   get(id: string, f: Format): Int32Array {
+    const optimized = this.rounded?.get(id, f);
+    if (optimized) return optimized;
     const s = this.plan.byId.get(id)!;
     const override = this.overrides.get(s.tensor);
     const key = `${f.bits},${f.frac},${f.signed}|${override?.key ?? ''}`;

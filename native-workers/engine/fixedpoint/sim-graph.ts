@@ -235,9 +235,15 @@ export function buildSimGraph(plan: QuantPlan): SimGraph {
  * 5x on fmnist_resnet20), since onnxruntime can no longer reuse their memory.
  */
 export function withActivationOutputs(sim: SimGraph, plan: QuantPlan): SimGraph {
-  const extra = plan.structures
+  const activations = plan.structures
     .filter((s) => s.kind === 'A' && s.tensor !== plan.logitsTensor && s.tensor !== plan.inputName)
     .map((s) => s.tensor);
+  // The inputs of the layers with weights too (optimized rounding reads them; a Flatten's output, say).
+  const layerInputs = plan.nodes
+    .filter((n) => operatorModule(n.op)?.fixedPoint?.weightInput !== undefined)
+    .map((n) => n.inputs[0]!)
+    .filter((t) => t !== plan.inputName && t !== plan.logitsTensor);
+  const extra = [...new Set([...activations, ...layerInputs])];
   return {
     ...sim,
     graph: {

@@ -23,7 +23,7 @@ import {
   type Tensor,
 } from '../ir/graph.js';
 import { inferShapes, type ShapeMap } from '../ir/shape-inference.js';
-import { equalizeLayers } from './equalize.js';
+import { DEFAULT_EQUALIZE, equalizeLayers, type EqualizeMode } from './equalize.js';
 import { rewriteExporterIdioms } from './exporter-idioms.js';
 import { operatorModule } from '../ops/registry.js';
 import { reshapeTarget, transposeData } from '../ops/layout.js';
@@ -55,8 +55,8 @@ export function checkSupportedOperators(graph: Graph, source: string): void {
 
 export interface CanonicalizeOptions {
   source: string;
-  /** Cross-layer equalization (passes/equalize.ts); on unless false. */
-  equalize?: boolean;
+  /** Cross-layer equalization (passes/equalize.ts); default 'depthwise'. */
+  equalize?: EqualizeMode;
 }
 
 export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph {
@@ -72,7 +72,8 @@ export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph 
   foldBiasAdd(graph, inferShapes(graph));
   fuseActivations(graph);
   // After the fold and fusion it needs; opset 8 for the broadcasting Min an equalized ReLU6 is written with.
-  if (options.equalize !== false && graph.opset >= 8) equalizeLayers(graph);
+  const equalize = options.equalize ?? DEFAULT_EQUALIZE;
+  if (equalize !== 'off' && graph.opset >= 8) equalizeLayers(graph, equalize);
   checkTerminalOps(graph, options.source);
   removeUnusedInitializers(graph);
   checkRunnable(graph, inferShapes(graph), options.source); // also validates the final graph

@@ -16,7 +16,17 @@
  * every stage honours (simulation, integer kernels, C, QDQ). The number format stays per
  * tensor and power-of-two.
  */
+import type { EqualizeMode } from '../../../api/contract.js';
 import { floatTensor, toFloat32, producersOf, consumersOf, attrInt, type Graph, type Node } from '../ir/graph.js';
+
+export type { EqualizeMode };
+
+/**
+ * The groups equalized by default: those holding a depthwise convolution, where per-tensor
+ * formats fail without it (MobileNet v1: 0 % at 8 bits). Equalizing every group helps ResNet-8 at
+ * 8 bits but costs below it and in the search on small calibration sets (BENCHMARKS.md).
+ */
+export const DEFAULT_EQUALIZE: EqualizeMode = 'depthwise';
 
 /**
  * Sweeps over all groups (a chain moves a little each sweep). On MobileNet v1, 20 sweeps leave
@@ -276,7 +286,7 @@ function groupScales(g: Group): Float64Array {
  * the second alone, or a residual stream). Weights are updated in float64 and rounded to float32
  * once.
  */
-export function equalizeLayers(graph: Graph): EqualizeReport {
+export function equalizeLayers(graph: Graph, mode: Exclude<EqualizeMode, 'off'> = 'all'): EqualizeReport {
   const producers = producersOf(graph);
   const consumers = consumersOf(graph);
   const layers = new Map<Node, Layer>();
@@ -288,7 +298,10 @@ export function equalizeLayers(graph: Graph): EqualizeReport {
     }
     return layers.get(n);
   };
-  const groups = findGroups(graph, layer);
+  const depthwise = (l: Layer) => l.group > 1 && l.group === l.dims[0];
+  const groups = findGroups(graph, layer).filter(
+    (g) => mode === 'all' || [...g.producers, ...g.consumers].some(depthwise),
+  );
   if (groups.length === 0) return { groups: 0 };
   let deadChannels = 0;
   for (const g of groups)

@@ -48,7 +48,8 @@ export class SimRunner {
       format: (id) => formatOf(this.plan, assignment, id),
       fracOf: (t) => formatOf(this.plan, assignment, this.plan.activationOf.get(t)!).frac,
       quantized: (id) => this.quantized.get(id, formatOf(this.plan, assignment, id)),
-      version: (id) => (this.plan.byId.get(id)!.kind === 'A' ? '' : this.quantized.version(id)),
+      version: (id) =>
+        this.plan.byId.get(id)!.kind === 'A' ? '' : this.quantized.version(id, formatOf(this.plan, assignment, id)),
     };
   }
 

@@ -28,13 +28,15 @@ export class StatsRunner {
     private readonly imageShape: number[],
   ) {}
 
-  static async create(plan: QuantPlan): Promise<StatsRunner> {
+  /** `extra`: more tensors of the canonical graph it can return (`run`'s `only`), beside the activations. */
+  static async create(plan: QuantPlan, extra: string[] = []): Promise<StatsRunner> {
     const tensors = plan.structures.filter((s) => s.kind === 'A' && s.tensor !== plan.inputName).map((s) => s.tensor);
+    const outputs = [...tensors, ...extra.filter((t) => t !== plan.inputName && !tensors.includes(t))];
     const g: Graph = {
       ...plan.graph,
       initializers: new Map(plan.graph.initializers),
       inputs: plan.graph.inputs.map((v) => ({ ...v, shape: [-1, ...v.shape.slice(1)] })),
-      outputs: tensors.map((name) => ({
+      outputs: [...new Set(outputs)].map((name) => ({
         name,
         dataType: DataType.FLOAT,
         shape: [-1, ...plan.shapes.get(name)!.slice(1)],
@@ -54,10 +56,10 @@ export class StatsRunner {
   async run(input: Float32Array, count: number, only: string[] = this.tensors): Promise<Map<string, Float32Array>> {
     const result = await this.session.run(
       { [this.inputName]: new ort.Tensor('float32', input, [count, ...this.imageShape]) },
-      only,
+      only.filter((t) => t !== this.inputName),
     );
     const out = new Map<string, Float32Array>([[this.inputName, input]]);
-    for (const name of only) out.set(name, result[name]!.data as Float32Array);
+    for (const name of only) if (name !== this.inputName) out.set(name, result[name]!.data as Float32Array);
     return out;
   }
 

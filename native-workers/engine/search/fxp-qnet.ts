@@ -76,6 +76,8 @@ export interface SearchState {
   lastGood?: { assignment: Assignment; biases: Record<string, number[]> };
   /** The start state's bound on D_c (a fraction): the rising budget eps_t starts from it. */
   startBound?: number;
+  /** Seconds spent on optimized rounding so far (kept by the caller; issue 15). */
+  roundingSeconds?: number;
   /** The final check on D_c: drop and bound (points), and whether it rolled back to lastGood. */
   final?: { drop: number; bound: number; rolledBack: boolean };
 }

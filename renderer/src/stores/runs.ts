@@ -1,6 +1,6 @@
 /** Quantization runs: the form, start / resume / cancel, and the results of finished runs. */
 import { defineStore } from 'pinia';
-import type { HistogramData, ResumeFrom, RunRequest, RunResults } from '../../../api/contract';
+import type { EqualizeMode, HistogramData, ResumeFrom, RunRequest, RunResults } from '../../../api/contract';
 import { api, errorMessage } from '../api-client';
 import { useAppStore } from './app';
 import { useJobsStore } from './jobs';
@@ -13,6 +13,10 @@ export interface RunForm {
   mode: 'search' | 'uniform';
   budget: number;
   uniform: number;
+  /** Uniform: the weights' bits (null: the same as every other structure). */
+  weightBits: number | null;
+  /** 'auto': the service's default (optimized for a search on 1000+ calibration images, else nearest). */
+  rounding: 'auto' | 'nearest' | 'optimized';
   strategy: 'schedule' | 'sensitivity' | 'tradeoff';
   calib: number | null;
   eval: number | null;
@@ -20,7 +24,7 @@ export interface RunForm {
   seed: number;
   distill: boolean;
   biasCorrection: boolean;
-  equalize: boolean;
+  equalize: EqualizeMode;
 }
 
 export const defaultRunForm = (): RunForm => ({
@@ -30,6 +34,8 @@ export const defaultRunForm = (): RunForm => ({
   mode: 'search',
   budget: 1,
   uniform: 8,
+  weightBits: null,
+  rounding: 'auto',
   strategy: 'schedule',
   calib: null,
   eval: null,
@@ -37,7 +43,7 @@ export const defaultRunForm = (): RunForm => ({
   seed: 0,
   distill: true,
   biasCorrection: true,
-  equalize: true,
+  equalize: 'depthwise',
 });
 
 /** The request the form describes, or a sentence saying what is missing. */
@@ -45,12 +51,17 @@ export function runRequest(f: RunForm): RunRequest | string {
   if (!f.model) return 'Choose the model to quantize (add one on the Model screen).';
   if (!f.dataset) return 'Choose the dataset to calibrate on (import one on the Datasets screen).';
   const req: RunRequest = { model: f.model, dataset: f.dataset, seed: f.seed };
-  if (!f.equalize) req.equalize = false;
+  if (f.equalize !== 'depthwise') req.equalize = f.equalize;
   if (f.name.trim()) req.name = f.name.trim();
   if (f.mode === 'uniform') {
     if (!Number.isInteger(f.uniform) || f.uniform < 2 || f.uniform > 16)
       return 'Uniform bits must be a whole number from 2 to 16.';
     req.uniform = f.uniform;
+    if (f.weightBits != null) {
+      if (!Number.isInteger(f.weightBits) || f.weightBits < 2 || f.weightBits > 16)
+        return 'Weight bits must be a whole number from 2 to 16.';
+      req.weightBits = f.weightBits;
+    }
   } else {
     if (!(f.budget > 0)) return 'The accuracy budget must be more than 0 top-1 points.';
     req.budget = f.budget;
@@ -58,6 +69,7 @@ export function runRequest(f: RunForm): RunRequest | string {
     req.distill = f.distill;
     req.biasCorrection = f.biasCorrection;
   }
+  if (f.rounding !== 'auto') req.rounding = f.rounding;
   if (!Number.isInteger(f.seed) || f.seed < 0) return 'The seed must be a whole number, 0 or more.';
   if (f.calib != null) {
     if (!Number.isInteger(f.calib) || f.calib < 1) return 'Calibration images must be a whole number above 0.';
