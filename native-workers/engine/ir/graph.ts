@@ -114,6 +114,13 @@ export function tensorToNumbers(t: Tensor): number[] {
   return Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
 }
 
+/** `base`, or `base_1`, `base_2`, ... : the first name no initializer of the graph has yet. */
+export function uniqueName(graph: Graph, base: string): string {
+  let name = base;
+  for (let i = 1; graph.initializers.has(name); i++) name = `${base}_${i}`;
+  return name;
+}
+
 export function floatTensor(name: string, dims: number[], data: Float32Array): Tensor {
   return { name, dataType: DataType.FLOAT, dims, data };
 }

@@ -28,7 +28,7 @@ import { rewriteExporterIdioms } from './exporter-idioms.js';
 import { operatorModule } from '../ops/registry.js';
 import { reshapeTarget, transposeData } from '../ops/layout.js';
 import { clipLimits } from '../ops/activation.js';
-import { tensorToNumbers, attrInts } from '../ir/graph.js';
+import { tensorToNumbers, attrInts, uniqueName } from '../ir/graph.js';
 
 /** Operators accepted in an input model because canonicalization removes or rewrites them. */
 export const IMPORT_ONLY_OPS: ReadonlySet<string> = new Set(['BatchNormalization', 'Identity', 'Dropout', 'Constant']);
@@ -110,12 +110,6 @@ function singleConsumer(graph: Graph, tensor: string): Node | undefined {
   if (isGraphOutput(graph, tensor)) return undefined;
   const c = consumersOf(graph).get(tensor);
   return c && c.length === 1 ? c[0] : undefined;
-}
-
-function uniqueName(graph: Graph, base: string): string {
-  let name = base;
-  for (let i = 1; graph.initializers.has(name); i++) name = `${base}_${i}`;
-  return name;
 }
 
 function constantFloat(graph: Graph, name: string | undefined): Float32Array | undefined {

@@ -17,7 +17,16 @@
  * tensor and power-of-two.
  */
 import type { EqualizeMode } from '../../../api/contract.js';
-import { floatTensor, toFloat32, producersOf, consumersOf, attrInt, type Graph, type Node } from '../ir/graph.js';
+import {
+  attrInt,
+  consumersOf,
+  floatTensor,
+  producersOf,
+  toFloat32,
+  uniqueName,
+  type Graph,
+  type Node,
+} from '../ir/graph.js';
 
 export type { EqualizeMode };
 
@@ -336,14 +345,9 @@ export function equalizeLayers(graph: Graph, mode: Exclude<EqualizeMode, 'off'> 
     }
     if (moved < 1e-3) break;
   }
-  const fresh = (base: string): string => {
-    let name = base;
-    for (let i = 1; graph.initializers.has(name); i++) name = `${base}_${i}`;
-    return name;
-  };
   for (const l of layers.values()) {
-    const wName = fresh(`${l.node.inputs[1]!}_equalized`);
-    const bName = fresh(`${l.node.name}_bias_equalized`);
+    const wName = uniqueName(graph, `${l.node.inputs[1]!}_equalized`);
+    const bName = uniqueName(graph, `${l.node.name}_bias_equalized`);
     graph.initializers.set(wName, floatTensor(wName, l.dims, Float32Array.from(l.w)));
     l.node.inputs = [l.node.inputs[0]!, wName];
     // A layer without a bias keeps none (its bias, zeros, only scales to zeros).

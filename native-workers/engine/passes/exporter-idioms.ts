@@ -11,7 +11,17 @@
  * end padding. What cannot be rewritten exactly is left for the operator check to name.
  */
 import { FxpqError } from '../errors.js';
-import { attrFloat, attrInt, attrInts, DataType, type Graph, type Node, type Shape, type Tensor } from '../ir/graph.js';
+import {
+  attrFloat,
+  attrInt,
+  attrInts,
+  DataType,
+  uniqueName,
+  type Graph,
+  type Node,
+  type Shape,
+  type Tensor,
+} from '../ir/graph.js';
 import { operatorModule } from '../ops/registry.js';
 import { shapeContext } from '../ir/shape-inference.js';
 import { resolveWindow } from '../ops/spatial.js';
@@ -254,8 +264,7 @@ function inferNode(graph: Graph, n: Node, shapes: Map<string, Shape>, ints: Cons
 type ConstantInts = (name?: string, batchAsZero?: boolean) => number[] | undefined;
 
 function addInitializer(graph: Graph, base: string, t: Omit<Tensor, 'name'>): string {
-  let name = base;
-  for (let i = 1; graph.initializers.has(name); i++) name = `${base}_${i}`;
+  const name = uniqueName(graph, base);
   graph.initializers.set(name, { ...t, name });
   return name;
 }
