@@ -5,7 +5,7 @@
  * command on an existing RUN resumes from the last checkpoint and ends with the same result.
  */
 import { DEFAULT_EQUALIZE, type EqualizeMode } from '../native-workers/engine/passes/equalize.js';
-import { appendFile, readFile, rename, rm } from 'node:fs/promises';
+import { appendFile, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { seededRandom } from '../native-workers/engine/data/split.js';
@@ -411,7 +411,10 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         },
         checkpoint: async (state) => {
           const seconds = secondsBefore + (performance.now() - processStart) / 1000;
-          if (existsSync(checkpointFile)) await rename(checkpointFile, join(o.out, PREVIOUS_CHECKPOINT));
+          // Copy, never move, the last checkpoint aside: a kill between the two writes must
+          // still leave checkpoint.json in place.
+          if (existsSync(checkpointFile))
+            await writeFileAtomic(join(o.out, PREVIOUS_CHECKPOINT), await readFile(checkpointFile));
           state.roundingSeconds = roundingSecondsBefore + (evaluator.rounder?.seconds ?? 0);
           await writeFileAtomic(checkpointFile, JSON.stringify({ identity, state, seconds } satisfies Checkpoint));
           checkpoints++;

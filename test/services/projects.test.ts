@@ -117,7 +117,11 @@ describe('projects', () => {
     );
     const trajectory = join(dir, 'runs', 'crash', 'trajectory.jsonl');
     await until(() =>
-      existsSync(trajectory) && readFileSync(trajectory, 'utf8').split('\n').length > 8 ? true : undefined,
+      existsSync(trajectory) &&
+      readFileSync(trajectory, 'utf8').split('\n').length > 8 &&
+      existsSync(join(dir, 'runs', 'crash', 'checkpoint.json'))
+        ? true
+        : undefined,
     );
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
