@@ -1,7 +1,7 @@
 /**
  * Inference throughput of the three engines on the same model and batch, in one run:
  * onnxruntime FP32 (the baseline), the fake-quant simulation (onnxruntime, formats fed as
- * inputs), and the integer-only executor (TypeScript, on the worker pool). The engines take
+ * inputs, weights and biases baked in; and with them fed too, as before), and the integer-only executor (TypeScript, on the worker pool). The engines take
  * turns over FXPQ_BENCH_ROUNDS rounds (default 5); each figure is the median with its min-max,
  * ratios the median of the per-round ratios.
  */
@@ -71,8 +71,8 @@ export async function benchEngine(sharedFixtures: string): Promise<string[]> {
   const lines = [
     `## Engines: images/s at uniform 8 bits, same batch, ${rounds} interleaved rounds, median (min-max) (${availableParallelism()} cores)`,
     '',
-    '| model | batch | ORT FP32 | ORT FP32 without NCHWc | simulation | sim / FP32 | sim / FP32 without NCHWc | integer executor (pool) | int / FP32 |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| model | batch | ORT FP32 | ORT FP32 without NCHWc | simulation | simulation, parameters as feeds | sim / FP32 | sim / sim with feeds | sim / FP32 without NCHWc | integer executor (pool) | int / FP32 |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const m of models) {
     const { model, plan, assignment, x, ints } = await syntheticModel(m.path, m.batch);
@@ -82,14 +82,18 @@ export async function benchEngine(sharedFixtures: string): Promise<string[]> {
     // NCHWc (MLAS's blocked layout, level 'all') needs constant weights, which a simulation serving every assignment cannot have.
     const floatExtended = await FloatRunner.create(model.bytes, model.original, m.path, { optimization: 'extended' });
     const sim = await SimRunner.create(plan);
+    // The baseline: one session for every assignment, weights and biases fed as inputs.
+    const simWithFeeds = await SimRunner.create(plan, { baked: false });
     const program = compileProgram(plan, assignment);
     const r = await interleaved(rounds, [
       { name: 'fp', images: m.batch, repeats: m.repeats, run: () => float.run(x, m.batch) },
       { name: 'fpx', images: m.batch, repeats: m.repeats, run: () => floatExtended.run(x, m.batch) },
       { name: 'sim', images: m.batch, repeats: m.repeats, run: () => sim.run(assignment, xq, m.batch) },
+      { name: 'simf', images: m.batch, repeats: m.repeats, run: () => simWithFeeds.run(assignment, xq, m.batch) },
       { name: 'int', images: m.batch, repeats: 1, run: () => runIntOnPool(program, ints, m.batch) },
     ]);
-    const [fp, fpx, simRate, intRate] = ['fp', 'fpx', 'sim', 'int'].map((k) => r.get(k)!) as [
+    const [fp, fpx, simRate, simfRate, intRate] = ['fp', 'fpx', 'sim', 'simf', 'int'].map((k) => r.get(k)!) as [
+      number[],
       number[],
       number[],
       number[],
@@ -97,11 +101,12 @@ export async function benchEngine(sharedFixtures: string): Promise<string[]> {
     ];
     const per = (a: number[], b: number[]): number[] => a.map((v, i) => v / b[i]!);
     lines.push(
-      `| ${m.name} | ${m.batch} | ${spread(fp, 0)} | ${spread(fpx, 0)} | ${spread(simRate, 0)} | ${spread(per(simRate, fp), 2)} | ${spread(per(simRate, fpx), 2)} | ${spread(intRate, 1)} | ${spread(per(intRate, fp), 3)} |`,
+      `| ${m.name} | ${m.batch} | ${spread(fp, 0)} | ${spread(fpx, 0)} | ${spread(simRate, 0)} | ${spread(simfRate, 0)} | ${spread(per(simRate, fp), 2)} | ${spread(per(simRate, simfRate), 2)} | ${spread(per(simRate, fpx), 2)} | ${spread(intRate, 1)} | ${spread(per(intRate, fp), 3)} |`,
     );
     await float.release();
     await floatExtended.release();
     await sim.release();
+    await simWithFeeds.release();
   }
   lines.push('');
   return lines;

@@ -4,7 +4,8 @@
  * and the search's cost in FP32 passes over the calibration split. Full searches take
  * minutes each on 2 cores; name models to run a subset (default: every shared model).
  * FXPQ_BENCH_EQUALIZE (depthwise|all|off) and FXPQ_BENCH_ROUNDING (nearest|optimized) set the
- * import's equalization and the weights' rounding when not the defaults.
+ * import's equalization and the weights' rounding when not the defaults; FXPQ_BENCH_SIMULATION=feeds
+ * runs the simulation with weights and biases fed to one session (the baseline of baked sessions).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +66,7 @@ export async function benchSearch(
         // The import and rounding choices of a row, when not the defaults.
         equalize: process.env['FXPQ_BENCH_EQUALIZE'] as EqualizeMode | undefined,
         rounding: process.env['FXPQ_BENCH_ROUNDING'] as 'nearest' | 'optimized' | undefined,
+        simulation: process.env['FXPQ_BENCH_SIMULATION'] as 'baked' | 'feeds' | undefined,
       });
       const drop = 100 * (r.fp.top1 - r.quant.top1);
       const row = `| ${name} | ${v.label} | ${v.uniform ? '-' : budget} | ${(100 * r.fp.top1).toFixed(1)} | ${(100 * r.quant.top1).toFixed(1)} | ${drop.toFixed(2)} | ${r.memory.reduction.toFixed(2)}x | ${r.memory.weightsReduction.toFixed(2)}x | ${r.memory.avgBitsWeights.toFixed(2)} / ${r.memory.avgBitsActivations.toFixed(2)} | ${r.search.evaluations} | ${r.search.seconds.toFixed(0)} | ${r.search.fp32Passes?.toFixed(0) ?? '-'} |`;

@@ -65,6 +65,11 @@ export interface SearchJobOptions extends SessionOptions {
   cacheDir?: string;
   /** onnxruntime intra-op threads of the simulation (default: every core; see BENCHMARKS.md, event loop). */
   ortThreads?: number;
+  /**
+   * How the simulation holds weights and biases: baked into a session per assignment (default),
+   * or fed as inputs to one session (the earlier way, kept as the benchmark's baseline).
+   */
+  simulation?: 'baked' | 'feeds';
   onProgress?: (p: SearchJobProgress) => void;
   /** Every trajectory step: first the ones a resumed run already has, then each new one. */
   onStep?: (step: TrajectoryStep) => void;
@@ -159,6 +164,7 @@ class SearchEvaluator {
     count: number,
     phase: string,
     decideAgainst?: number,
+    prefix?: PairedCounts,
   ): Promise<PairedCounts> {
     engineEntry(`search-${phase}`);
     await this.rounder?.ensure(a, biases);
@@ -166,7 +172,24 @@ class SearchEvaluator {
     const k = this.classes;
     const batches = this.batchesFor(count);
     let teacherRightLeft = batches.reduce((n, b) => n + b.teacherRight, 0);
-    for (const b of batches) {
+    // The counts of the same assignment on the first images (the slice) are taken, not recomputed.
+    let skip = 0;
+    if (prefix && !prefix.decided) {
+      let n = 0;
+      while (skip < batches.length && n + batches[skip]!.count <= prefix.n) n += batches[skip++]!.count;
+      if (n === prefix.n) {
+        Object.assign(c, {
+          n,
+          n10: prefix.n10,
+          n01: prefix.n01,
+          correct: prefix.correct,
+          kl: prefix.kl * n,
+          reused: n,
+        });
+        for (const b of batches.slice(0, skip)) teacherRightLeft -= b.teacherRight;
+      } else skip = 0;
+    }
+    for (const b of batches.slice(skip)) {
       const out = await this.sim.run(a, this.quantInput(a, b.data), b.count, biases);
       for (let i = 0; i < b.count; i++) {
         const t = topK(b.teacher.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
@@ -337,7 +360,10 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   const ranges = structureRanges(plan, (t) => stats.get(t)?.maxAbs ?? 0);
   await writeActivationHistograms(o.out, stats);
   const float = await FloatRunner.create(s.model.bytes, s.model.original, s.model.source);
-  const sim = await SimRunner.create(plan, o.ortThreads ? { threads: o.ortThreads } : {});
+  const sim = await SimRunner.create(plan, {
+    ...(o.ortThreads ? { threads: o.ortThreads } : {}),
+    baked: o.simulation !== 'feeds',
+  });
   const statsRunner = await StatsRunner.create(plan, rounding === 'optimized' ? layerInputs(plan) : []);
   const evaluator = new SearchEvaluator(plan, sim, statsRunner, options.z);
   if (rounding === 'optimized')
@@ -402,8 +428,8 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         histograms: stats,
         calibCount: loaded,
         sliceCount: slice,
-        evaluate: (a, biases, count, phase, decideAgainst) =>
-          evaluator.evaluate(a, biases, count, phase, decideAgainst),
+        evaluate: (a, biases, count, phase, decideAgainst, prefix) =>
+          evaluator.evaluate(a, biases, count, phase, decideAgainst, prefix),
         layerError: (a, biases, node, count) => evaluator.layerError(a, biases, node, count),
         record: async (step: TrajectoryStep) => {
           await appendFile(trajectoryFile, JSON.stringify(step) + '\n');

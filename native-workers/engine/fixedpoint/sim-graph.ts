@@ -37,6 +37,11 @@ export interface FeedContext {
 
 interface FeedSpec {
   dims: number[];
+  /**
+   * A layer's weights or bias: the runner may bake these into a session of their own as
+   * constants, which lets onnxruntime use its blocked (NCHWc) convolution kernels.
+   */
+  parameter?: true;
   /** Structure ids whose formats decide this feed (its cache key). */
   deps: string[];
   make(ctx: FeedContext): FeedValue;
@@ -92,6 +97,7 @@ export class SimBuilder {
     const dims = this.plan.graph.initializers.get(tensor)!.dims;
     return this.feed(`sim/W/${tensor}`, {
       dims,
+      parameter: true,
       deps: [id],
       make: (ctx) => ({ type: 'float32', dims, data: dequantizeArray(ctx.quantized(id), ctx.format(id).frac) }),
     });
@@ -105,6 +111,7 @@ export class SimBuilder {
     const dims = this.plan.graph.initializers.get(tensor)!.dims;
     return this.feed(`sim/B/${tensor}`, {
       dims,
+      parameter: true,
       deps: [id, wId, xId],
       make: (ctx) => {
         const fAcc = ctx.format(wId).frac + ctx.format(xId).frac;
@@ -259,6 +266,21 @@ export function withActivationOutputs(sim: SimGraph, plan: QuantPlan): SimGraph 
       ],
     },
   };
+}
+
+/** The names of the feeds that carry weights and biases, in a fixed order. */
+export function parameterFeeds(sim: SimGraph): string[] {
+  return [...sim.feeds].filter(([, spec]) => spec.parameter).map(([name]) => name);
+}
+
+/** The simulation graph with the given parameter feeds turned into constants (initializers). */
+export function withParametersBaked(sim: SimGraph, values: Map<string, FeedValue>): Graph {
+  const initializers = new Map(sim.graph.initializers);
+  for (const [name, v] of values) {
+    const dataType = v.type === 'float64' ? DataType.DOUBLE : DataType.FLOAT;
+    initializers.set(name, { name, dataType, dims: v.dims, data: v.data });
+  }
+  return { ...sim.graph, inputs: sim.graph.inputs.filter((i) => !values.has(i.name)), initializers };
 }
 
 /** Compute the feeds of an assignment, reusing `cache` for those whose formats did not change. */

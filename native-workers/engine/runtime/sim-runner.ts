@@ -1,12 +1,18 @@
 /**
- * The fake-quant simulation in onnxruntime: one session per model for every assignment
- * (formats arrive as input feeds), feed tensors reused while their formats do not change.
+ * The fake-quant simulation in onnxruntime: formats arrive as input feeds, feed tensors reused
+ * while their formats do not change. Logits-only runs go to a session with the assignment's
+ * weights and biases baked in as constants (a few small sessions kept, keyed by those values):
+ * onnxruntime's blocked (NCHWc) convolution kernels need constant weights, and a session takes
+ * milliseconds to build against about a second for a search's evaluation, while the kernels
+ * run the simulation about twice as fast (BENCHMARKS.md, engines).
  */
 import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';
 import {
   buildSimGraph,
+  parameterFeeds,
   simFeeds,
+  withParametersBaked,
   withActivationOutputs,
   type FeedContext,
   type FeedValue,
@@ -17,22 +23,65 @@ import { formatOf } from '../fixedpoint/compile.js';
 import type { Assignment, QuantPlan } from '../fixedpoint/plan.js';
 import { sessionOptions } from './session-options.js';
 
+/** Baked sessions kept: the search's current state and its candidate. */
+const BAKED_SESSIONS = 2;
+
+interface BakedSession {
+  /** The parameter feed values it was built from (feed values are reused while unchanged). */
+  values: FeedValue[];
+  session: Promise<ort.InferenceSession>;
+  running: number;
+}
+
+export interface SimRunnerOptions {
+  threads?: number;
+  /** Bake weights and biases into per-assignment sessions (default); false: one session, all feeds. */
+  baked?: boolean;
+}
+
 export class SimRunner {
   private readonly feedCache = new Map<string, { key: string; value: FeedValue }>();
   private readonly tensors = new WeakMap<FeedValue, ort.Tensor>();
   private probe?: Promise<ort.InferenceSession>;
+  private readonly baked: BakedSession[] = [];
+  private readonly parameters: Set<string>;
 
   private constructor(
     readonly plan: QuantPlan,
     readonly sim: SimGraph,
     private readonly session: ort.InferenceSession,
     readonly quantized: QuantizedCache,
-  ) {}
+    private readonly options: SimRunnerOptions,
+  ) {
+    this.parameters = new Set(options.baked === false ? [] : parameterFeeds(sim));
+  }
 
-  static async create(plan: QuantPlan, options: { threads?: number } = {}): Promise<SimRunner> {
+  static async create(plan: QuantPlan, options: SimRunnerOptions = {}): Promise<SimRunner> {
     const sim = buildSimGraph(plan);
     const session = await ort.InferenceSession.create(writeOnnx(sim.graph), sessionOptions(options));
-    return new SimRunner(plan, sim, session, new QuantizedCache(plan));
+    return new SimRunner(plan, sim, session, new QuantizedCache(plan), options);
+  }
+
+  /** The session with these parameter values baked in, built on first use; the oldest idle one is released. */
+  private bakedSession(values: Map<string, FeedValue>): BakedSession {
+    const list = [...values.values()];
+    const hit = this.baked.find((b) => b.values.every((v, i) => v === list[i]));
+    if (hit) return hit;
+    const made: BakedSession = {
+      values: list,
+      session: ort.InferenceSession.create(
+        writeOnnx(withParametersBaked(this.sim, values)),
+        sessionOptions({ threads: this.options.threads }),
+      ),
+      running: 0,
+    };
+    this.baked.push(made);
+    const idle = this.baked.findIndex((b) => b.running === 0 && b !== made);
+    if (this.baked.length > BAKED_SESSIONS && idle >= 0) {
+      const [old] = this.baked.splice(idle, 1);
+      void old!.session.then((s) => s.release()).catch(() => undefined);
+    }
+    return made;
   }
 
   get imageSize(): number {
@@ -78,7 +127,13 @@ export class SimRunner {
   ): Promise<Map<string, Float32Array>> {
     this.quantized.setOverrides(overrides);
     const feeds: Record<string, ort.Tensor> = {};
+    const onlyLogits = outputs.length === 1 && outputs[0] === this.sim.outputName;
+    const parameters = new Map<string, FeedValue>();
     for (const [name, value] of simFeeds(this.sim, this.feedContext(assignment), this.feedCache)) {
+      if (onlyLogits && this.parameters.has(name)) {
+        parameters.set(name, value);
+        continue;
+      }
       let t = this.tensors.get(value);
       if (!t) {
         t = new ort.Tensor(value.type, value.data, value.dims);
@@ -91,7 +146,16 @@ export class SimRunner {
       count,
       ...inputShape.slice(1),
     ]);
-    const onlyLogits = outputs.length === 1 && outputs[0] === this.sim.outputName;
+    if (onlyLogits && parameters.size > 0) {
+      const baked = this.bakedSession(parameters);
+      baked.running++;
+      try {
+        const result = await (await baked.session).run(feeds, outputs);
+        return new Map(outputs.map((name) => [name, result[name]!.data as Float32Array]));
+      } finally {
+        baked.running--;
+      }
+    }
     const session = onlyLogits
       ? this.session
       : await (this.probe ??= ort.InferenceSession.create(
@@ -104,6 +168,7 @@ export class SimRunner {
 
   async release(): Promise<void> {
     await this.session.release();
+    for (const b of this.baked.splice(0)) await (await b.session).release();
     if (this.probe) await (await this.probe).release();
   }
 }

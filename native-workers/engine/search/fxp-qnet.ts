@@ -101,6 +101,11 @@ export interface SearchEnv {
     phase: Phase,
     /** Stop as soon as the bound against this budget is decided whatever the remaining images give. */
     decideAgainst?: number,
+    /**
+     * The same assignment's counts on a prefix of D_c (whole batches, from an earlier call):
+     * evaluation continues after it. A prefix that does not end on a batch boundary is recomputed.
+     */
+    prefix?: PairedCounts,
   ): Promise<PairedCounts>;
   /** Mean float-minus-fixed output error per channel of `node` over the first `count` images. */
   layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array>;
@@ -185,11 +190,12 @@ export class FxpQNetSearch {
     count: number,
     biases = state.biases,
     decideAgainst?: number,
+    prefix?: PairedCounts,
   ): Promise<PairedCounts> {
     if (this.env.signal?.aborted) throw new FxpqError('The search was cancelled.', 'io');
-    const c = await this.env.evaluate(a, biases, count, state.phase, decideAgainst);
+    const c = await this.env.evaluate(a, biases, count, state.phase, decideAgainst, prefix);
     state.evaluations++;
-    state.images += c.n;
+    state.images += c.n - (c.reused ?? 0);
     return c;
   }
 
@@ -375,7 +381,7 @@ export class FxpQNetSearch {
       let early = false;
       if (slice < this.env.calibCount) {
         if (dropLowerBound(c, this.o.z) > epsT) early = true;
-        else c = await this.evaluate(state, a, this.env.calibCount, state.biases, epsT);
+        else c = await this.evaluate(state, a, this.env.calibCount, state.biases, epsT, c);
       }
       const accepted = !early && (c.decided ? c.decided === 'accept' : dropUpperBound(c, this.o.z) <= epsT);
       if (accepted) {
@@ -504,7 +510,7 @@ export class FxpQNetSearch {
       // A correction that lowers the KL is kept only if the budget still holds on all of D_c.
       if (better && slice < this.env.calibCount) {
         const kl = c.kl;
-        c = await this.evaluate(state, state.assignment, this.env.calibCount, biases);
+        c = await this.evaluate(state, state.assignment, this.env.calibCount, biases, undefined, c);
         better = dropUpperBound(c, this.o.z) <= this.o.budget / 100;
         if (better) c = { ...c, kl };
       } else if (better) better = dropUpperBound(c, this.o.z) <= this.o.budget / 100;

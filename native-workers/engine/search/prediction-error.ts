@@ -15,6 +15,8 @@ export interface PairedCounts {
   kl: number;
   /** Set when the evaluation stopped before its last image because the outcome was decided. */
   decided?: 'accept' | 'reject';
+  /** Images of `n` whose counts came from an earlier evaluation of the same assignment (not rerun). */
+  reused?: number;
 }
 
 export function dropOf(c: PairedCounts): number {
