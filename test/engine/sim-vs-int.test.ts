@@ -99,3 +99,23 @@ describe.each(ALL_MODELS)('simulation vs integer executor on %s', (name) => {
     120_000,
   );
 });
+
+describe('baked simulation sessions', () => {
+  it('give the one-session-with-feeds logits bit for bit while assignments alternate (built, kept, released, rebuilt)', async () => {
+    const setup = await quantSetup('fmnist_resnet20', 40, cacheDir);
+    const baked = await SimRunner.create(setup.plan);
+    const fed = await SimRunner.create(setup.plan, { baked: false });
+    const assignments = [uniform(setup, 8), randomAssignment(setup, 3, 2, 8), randomAssignment(setup, 4, 3, 6)];
+    // Three assignments through a cache of two sessions: the first is released and rebuilt.
+    for (const a of [...assignments, assignments[0]!, assignments[2]!, assignments[1]!]) {
+      const inF = a[setup.plan.activationOf.get(setup.plan.inputName)!]!;
+      for (const b of setup.batches) {
+        const x = dequantizeArray(quantizeArray(b.data, inF), inF.frac);
+        const n = b.indices.length;
+        expect(Array.from(await baked.run(a, x, n))).toEqual(Array.from(await fed.run(a, x, n)));
+      }
+    }
+    await baked.release();
+    await fed.release();
+  }, 120_000);
+});

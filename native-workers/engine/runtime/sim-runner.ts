@@ -1,13 +1,15 @@
 /**
  * The fake-quant simulation in onnxruntime: formats arrive as input feeds, feed tensors reused
- * while their formats do not change. Logits-only runs go to a session with the assignment's
- * weights and biases baked in as constants (a few small sessions kept, keyed by those values):
- * onnxruntime's blocked (NCHWc) convolution kernels need constant weights, and a session takes
- * milliseconds to build against about a second for a search's evaluation, while the kernels
- * run the simulation about twice as fast (BENCHMARKS.md, engines).
+ * while their formats do not change. Runs go to a session with the assignment's weights and
+ * biases baked in as constants and only the asked-for outputs declared (a few such sessions
+ * kept, keyed by those values and outputs): onnxruntime's blocked (NCHWc) convolution kernels
+ * need constant weights, and a session takes milliseconds to build against about a second for
+ * a search's evaluation, while those kernels run the simulation about twice as fast
+ * (BENCHMARKS.md, engines).
  */
 import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';
+import { DataType } from '../ir/graph.js';
 import {
   buildSimGraph,
   parameterFeeds,
@@ -29,6 +31,8 @@ const BAKED_SESSIONS = 2;
 interface BakedSession {
   /** The parameter feed values it was built from (feed values are reused while unchanged). */
   values: FeedValue[];
+  /** The tensors it returns. */
+  outputs: string;
   session: Promise<ort.InferenceSession>;
   running: number;
 }
@@ -62,17 +66,27 @@ export class SimRunner {
     return new SimRunner(plan, sim, session, new QuantizedCache(plan), options);
   }
 
-  /** The session with these parameter values baked in, built on first use; the oldest idle one is released. */
-  private bakedSession(values: Map<string, FeedValue>): BakedSession {
+  /**
+   * The session with these parameter values baked in that returns `outputs`, built on first use;
+   * the oldest idle one is released.
+   */
+  private bakedSession(values: Map<string, FeedValue>, outputs: string[]): BakedSession {
     const list = [...values.values()];
-    const hit = this.baked.find((b) => b.values.every((v, i) => v === list[i]));
+    const key = outputs.join('\n');
+    const hit = this.baked.find((b) => b.outputs === key && b.values.every((v, i) => v === list[i]));
     if (hit) return hit;
+    const graph = withParametersBaked(this.sim, values);
+    // Only the tensors asked for: declaring more outputs keeps onnxruntime from reusing their memory.
+    graph.outputs = outputs.map((name) => ({
+      name,
+      dataType: DataType.FLOAT,
+      shape: [-1, ...this.plan.shapes.get(name)!.slice(1)],
+      dimParams: ['N'],
+    }));
     const made: BakedSession = {
       values: list,
-      session: ort.InferenceSession.create(
-        writeOnnx(withParametersBaked(this.sim, values)),
-        sessionOptions({ threads: this.options.threads }),
-      ),
+      outputs: key,
+      session: ort.InferenceSession.create(writeOnnx(graph), sessionOptions({ threads: this.options.threads })),
       running: 0,
     };
     this.baked.push(made);
@@ -130,7 +144,7 @@ export class SimRunner {
     const onlyLogits = outputs.length === 1 && outputs[0] === this.sim.outputName;
     const parameters = new Map<string, FeedValue>();
     for (const [name, value] of simFeeds(this.sim, this.feedContext(assignment), this.feedCache)) {
-      if (onlyLogits && this.parameters.has(name)) {
+      if (this.parameters.has(name)) {
         parameters.set(name, value);
         continue;
       }
@@ -146,8 +160,8 @@ export class SimRunner {
       count,
       ...inputShape.slice(1),
     ]);
-    if (onlyLogits && parameters.size > 0) {
-      const baked = this.bakedSession(parameters);
+    if (parameters.size > 0) {
+      const baked = this.bakedSession(parameters, outputs);
       baked.running++;
       try {
         const result = await (await baked.session).run(feeds, outputs);

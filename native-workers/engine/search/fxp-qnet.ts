@@ -409,7 +409,12 @@ export class FxpQNetSearch {
     state.cursor = 0;
     state.order = [];
     if (final) {
-      state.phase = 'check';
+      // Step 4's reduction is step 2 at the full budget: a structure that was just reduced is
+      // proposed again in the next pass, until every structure has failed or reached its floor.
+      if (allFrozen || state.pass + 1 >= this.o.maxPasses) {
+        state.phase = 'check';
+        state.pass = 0;
+      } else state.pass++;
     } else if (allFrozen || state.pass + 1 >= this.o.maxPasses) {
       state.phase = this.o.distill ? 'distill' : this.o.biasCorrection ? 'bias' : 'done';
       state.pass = 0;
