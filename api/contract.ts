@@ -92,6 +92,10 @@ export interface RunReport {
     seconds: number;
     fp32Passes?: number;
     simPasses?: number;
+    /** Seconds of one FP32 pass over D_c (the unit of fp32Passes). */
+    fp32PassSeconds?: number;
+    /** Seconds the simulation spent evaluating, per search phase (rounding is in `rounding.seconds`). */
+    simulationSeconds?: Record<string, number>;
     strategy?: string;
     /** The final check of the result on all calibration images (D_c): drop and bound in points. */
     finalCheck?: { drop: number; bound: number; budget: number; rolledBack: boolean };

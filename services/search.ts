@@ -134,6 +134,13 @@ class SearchEvaluator {
   /** Optimized rounding: every evaluated assignment's weight formats get their integers first. */
   rounder?: WeightRounder;
 
+  /** Seconds of simulation per search phase (rounding not included), for the cost report. */
+  readonly simulationSeconds: Record<string, number> = {};
+
+  private timed(phase: string, since: number): void {
+    this.simulationSeconds[phase] = (this.simulationSeconds[phase] ?? 0) + (performance.now() - since) / 1000;
+  }
+
   constructor(
     private readonly plan: QuantPlan,
     private readonly sim: SimRunner,
@@ -168,6 +175,7 @@ class SearchEvaluator {
   ): Promise<PairedCounts> {
     engineEntry(`search-${phase}`);
     await this.rounder?.ensure(a, biases);
+    const start = performance.now();
     const c: PairedCounts = { n: 0, n10: 0, n01: 0, correct: 0, kl: 0 };
     const k = this.classes;
     const batches = this.batchesFor(count);
@@ -210,12 +218,14 @@ class SearchEvaluator {
       }
     }
     c.kl /= Math.max(c.n, 1);
+    this.timed(phase, start);
     return c;
   }
 
   async layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array> {
     engineEntry('bias-correction');
     await this.rounder?.ensure(a, biases);
+    const start = performance.now();
     const tensor = node.outputs[0]!;
     const channels = this.plan.shapes.get(tensor)![1]!;
     const sum = new Float64Array(channels);
@@ -227,6 +237,7 @@ class SearchEvaluator {
       for (let i = 0; i < fp.length; i++) sum[Math.floor(i / spatial) % channels]! += fp[i]! - q[i]!;
       per += b.count * spatial;
     }
+    this.timed('bias', start);
     return sum.map((v) => v / Math.max(per, 1));
   }
 }
@@ -418,6 +429,8 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
 
     let checkpoints = 0;
     const roundingSecondsBefore = previous?.state.roundingSeconds ?? 0;
+    // A resumed run's simulation seconds so far, added to this process's.
+    Object.assign(evaluator.simulationSeconds, previous?.state.simulationSeconds ?? {});
     const secondsBefore = previous?.seconds ?? 0;
     const processStart = performance.now();
     let lastStepAt = performance.now();
@@ -442,6 +455,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
           if (existsSync(checkpointFile))
             await writeFileAtomic(join(o.out, PREVIOUS_CHECKPOINT), await readFile(checkpointFile));
           state.roundingSeconds = roundingSecondsBefore + (evaluator.rounder?.seconds ?? 0);
+          state.simulationSeconds = { ...evaluator.simulationSeconds };
           await writeFileAtomic(checkpointFile, JSON.stringify({ identity, state, seconds } satisfies Checkpoint));
           checkpoints++;
           if (o.stopAfterCheckpoints !== undefined && checkpoints >= o.stopAfterCheckpoints)
@@ -505,6 +519,10 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         // Search cost in FP32 passes over D_c: its time over the teacher's time for one pass.
         fp32Passes: searchSeconds / Math.max(teacherSeconds, 1e-9),
         simPasses: state.images / loaded,
+        fp32PassSeconds: teacherSeconds,
+        simulationSeconds: Object.fromEntries(
+          Object.entries(evaluator.simulationSeconds).map(([phase, v]) => [phase, Math.round(v * 10) / 10]),
+        ),
         strategy: options.strategy,
         ...(state.final ? { finalCheck: { ...state.final, budget: o.budget } } : {}),
       },

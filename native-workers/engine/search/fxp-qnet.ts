@@ -78,6 +78,8 @@ export interface SearchState {
   startBound?: number;
   /** Seconds spent on optimized rounding so far (kept by the caller; issue 15). */
   roundingSeconds?: number;
+  /** Seconds the simulation spent evaluating, per phase (kept by the caller, for the cost report). */
+  simulationSeconds?: Record<string, number>;
   /** The final check on D_c: drop and bound (points), and whether it rolled back to lastGood. */
   final?: { drop: number; bound: number; rolledBack: boolean };
 }
