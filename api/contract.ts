@@ -190,6 +190,8 @@ export interface RunRequest {
   slice?: number;
   distill?: boolean;
   biasCorrection?: boolean;
+  /** The fractional-length choice among f0..f0+3 (default true; false keeps the range rule's f0). */
+  fracChoice?: boolean;
   /** Cross-layer equalization of the model before quantization (default 'depthwise'). */
   equalize?: EqualizeMode;
 }

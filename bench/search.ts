@@ -20,6 +20,7 @@ interface Variant {
   strategy?: Strategy;
   distill?: boolean;
   biasCorrection?: boolean;
+  fracChoice?: boolean;
 }
 
 const VARIANTS: Variant[] = [
@@ -27,6 +28,7 @@ const VARIANTS: Variant[] = [
   { label: 'schedule (default)', strategy: 'schedule' },
   { label: 'schedule without distillation', strategy: 'schedule', distill: false },
   { label: 'schedule without bias correction', strategy: 'schedule', biasCorrection: false },
+  { label: 'schedule without fractional-length choice', strategy: 'schedule', fracChoice: false },
   { label: 'sensitivity', strategy: 'sensitivity' },
   { label: 'trade-off', strategy: 'tradeoff' },
 ];
@@ -63,6 +65,7 @@ export async function benchSearch(
         strategy: v.strategy,
         distill: v.distill,
         biasCorrection: v.biasCorrection,
+        fracChoice: v.fracChoice,
         // The import and rounding choices of a row, when not the defaults.
         equalize: process.env['FXPQ_BENCH_EQUALIZE'] as EqualizeMode | undefined,
         rounding: process.env['FXPQ_BENCH_ROUNDING'] as 'nearest' | 'optimized' | undefined,

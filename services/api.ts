@@ -136,6 +136,7 @@ const runRequest = z
     slice: count,
     distill: z.boolean().optional(),
     biasCorrection: z.boolean().optional(),
+    fracChoice: z.boolean().optional(),
     equalize: z.enum(['depthwise', 'all', 'off']).optional(),
   })
   .strict();

@@ -556,6 +556,7 @@ export class ProjectService {
         ...(r.slice !== undefined ? { slice: r.slice } : {}),
         ...(r.distill !== undefined ? { distill: r.distill } : {}),
         ...(r.biasCorrection !== undefined ? { biasCorrection: r.biasCorrection } : {}),
+        ...(r.fracChoice !== undefined ? { fracChoice: r.fracChoice } : {}),
         ...(r.equalize !== undefined ? { equalize: r.equalize } : {}),
         checkpoint: from,
       },

@@ -18,7 +18,15 @@ export interface RunConfig {
   inputNonNegative: boolean;
   mode:
     | { kind: 'uniform'; bits: number; weightBits?: number }
-    | { kind: 'search'; budget: number; strategy: string; distill: boolean; biasCorrection: boolean };
+    | {
+        kind: 'search';
+        budget: number;
+        strategy: string;
+        distill: boolean;
+        biasCorrection: boolean;
+        /** Absent: on (the default). */
+        fracChoice?: false;
+      };
   assignment: Assignment;
   /** Bias values replaced by bias correction (float, per bias tensor). */
   biases?: Record<string, number[]>;

@@ -56,6 +56,8 @@ export interface SearchJobOptions extends SessionOptions {
   strategy?: Strategy;
   distill?: boolean;
   biasCorrection?: boolean;
+  /** The fractional-length choice of step 2 (default on; off keeps the range rule's f0). */
+  fracChoice?: boolean;
   /** How weights are rounded (issue 15); default: optimized on 1000+ calibration images, else nearest. */
   rounding?: Rounding;
   /** z of the paired bound; 0 accepts on the plain drop. */
@@ -110,6 +112,8 @@ interface JobIdentity {
   classes: string;
   /** Cross-layer equalization: it renames the tensors the assignment names. */
   equalize: EqualizeMode;
+  /** Present only when off (the runs made before the switch resume as they were). */
+  fracChoice?: false;
 }
 
 interface Checkpoint {
@@ -312,6 +316,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     strategy: o.strategy ?? DEFAULT_SEARCH.strategy,
     distill: o.distill ?? DEFAULT_SEARCH.distill,
     biasCorrection: o.biasCorrection ?? DEFAULT_SEARCH.biasCorrection,
+    fracChoice: o.fracChoice ?? DEFAULT_SEARCH.fracChoice,
   };
   const rounding = o.rounding ?? defaultSearchRounding(split.calib.length);
   const slice = Math.min(split.calib.length, o.slice ?? Math.max(200, Math.ceil(split.calib.length / 4)));
@@ -331,6 +336,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     preprocess: s.specText,
     classes: s.classes.source,
     equalize: o.equalize ?? DEFAULT_EQUALIZE,
+    ...(options.fracChoice ? {} : { fracChoice: false as const }),
   };
   const checkpointFile = join(o.out, CHECKPOINT);
   const trajectoryFile = join(o.out, 'trajectory.jsonl');
@@ -510,6 +516,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         strategy: options.strategy,
         distill: options.distill,
         biasCorrection: options.biasCorrection,
+        ...(options.fracChoice ? {} : { fracChoice: false }),
       },
       budget: o.budget,
       result,

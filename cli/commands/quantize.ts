@@ -7,7 +7,7 @@ import type { Command } from '../command.js';
 export const quantizeCommand: Command = {
   name: 'quantize',
   usage:
-    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B [--weight-bits W]) [--rounding nearest|optimized] [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--equalize depthwise|all|off] [--previous-checkpoint | --restart] [--json]',
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B [--weight-bits W]) [--rounding nearest|optimized] [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--no-frac-choice] [--equalize depthwise|all|off] [--previous-checkpoint | --restart] [--json]',
   summary: 'the smallest mixed-precision fixed-point network within an accuracy budget (resumable)',
   options: {
     model: { type: 'string' },
@@ -26,6 +26,7 @@ export const quantizeCommand: Command = {
     strategy: { type: 'string' },
     slice: { type: 'string' },
     'no-distill': { type: 'boolean' },
+    'no-frac-choice': { type: 'boolean' },
     'no-bias-correction': { type: 'boolean' },
     equalize: { type: 'string' },
     'previous-checkpoint': { type: 'boolean' },
@@ -95,6 +96,7 @@ export const quantizeCommand: Command = {
         strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
         distill: values['no-distill'] ? false : undefined,
         biasCorrection: values['no-bias-correction'] ? false : undefined,
+        fracChoice: values['no-frac-choice'] ? false : undefined,
         equalize: equalize as EqualizeMode | undefined,
         checkpoint,
       },

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { buildPlan, type Assignment } from '../../native-workers/engine/fixedpoint/plan.js';
 import { canonicalize } from '../../native-workers/engine/passes/canonicalize.js';
 import { memoryReport } from '../../native-workers/engine/fixedpoint/assignment.js';
+import { initialFrac } from '../../native-workers/engine/fixedpoint/format.js';
 import {
   DEFAULT_SEARCH,
   FxpQNetSearch,
@@ -225,6 +226,24 @@ describe('FxP-QNet search', () => {
     expect(reduce.some((l) => !l.accepted && l.budget < 1 - 1e-9)).toBe(true);
     expect(reduce.some((l) => !l.accepted && l.budget >= 1 - 1e-9)).toBe(true);
     expect(state.phase).toBe('done');
+  });
+
+  it("proposes every format at the range rule's f0 when the fractional-length choice is off", async () => {
+    const plan = tinyPlan();
+    const run = async (fracChoice: boolean) => {
+      const log: TrajectoryStep[] = [];
+      await new FxpQNetSearch(syntheticEnv(plan, log, {}), { ...options, fracChoice, distill: false }).run(
+        initialState(),
+      );
+      return log.filter((l) => l.phase === 'reduce' && l.structure);
+    };
+    const f0 = (l: TrajectoryStep) =>
+      initialFrac(l.bits!, plan.byId.get(l.structure!)!.signed, 1.5 /* the synthetic env's ranges */);
+    const off = await run(false);
+    expect(off.length).toBeGreaterThan(0);
+    for (const l of off) expect({ s: l.structure, frac: l.frac }).toEqual({ s: l.structure, frac: f0(l) });
+    // With the choice on, the weights' exact error picks another fractional length somewhere.
+    expect((await run(true)).some((l) => l.frac !== f0(l))).toBe(true);
   });
 
   it('keeps a distillation move only when the KL falls, and the distilled mapping only within the budget', async () => {

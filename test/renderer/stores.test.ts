@@ -37,6 +37,7 @@ interface RunForm {
   rounding: 'auto' | 'nearest' | 'optimized';
   calib: number | null;
   eval: number | null;
+  fracChoice: boolean;
 }
 interface RunsStore {
   form: RunForm;
@@ -207,6 +208,8 @@ describe('runs store', () => {
       calib: 60,
       eval: 40,
     });
+    f.fracChoice = false;
+    expect(runRequest(f)).toMatchObject({ fracChoice: false });
     f.mode = 'uniform';
     f.uniform = 8;
     expect(runRequest(f)).toMatchObject({ uniform: 8 });

@@ -38,6 +38,11 @@ export interface SearchOptions {
   maxPasses: number;
   distill: boolean;
   biasCorrection: boolean;
+  /**
+   * Choose each proposed format's fractional length among f0..f0+3 by its quantization error
+   * (spec step 2); false keeps f0, the range rule's (an ablation: BENCHMARKS.md).
+   */
+  fracChoice: boolean;
 }
 
 export const DEFAULT_SEARCH: SearchOptions = {
@@ -51,6 +56,7 @@ export const DEFAULT_SEARCH: SearchOptions = {
   maxPasses: 64,
   distill: true,
   biasCorrection: true,
+  fracChoice: true,
 };
 
 export type Phase = 'init' | 'reduce' | 'distill' | 'bias' | 'final-reduce' | 'check' | 'done';
@@ -157,6 +163,7 @@ export class FxpQNetSearch {
   private formatAt(id: string, bits: number): Format {
     const s = this.env.plan.byId.get(id)!;
     const maxAbs = this.env.ranges.get(id) ?? 0;
+    if (!this.o.fracChoice) return chooseFrac(bits, s.signed, maxAbs, () => 0, 0);
     if (s.kind === 'A') {
       const h = this.env.histograms.get(s.tensor);
       return h

@@ -24,6 +24,7 @@ export interface RunForm {
   seed: number;
   distill: boolean;
   biasCorrection: boolean;
+  fracChoice: boolean;
   equalize: EqualizeMode;
 }
 
@@ -43,6 +44,7 @@ export const defaultRunForm = (): RunForm => ({
   seed: 0,
   distill: true,
   biasCorrection: true,
+  fracChoice: true,
   equalize: 'depthwise',
 });
 
@@ -68,6 +70,7 @@ export function runRequest(f: RunForm): RunRequest | string {
     req.strategy = f.strategy;
     req.distill = f.distill;
     req.biasCorrection = f.biasCorrection;
+    if (!f.fracChoice) req.fracChoice = false;
   }
   if (f.rounding !== 'auto') req.rounding = f.rounding;
   if (!Number.isInteger(f.seed) || f.seed < 0) return 'The seed must be a whole number, 0 or more.';
