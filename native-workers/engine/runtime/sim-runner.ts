@@ -4,8 +4,8 @@
  * biases baked in as constants and only the asked-for outputs declared (a few such sessions
  * kept, keyed by those values and outputs): onnxruntime's blocked (NCHWc) convolution kernels
  * need constant weights, and a session takes milliseconds to build against about a second for
- * a search's evaluation, while those kernels run the simulation about twice as fast
- * (BENCHMARKS.md, engines).
+ * a search's evaluation, while those kernels run the simulation 1.4-1.7x as fast (BENCHMARKS.md,
+ * engines).
  */
 import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';

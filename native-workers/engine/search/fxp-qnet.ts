@@ -422,7 +422,8 @@ export class FxpQNetSearch {
     if (final) {
       // One pass, as the spec says. Passes until every structure fails were measured: ResNet-20
       // 8.39x -> 8.56x, but VGG's last two moves (activations to 2 bits at a D_c bound of exactly
-      // the budget) took its held-out drop from 0.8 to 1.5 points (BENCHMARKS.md, search cost).
+      // the budget) took its held-out drop from 0.8 to 1.5 points (BENCHMARKS.md, "Tried: the last
+      // reduction repeated").
       state.phase = 'check';
     } else if (allFrozen || state.pass + 1 >= this.o.maxPasses) {
       state.phase = this.o.distill ? 'distill' : this.o.biasCorrection ? 'bias' : 'done';
