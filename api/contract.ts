@@ -188,6 +188,11 @@ export interface RunRequest {
   eval?: number;
   seed?: number;
   slice?: number;
+  /**
+   * z of the paired bound the search accepts on (default 1): a larger z trades compression for
+   * confidence that the held-out drop stays within the budget (BENCHMARKS.md, search).
+   */
+  z?: number;
   distill?: boolean;
   biasCorrection?: boolean;
   /** The fractional-length choice among f0..f0+3 (default true; false keeps the range rule's f0). */

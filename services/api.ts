@@ -134,6 +134,7 @@ const runRequest = z
       .max(2 ** 31)
       .optional(),
     slice: count,
+    z: z.number().min(0).max(10).optional(),
     distill: z.boolean().optional(),
     biasCorrection: z.boolean().optional(),
     fracChoice: z.boolean().optional(),

@@ -527,6 +527,8 @@ export class ProjectService {
       if (v !== undefined && !(Number.isInteger(v) && v >= 1))
         fail(`${key} must be a whole number >= 1, not ${String(v)}.`);
     }
+    if (request.z !== undefined && !(Number.isFinite(request.z) && request.z >= 0 && request.z <= 10))
+      fail(`z must be a number from 0 to 10, not ${String(request.z)}.`);
     if (request.seed !== undefined && !(Number.isInteger(request.seed) && request.seed >= 0))
       fail(`The seed must be a whole number >= 0, not ${String(request.seed)}.`);
   }
@@ -554,6 +556,7 @@ export class ProjectService {
         ...(r.eval !== undefined ? { eval: r.eval } : {}),
         ...(r.seed !== undefined ? { seed: r.seed } : {}),
         ...(r.slice !== undefined ? { slice: r.slice } : {}),
+        ...(r.z !== undefined ? { z: r.z } : {}),
         ...(r.distill !== undefined ? { distill: r.distill } : {}),
         ...(r.biasCorrection !== undefined ? { biasCorrection: r.biasCorrection } : {}),
         ...(r.fracChoice !== undefined ? { fracChoice: r.fracChoice } : {}),

@@ -7,7 +7,7 @@ import type { Command } from '../command.js';
 export const quantizeCommand: Command = {
   name: 'quantize',
   usage:
-    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B [--weight-bits W]) [--rounding nearest|optimized] [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--workers K] [--no-distill] [--no-bias-correction] [--no-frac-choice] [--equalize depthwise|all|off] [--previous-checkpoint | --restart] [--json]',
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B [--weight-bits W]) [--rounding nearest|optimized] [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--z Z] [--workers K] [--no-distill] [--no-bias-correction] [--no-frac-choice] [--equalize depthwise|all|off] [--previous-checkpoint | --restart] [--json]',
   summary: 'the smallest mixed-precision fixed-point network within an accuracy budget (resumable)',
   options: {
     model: { type: 'string' },
@@ -25,6 +25,7 @@ export const quantizeCommand: Command = {
     workers: { type: 'string' },
     strategy: { type: 'string' },
     slice: { type: 'string' },
+    z: { type: 'string' },
     'no-distill': { type: 'boolean' },
     'no-frac-choice': { type: 'boolean' },
     'no-bias-correction': { type: 'boolean' },
@@ -53,6 +54,8 @@ export const quantizeCommand: Command = {
     }
     const budget = numberOption(values, 'budget', { min: 0, max: 100 });
     if (typeof budget === 'object') return budget;
+    const z = numberOption(values, 'z', { min: 0, max: 10 });
+    if (typeof z === 'object') return z;
     if (budget === undefined && numbers['uniform'] === undefined)
       return { usageError: 'quantize needs --budget PP or --uniform B.' };
     if (numbers['weight-bits'] !== undefined && numbers['uniform'] === undefined)
@@ -92,6 +95,7 @@ export const quantizeCommand: Command = {
         eval: numbers['eval'],
         seed: numbers['seed'],
         slice: numbers['slice'],
+        z,
         ...(numbers['workers'] !== undefined ? { ortThreads: numbers['workers'] } : {}),
         strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
         distill: values['no-distill'] ? false : undefined,

@@ -38,6 +38,7 @@ interface RunForm {
   calib: number | null;
   eval: number | null;
   fracChoice: boolean;
+  z: number | null;
 }
 interface RunsStore {
   form: RunForm;
@@ -209,7 +210,11 @@ describe('runs store', () => {
       eval: 40,
     });
     f.fracChoice = false;
-    expect(runRequest(f)).toMatchObject({ fracChoice: false });
+    f.z = 2;
+    expect(runRequest(f)).toMatchObject({ fracChoice: false, z: 2 });
+    f.z = -1;
+    expect(runRequest(f)).toMatch(/confidence z/);
+    f.z = null;
     f.mode = 'uniform';
     f.uniform = 8;
     expect(runRequest(f)).toMatchObject({ uniform: 8 });

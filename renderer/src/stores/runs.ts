@@ -21,6 +21,8 @@ export interface RunForm {
   calib: number | null;
   eval: number | null;
   slice: number | null;
+  /** z of the search's paired bound (null: the default, 1). */
+  z: number | null;
   seed: number;
   distill: boolean;
   biasCorrection: boolean;
@@ -41,6 +43,7 @@ export const defaultRunForm = (): RunForm => ({
   calib: null,
   eval: null,
   slice: null,
+  z: null,
   seed: 0,
   distill: true,
   biasCorrection: true,
@@ -81,6 +84,10 @@ export function runRequest(f: RunForm): RunRequest | string {
   if (f.mode === 'search' && f.slice != null) {
     if (!Number.isInteger(f.slice) || f.slice < 1) return 'The early-rejection slice must be a whole number above 0.';
     req.slice = f.slice;
+  }
+  if (f.mode === 'search' && f.z != null) {
+    if (!(Number.isFinite(f.z) && f.z >= 0 && f.z <= 10)) return 'The confidence z must be a number from 0 to 10.';
+    req.z = f.z;
   }
   if (f.eval != null) {
     if (!Number.isInteger(f.eval) || f.eval < 1) return 'Evaluation images must be a whole number above 0.';
