@@ -114,7 +114,11 @@ interface JobIdentity {
   equalize: EqualizeMode;
   /** Present only when off (the runs made before the switch resume as they were). */
   fracChoice?: false;
+  /** The output's floor; absent: 8 bits (runs checkpointed before it became 16). */
+  logitsFloor?: number;
 }
+
+const LEGACY_LOGITS_FLOOR = 8;
 
 interface Checkpoint {
   identity: JobIdentity;
@@ -200,6 +204,15 @@ class SearchEvaluator {
         });
         for (const b of batches.slice(0, skip)) teacherRightLeft -= b.teacherRight;
       } else skip = 0;
+    }
+    // The decision may already be settled by the prefix, as it would be after its last batch.
+    const settled =
+      skip > 0 && decideAgainst !== undefined
+        ? decidedAgainst(c, count, teacherRightLeft, this.z, decideAgainst)
+        : undefined;
+    if (settled) {
+      c.decided = settled;
+      skip = batches.length;
     }
     for (const b of batches.slice(skip)) {
       const out = await this.sim.run(a, this.quantInput(a, b.data), b.count, biases);
@@ -309,8 +322,14 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       'io',
     );
   }
+  const previous = await readCheckpoint(o.out, o.checkpoint ?? 'latest');
+  // A run checkpointed before the output's floor went from 8 to 16 bits finishes with the floor it
+  // started with (its identity has no logitsFloor).
+  const logitsFloor =
+    previous && previous.identity.logitsFloor === undefined ? LEGACY_LOGITS_FLOOR : DEFAULT_SEARCH.logitsFloor;
   const options: SearchOptions = {
     ...DEFAULT_SEARCH,
+    logitsFloor,
     budget: o.budget,
     z: o.z ?? DEFAULT_SEARCH.z,
     strategy: o.strategy ?? DEFAULT_SEARCH.strategy,
@@ -337,10 +356,10 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     classes: s.classes.source,
     equalize: o.equalize ?? DEFAULT_EQUALIZE,
     ...(options.fracChoice ? {} : { fracChoice: false as const }),
+    ...(logitsFloor !== LEGACY_LOGITS_FLOOR ? { logitsFloor } : {}),
   };
   const checkpointFile = join(o.out, CHECKPOINT);
   const trajectoryFile = join(o.out, 'trajectory.jsonl');
-  const previous = await readCheckpoint(o.out, o.checkpoint ?? 'latest');
   if (previous && JSON.stringify(previous.identity) !== JSON.stringify(identity)) {
     throw new FxpqError(
       `${o.out} holds a run started with other inputs or options; choose another --out folder or delete it.`,

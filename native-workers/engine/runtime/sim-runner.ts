@@ -73,8 +73,13 @@ export class SimRunner {
   private bakedSession(values: Map<string, FeedValue>, outputs: string[]): BakedSession {
     const list = [...values.values()];
     const key = outputs.join('\n');
-    const hit = this.baked.find((b) => b.outputs === key && b.values.every((v, i) => v === list[i]));
-    if (hit) return hit;
+    const at = this.baked.findIndex((b) => b.outputs === key && b.values.every((v, i) => v === list[i]));
+    if (at >= 0) {
+      // Most recently used last: eviction takes the first idle one.
+      const [hit] = this.baked.splice(at, 1);
+      this.baked.push(hit!);
+      return hit!;
+    }
     const graph = withParametersBaked(this.sim, values);
     // Only the tensors asked for: declaring more outputs keeps onnxruntime from reusing their memory.
     graph.outputs = outputs.map((name) => ({
@@ -89,6 +94,11 @@ export class SimRunner {
       session: ort.InferenceSession.create(writeOnnx(graph), sessionOptions({ threads: this.options.threads })),
       running: 0,
     };
+    // A session that fails to build is forgotten, so the next run tries again.
+    made.session.catch(() => {
+      const i = this.baked.indexOf(made);
+      if (i >= 0) this.baked.splice(i, 1);
+    });
     this.baked.push(made);
     const idle = this.baked.findIndex((b) => b.running === 0 && b !== made);
     if (this.baked.length > BAKED_SESSIONS && idle >= 0) {
@@ -181,8 +191,9 @@ export class SimRunner {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
-    for (const b of this.baked.splice(0)) await (await b.session).release();
-    if (this.probe) await (await this.probe).release();
+    const sessions = [Promise.resolve(this.session), ...this.baked.splice(0).map((b) => b.session)];
+    if (this.probe) sessions.push(this.probe);
+    // Every session is released even if one failed to build or to release.
+    await Promise.allSettled(sessions.map(async (s) => (await s).release()));
   }
 }
