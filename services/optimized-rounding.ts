@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { toFloat32, type Node } from '../native-workers/engine/ir/graph.js';
-import { dequantizeArray, quantizeArray, type Format } from '../native-workers/engine/fixedpoint/format.js';
+import { quantizeArray, type Format } from '../native-workers/engine/fixedpoint/format.js';
 import {
   DEFAULT_ROUNDING,
   HessianAccumulator,
@@ -183,11 +183,6 @@ export class WeightRounder {
     if (this.gram) await (await this.gram).release();
   }
 
-  private quantInput(a: Assignment, data: Float32Array): Float32Array {
-    const f = a[this.plan.activationOf.get(this.plan.inputName)!]!;
-    return dequantizeArray(quantizeArray(data, f), f.frac);
-  }
-
   /** What the input of `node` depends on: the formats and bias values of the layers before it. */
   private upstreamKey(node: Node, a: Assignment, biases: Record<string, number[]>): string {
     const before = new Set<string>();
@@ -239,7 +234,7 @@ export class WeightRounder {
           if (seen >= images) break;
           const count = Math.min(b.count, images - seen);
           const data = b.data.subarray(0, count * (b.data.length / b.count));
-          const qin = this.quantInput(a, data);
+          const qin = this.sim.quantizeInput(a, data);
           const xq =
             input === this.plan.inputName
               ? qin

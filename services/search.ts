@@ -11,7 +11,6 @@ import { join, resolve } from 'node:path';
 import { seededRandom } from '../native-workers/engine/data/split.js';
 import { topK } from '../native-workers/engine/data/metrics.js';
 import { structureRanges } from '../native-workers/engine/fixedpoint/assignment.js';
-import { dequantizeArray, quantizeArray } from '../native-workers/engine/fixedpoint/format.js';
 import { buildPlan, type Assignment, type QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
 import { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
@@ -168,11 +167,6 @@ class SearchEvaluator {
     return out;
   }
 
-  private quantInput(a: Assignment, data: Float32Array): Float32Array {
-    const f = a[this.plan.activationOf.get(this.plan.inputName)!]!;
-    return dequantizeArray(quantizeArray(data, f), f.frac);
-  }
-
   async evaluate(
     a: Assignment,
     biases: Record<string, number[]>,
@@ -205,17 +199,17 @@ class SearchEvaluator {
         for (const b of batches.slice(0, skip)) teacherRightLeft -= b.teacherRight;
       } else skip = 0;
     }
+    // Sequential testing: stop once no outcome of the remaining images can change the decision.
+    const decide = () =>
+      decideAgainst === undefined ? undefined : decidedAgainst(c, count, teacherRightLeft, this.z, decideAgainst);
     // The decision may already be settled by the prefix, as it would be after its last batch.
-    const settled =
-      skip > 0 && decideAgainst !== undefined
-        ? decidedAgainst(c, count, teacherRightLeft, this.z, decideAgainst)
-        : undefined;
+    const settled = skip > 0 ? decide() : undefined;
     if (settled) {
       c.decided = settled;
       skip = batches.length;
     }
     for (const b of batches.slice(skip)) {
-      const out = await this.sim.run(a, this.quantInput(a, b.data), b.count, biases);
+      const out = await this.sim.run(a, this.sim.quantizeInput(a, b.data), b.count, biases);
       for (let i = 0; i < b.count; i++) {
         const t = topK(b.teacher.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
         const s = topK(out.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
@@ -226,9 +220,7 @@ class SearchEvaluator {
         c.kl += klDivergence(b.teacher, out, i * k, k);
       }
       teacherRightLeft -= b.teacherRight;
-      // Sequential testing: stop once no outcome of the remaining images can change the decision.
-      const decided =
-        decideAgainst === undefined ? undefined : decidedAgainst(c, count, teacherRightLeft, this.z, decideAgainst);
+      const decided = decide();
       if (decided) {
         c.decided = decided;
         break;
@@ -248,7 +240,9 @@ class SearchEvaluator {
     const sum = new Float64Array(channels);
     let per = 0;
     for (const b of this.batchesFor(count)) {
-      const q = (await this.sim.runOutputs(a, this.quantInput(a, b.data), b.count, [tensor], biases)).get(tensor)!;
+      const q = (await this.sim.runOutputs(a, this.sim.quantizeInput(a, b.data), b.count, [tensor], biases)).get(
+        tensor,
+      )!;
       const fp = (await this.stats.run(b.data, b.count, [tensor])).get(tensor)!;
       const spatial = fp.length / (b.count * channels);
       for (let i = 0; i < fp.length; i++) sum[Math.floor(i / spatial) % channels]! += fp[i]! - q[i]!;

@@ -22,6 +22,7 @@ import {
 } from '../fixedpoint/sim-graph.js';
 import { QuantizedCache, type ParameterOverrides } from '../fixedpoint/quantized-cache.js';
 import { formatOf } from '../fixedpoint/compile.js';
+import { dequantizeArray, quantizeArray } from '../fixedpoint/format.js';
 import type { Assignment, QuantPlan } from '../fixedpoint/plan.js';
 import { sessionOptions } from './session-options.js';
 
@@ -106,6 +107,12 @@ export class SimRunner {
       void old!.session.then((s) => s.release()).catch(() => undefined);
     }
     return made;
+  }
+
+  /** Images in the input's format of `assignment` (m * 2^-f), what `run` takes. */
+  quantizeInput(assignment: Assignment, data: Float32Array): Float32Array {
+    const f = formatOf(this.plan, assignment, this.plan.activationOf.get(this.plan.inputName)!);
+    return dequantizeArray(quantizeArray(data, f), f.frac);
   }
 
   get imageSize(): number {
