@@ -48,13 +48,13 @@ export class SimRunner {
   private readonly feedCache = new Map<string, { key: string; value: FeedValue }>();
   private readonly tensors = new WeakMap<FeedValue, ort.Tensor>();
   private probe?: Promise<ort.InferenceSession>;
+  private fed?: Promise<ort.InferenceSession>;
   private readonly baked: BakedSession[] = [];
   private readonly parameters: Set<string>;
 
   private constructor(
     readonly plan: QuantPlan,
     readonly sim: SimGraph,
-    private readonly session: ort.InferenceSession,
     readonly quantized: QuantizedCache,
     private readonly options: SimRunnerOptions,
   ) {
@@ -63,8 +63,11 @@ export class SimRunner {
 
   static async create(plan: QuantPlan, options: SimRunnerOptions = {}): Promise<SimRunner> {
     const sim = buildSimGraph(plan);
-    const session = await ort.InferenceSession.create(writeOnnx(sim.graph), sessionOptions(options));
-    return new SimRunner(plan, sim, session, new QuantizedCache(plan), options);
+    const runner = new SimRunner(plan, sim, new QuantizedCache(plan), options);
+    // The session fed every value is what runs unless weights are baked: build it now, so a
+    // broken graph is reported here; baked runs build it only if something asks for it.
+    if (options.baked === false) await runner.fedSession();
+    return runner;
   }
 
   /**
@@ -107,6 +110,11 @@ export class SimRunner {
       void old!.session.then((s) => s.release()).catch(() => undefined);
     }
     return made;
+  }
+
+  /** The one session with every weight, bias and format fed as an input. */
+  private fedSession(): Promise<ort.InferenceSession> {
+    return (this.fed ??= ort.InferenceSession.create(writeOnnx(this.sim.graph), sessionOptions(this.options)));
   }
 
   /** Images in the input's format of `assignment` (m * 2^-f), what `run` takes. */
@@ -188,7 +196,7 @@ export class SimRunner {
       }
     }
     const session = onlyLogits
-      ? this.session
+      ? await this.fedSession()
       : await (this.probe ??= ort.InferenceSession.create(
           writeOnnx(withActivationOutputs(this.sim, this.plan).graph),
           sessionOptions(),
@@ -198,7 +206,8 @@ export class SimRunner {
   }
 
   async release(): Promise<void> {
-    const sessions = [Promise.resolve(this.session), ...this.baked.splice(0).map((b) => b.session)];
+    const sessions = this.baked.splice(0).map((b) => b.session);
+    if (this.fed) sessions.push(this.fed);
     if (this.probe) sessions.push(this.probe);
     // Every session is released even if one failed to build or to release.
     await Promise.allSettled(sessions.map(async (s) => (await s).release()));
