@@ -13,7 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SimRunner } from '../../native-workers/engine/runtime/sim-runner.js';
+import { nodesNeededFor, SimRunner } from '../../native-workers/engine/runtime/sim-runner.js';
 import { compileProgram } from '../../native-workers/engine/fixedpoint/compile.js';
 import { runBatch } from '../../native-workers/engine/fixedpoint/int-executor.js';
 import { dequantizeArray, quantizeArray } from '../../native-workers/engine/fixedpoint/format.js';
@@ -118,4 +118,45 @@ describe('baked simulation sessions', () => {
     await baked.release();
     await fed.release();
   }, 120_000);
+
+  it('read an early, a middle and the last layer input from a graph cut to what they need, equal to the whole graph', async () => {
+    const setup = await quantSetup('fmnist_resnet20', 40, cacheDir);
+    const baked = await SimRunner.create(setup.plan);
+    const fed = await SimRunner.create(setup.plan, { baked: false });
+    const a = randomAssignment(setup, 5, 3, 8);
+    const inF = a[setup.plan.activationOf.get(setup.plan.inputName)!]!;
+    const b = setup.batches[0]!;
+    const x = dequantizeArray(quantizeArray(b.data, inF), inF.frac);
+    const layers = setup.plan.nodes.filter((n) => n.op === 'Conv' || n.op === 'Gemm');
+    for (const node of [layers[1]!, layers[Math.floor(layers.length / 2)]!, layers.at(-1)!]) {
+      const name = node.inputs[0]!;
+      const cut = (await baked.runOutputs(a, x, b.indices.length, [name], {})).get(name)!;
+      const whole = (await fed.runOutputs(a, x, b.indices.length, [name], {})).get(name)!;
+      expect(cut.length).toBeGreaterThan(0);
+      expect(Array.from(cut)).toEqual(Array.from(whole));
+    }
+    await baked.release();
+    await fed.release();
+  }, 120_000);
+});
+
+describe('nodesNeededFor', () => {
+  it('keeps the ancestors of the outputs, in order, and nothing else', () => {
+    const node = (name: string, inputs: string[], outputs: string[]) => ({
+      name,
+      op: 'Relu',
+      inputs,
+      outputs,
+      attrs: {},
+    });
+    const nodes = [
+      node('a', ['x'], ['t1']),
+      node('b', ['t1'], ['t2']),
+      node('c', ['x'], ['t3']),
+      node('d', ['t2', 't3'], ['y']),
+    ];
+    expect(nodesNeededFor(nodes, ['t2']).map((n) => n.name)).toEqual(['a', 'b']);
+    expect(nodesNeededFor(nodes, ['y']).map((n) => n.name)).toEqual(['a', 'b', 'c', 'd']);
+    expect(nodesNeededFor(nodes, ['t3']).map((n) => n.name)).toEqual(['c']);
+  });
 });

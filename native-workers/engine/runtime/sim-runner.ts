@@ -9,7 +9,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';
-import { DataType } from '../ir/graph.js';
+import { DataType, type Node } from '../ir/graph.js';
 import {
   buildSimGraph,
   parameterFeeds,
@@ -85,6 +85,9 @@ export class SimRunner {
       return hit!;
     }
     const graph = withParametersBaked(this.sim, values);
+    // Only the nodes the outputs need: onnxruntime runs every node of a graph, so reading an early
+    // layer's input (the weight rounder's Hessians) cost a whole pass and more.
+    graph.nodes = nodesNeededFor(graph.nodes, outputs);
     // Only the tensors asked for: declaring more outputs keeps onnxruntime from reusing their memory.
     graph.outputs = outputs.map((name) => ({
       name,
@@ -212,4 +215,17 @@ export class SimRunner {
     // Every session is released even if one failed to build or to release.
     await Promise.allSettled(sessions.map(async (s) => (await s).release()));
   }
+}
+
+/** The nodes (in their order) that `outputs` depend on. */
+export function nodesNeededFor(nodes: Node[], outputs: string[]): Node[] {
+  const needed = new Set(outputs);
+  const keep = new Array<boolean>(nodes.length).fill(false);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    keep[i] = true;
+    for (const input of n.inputs) if (input) needed.add(input);
+  }
+  return nodes.filter((_, i) => keep[i]);
 }
