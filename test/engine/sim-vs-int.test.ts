@@ -158,5 +158,10 @@ describe('nodesNeededFor', () => {
     expect(nodesNeededFor(nodes, ['t2']).map((n) => n.name)).toEqual(['a', 'b']);
     expect(nodesNeededFor(nodes, ['y']).map((n) => n.name)).toEqual(['a', 'b', 'c', 'd']);
     expect(nodesNeededFor(nodes, ['t3']).map((n) => n.name)).toEqual(['c']);
+    // A node with several outputs is kept for any of them; an empty optional input is no tensor.
+    const split = [node('s', ['x', ''], ['u', 'v']), node('e', ['v'], ['w']), node('f', ['u'], ['z'])];
+    expect(nodesNeededFor(split, ['w']).map((n) => n.name)).toEqual(['s', 'e']);
+    // The graph's input itself needs no node.
+    expect(nodesNeededFor(nodes, ['x'])).toEqual([]);
   });
 });

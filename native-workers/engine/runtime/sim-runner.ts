@@ -88,6 +88,9 @@ export class SimRunner {
     // Only the nodes the outputs need: onnxruntime runs every node of a graph, so reading an early
     // layer's input (the weight rounder's Hessians) cost a whole pass and more.
     graph.nodes = nodesNeededFor(graph.nodes, outputs);
+    const used = new Set(graph.nodes.flatMap((n) => n.inputs));
+    // The cut layers' baked weights would only be serialized for onnxruntime to drop.
+    graph.initializers = new Map([...graph.initializers].filter(([name]) => used.has(name)));
     // Only the tensors asked for: declaring more outputs keeps onnxruntime from reusing their memory.
     graph.outputs = outputs.map((name) => ({
       name,
@@ -217,7 +220,7 @@ export class SimRunner {
   }
 }
 
-/** The nodes (in their order) that `outputs` depend on. */
+/** The nodes (in their order, which must be topological, as every plan's is) that `outputs` depend on. */
 export function nodesNeededFor(nodes: Node[], outputs: string[]): Node[] {
   const needed = new Set(outputs);
   const keep = new Array<boolean>(nodes.length).fill(false);
