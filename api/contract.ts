@@ -83,8 +83,22 @@ export interface RunReport {
   budget: number | null;
   data: { calib: number; eval: number; labelled: boolean; seed: number };
   fp: { top1: number; top5: number };
-  /** `ties`: held-out images whose top logit is shared by several classes (decided by class order). */
-  quant: { top1: number; top5: number; agreement: number; ties?: number };
+  /**
+   * `ties`: held-out images whose top logit is shared by several classes (decided by class order).
+   * `n10` / `n01`: held-out images the float model gets right and the fixed-point network wrong,
+   * and the reverse; the drop is (n10 - n01) / n and `dropStandardError` (a fraction, like top1)
+   * is its paired standard error sqrt(n10 + n01) / n: a drop within about two of it of the budget
+   * is within the held-out split's own noise.
+   */
+  quant: {
+    top1: number;
+    top5: number;
+    agreement: number;
+    ties?: number;
+    n10?: number;
+    n01?: number;
+    dropStandardError?: number;
+  };
   memory: MemoryReport;
   structures: StructureFormat[];
   search: {

@@ -26,7 +26,8 @@ export type QuantEngine =
 export interface EngineEvaluation {
   n: number;
   fp?: { top1: number; top5: number };
-  quant?: { top1: number; top5: number; agreement: number };
+  /** n10 / n01: images the float model gets right and the fixed-point wrong, and the reverse. */
+  quant?: { top1: number; top5: number; agreement: number; n10?: number; n01?: number };
   perClass: Record<string, { n: number; top1: number }>;
   skipped: { path: string; reason: string }[];
   /** n x classes, in the order of the evaluated images (quant when present, else fp). */
@@ -109,6 +110,8 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   const skipped: EngineEvaluation['skipped'] = [];
   const logits: Float32Array[] = [];
   let agree = 0;
+  let n10 = 0;
+  let n01 = 0;
   let done = 0;
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   let ties = 0;
@@ -139,7 +142,14 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
       }
       const fpTop = fp ? fpMeter!.add(fp, labels) : undefined;
       const qTop = q ? qMeter!.add(q, labels) : undefined;
-      if (fpTop && qTop) fpTop.forEach((p, i) => (agree += p === qTop[i] ? 1 : 0));
+      if (fpTop && qTop)
+        fpTop.forEach((p, i) => {
+          const fpRight = p === labels[i];
+          const qRight = qTop[i] === labels[i];
+          agree += p === qTop[i] ? 1 : 0;
+          n10 += fpRight && !qRight ? 1 : 0;
+          n01 += !fpRight && qRight ? 1 : 0;
+        });
       (qTop ?? fpTop)?.forEach((p, i) => confusion[labels[i]!]![p]!++);
       if (q) ties += countTies(q, count, classes);
       if (o.keepLogits) logits.push((q ?? fp)!.slice());
@@ -167,7 +177,12 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   }
   if (qMeter) {
     const r = qMeter.result();
-    result.quant = { top1: r.top1, top5: r.top5, agreement: fpMeter ? agree / r.n : NaN };
+    result.quant = {
+      top1: r.top1,
+      top5: r.top5,
+      agreement: fpMeter ? agree / r.n : NaN,
+      ...(fpMeter ? { n10, n01 } : {}),
+    };
     result.ties = ties;
   }
   if (o.keepLogits) {

@@ -7,6 +7,7 @@ import { memoryReport } from '../native-workers/engine/fixedpoint/assignment.js'
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { writeFileAtomic } from './files.js';
 import type { EqualizeMode, RunReport } from '../api/contract.js';
+import { dropStandardError } from '../native-workers/engine/search/prediction-error.js';
 
 export interface RunConfig {
   format: 'fxpq-run';
@@ -124,7 +125,15 @@ export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } 
     budget: p.budget,
     data: { calib: p.split.calib.length, eval: p.result.n, labelled: true, seed: p.split.seed },
     fp: p.result.fp!,
-    quant: { ...p.result.quant!, ...(p.result.ties !== undefined ? { ties: p.result.ties } : {}) },
+    quant: {
+      ...p.result.quant!,
+      ...(p.result.ties !== undefined ? { ties: p.result.ties } : {}),
+      ...(p.result.quant!.n10 !== undefined && p.result.quant!.n01 !== undefined
+        ? {
+            dropStandardError: dropStandardError({ n: p.result.n, n10: p.result.quant!.n10, n01: p.result.quant!.n01 }),
+          }
+        : {}),
+    },
     memory: memoryReport(p.plan, p.assignment),
     structures: p.plan.structures.map((st) => ({
       layer: st.layer,

@@ -130,7 +130,11 @@ export const quantizeCommand: Command = {
         `Images         ${report.data.calib} calibration, ${report.data.eval} evaluation (seed ${report.data.seed})`,
         `FP32 top-1     ${pct(report.fp.top1)}   top-5 ${pct(report.fp.top5)}`,
         `Fixed top-1    ${pct(report.quant.top1)}   top-5 ${pct(report.quant.top5)}   agreement ${pct(report.quant.agreement)}`,
-        `Drop           ${(100 * (report.fp.top1 - report.quant.top1)).toFixed(2)} points`,
+        `Drop           ${(100 * (report.fp.top1 - report.quant.top1)).toFixed(2)} points${
+          report.quant.dropStandardError !== undefined
+            ? ` on the held-out split (paired standard error ${(100 * report.quant.dropStandardError).toFixed(2)}: ${report.quant.n10} images lost, ${report.quant.n01} gained)`
+            : ''
+        }`,
         `Memory         ${report.memory.reduction.toFixed(2)}x smaller (weights ${report.memory.weightsReduction.toFixed(2)}x), average bits W ${report.memory.avgBitsWeights.toFixed(2)}, A ${report.memory.avgBitsActivations.toFixed(2)}`,
         `Search         ${report.search.evaluations} evaluations, ${report.search.seconds.toFixed(1)} s${report.search.fp32Passes !== undefined ? `, ${report.search.fp32Passes.toFixed(0)} FP32 passes over the calibration split` : ''}`,
         ...(report.rounding

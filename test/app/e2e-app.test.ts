@@ -206,6 +206,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
       await page.waitForSelector('[data-test=view-results] [data-test=run-summary]');
       expect(await page.textContent('[data-test=top1]')).toMatch(/%.*\/.*%/);
       expect(await page.textContent('[data-test=reduction]')).toMatch(/x/);
+      expect(await page.textContent('[data-test=drop]')).toMatch(
+        /-?\d+\.\d+ points \(standard error \d+\.\d+; \d+ lost,\s+\d+ gained\)/,
+      );
       expect(await page.locator('[data-test=format-row]').count()).toBeGreaterThan(10);
       await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
       await expect.poll(() => points(page, 'results-trajectory')).toBeGreaterThan(0);

@@ -34,6 +34,31 @@ describe('fxpq quantize --uniform and evaluate --run', () => {
     expect(config.data.eval.some((i: number) => config.data.calib.includes(i))).toBe(false);
   });
 
+  it('prints the held-out drop with its paired standard error', async () => {
+    const r = await runCli(
+      [
+        'quantize',
+        '--model',
+        model,
+        '--data',
+        data,
+        '--uniform',
+        '8',
+        '--out',
+        join(tmp, 'run8-text'),
+        '--calib',
+        '100',
+      ],
+      { env },
+    );
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(join(tmp, 'run8-text', 'report.json'), 'utf8'));
+    const line = r.stdout.split('\n').find((l) => l.startsWith('Drop'));
+    expect(line).toBe(
+      `Drop           ${(100 * (report.fp.top1 - report.quant.top1)).toFixed(2)} points on the held-out split (paired standard error ${(100 * report.quant.dropStandardError).toFixed(2)}: ${report.quant.n10} images lost, ${report.quant.n01} gained)`,
+    );
+  });
+
   it('evaluates the run with the simulation and the integer executor, which agree', async () => {
     const outs: Record<string, { quant: { top1: number }; n: number }> = {};
     for (const engine of ['sim', 'int']) {

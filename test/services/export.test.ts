@@ -152,7 +152,9 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
         expect(compileAndRunC(out)).toMatch(/golden vectors, 0 mismatching outputs/);
         const code = readFileSync(join(out, 'c', 'model.c'), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
         expect(code).not.toMatch(/\b(float|double|malloc|free)\b|math\.h/);
-        expect(readFileSync(join(out, 'report.html'), 'utf8')).toMatch(/<svg[\s\S]*<\/svg>/);
+        const html = readFileSync(join(out, 'report.html'), 'utf8');
+        expect(html).toMatch(/<svg[\s\S]*<\/svg>/);
+        expect(html).toMatch(/paired standard error of the drop \(\d+ images lost, \d+ gained\)/);
         // `make eval` runs every evaluation image through the C; each argmax equals the integer executor's.
         const inputs = readEvalInputs(join(out, 'c', 'eval', 'inputs.bin'), pkg.program);
         expect(evalArgmax(join(out, 'c'))).toEqual(

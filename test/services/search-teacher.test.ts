@@ -60,6 +60,11 @@ describe('search teacher and final check', () => {
     expect(report.search.finalCheck).toMatchObject({ budget: 2, rolledBack: false });
     expect(report.search.finalCheck!.bound).toBeLessThanOrEqual(2);
     expect(report.quant.ties).toBeGreaterThanOrEqual(0);
+    // The held-out drop's paired counts: their difference is the drop, their sum its standard error.
+    const { n10, n01, dropStandardError } = report.quant;
+    expect(n10! - n01!).toBe(Math.round((report.fp.top1 - report.quant.top1) * report.data.eval));
+    expect(n10! + n01!).toBeLessThanOrEqual(Math.round((1 - report.quant.agreement) * report.data.eval));
+    expect(dropStandardError).toBeCloseTo(Math.sqrt(n10! + n01!) / report.data.eval, 12);
   }, 180_000);
 
   it('saves logits, not probabilities, from evaluate --save-logits of a model that ends in Softmax', async () => {

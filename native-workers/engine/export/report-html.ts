@@ -6,7 +6,7 @@ export interface HtmlReportInput {
     budget: number | null;
     data: { calib: number; eval: number; seed: number };
     fp: { top1: number; top5: number };
-    quant: { top1: number; top5: number; agreement: number };
+    quant: { top1: number; top5: number; agreement: number; n10?: number; n01?: number; dropStandardError?: number };
     memory: {
       reduction: number;
       weightsReduction: number;
@@ -107,6 +107,7 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
 <tr><td>float32</td><td class="n">${pct(r.fp.top1)}</td><td class="n">${pct(r.fp.top5)}</td></tr>
 <tr><td>fixed point</td><td class="n">${pct(r.quant.top1)}</td><td class="n">${pct(r.quant.top5)}</td></tr>
 <tr><td>drop</td><td class="n">${(100 * (r.fp.top1 - r.quant.top1)).toFixed(2)} points</td><td>budget ${r.budget ?? '-'}</td></tr>
+${r.quant.dropStandardError !== undefined ? `<tr><td>paired standard error of the drop (${r.quant.n10} images lost, ${r.quant.n01} gained)</td><td class="n">${(100 * r.quant.dropStandardError).toFixed(2)} points</td><td></td></tr>\n` : ''}
 <tr><td>top-1 agreement with float32</td><td class="n">${pct(r.quant.agreement)}</td><td></td></tr></table>
 <h2>Memory</h2>
 <table><tr><td>reduction (weights, biases, activations of one image)</td><td class="n">${r.memory.reduction.toFixed(2)}x</td></tr>

@@ -23,12 +23,17 @@ export function dropOf(c: PairedCounts): number {
   return c.n === 0 ? 0 : (c.n10 - c.n01) / c.n;
 }
 
+/** The paired standard error of the drop, sqrt(n10 + n01) / n: only images that change count. */
+export function dropStandardError(c: Pick<PairedCounts, 'n' | 'n10' | 'n01'>): number {
+  return c.n === 0 ? 0 : Math.sqrt(c.n10 + c.n01) / c.n;
+}
+
 export function dropUpperBound(c: PairedCounts, z: number): number {
-  return c.n === 0 ? 0 : dropOf(c) + (z * Math.sqrt(c.n10 + c.n01)) / c.n;
+  return dropOf(c) + z * dropStandardError(c);
 }
 
 export function dropLowerBound(c: PairedCounts, z: number): number {
-  return c.n === 0 ? 0 : dropOf(c) - (z * Math.sqrt(c.n10 + c.n01)) / c.n;
+  return dropOf(c) - z * dropStandardError(c);
 }
 
 /**
