@@ -380,7 +380,8 @@ export interface HistogramData {
 export interface EvaluationResult {
   n: number;
   fp: { top1: number; top5: number };
-  quant?: { top1: number; top5: number; agreement: number };
+  /** `n10`, `n01`, `dropStandardError`: as in RunReport's `quant`, when the float model ran too. */
+  quant?: { top1: number; top5: number; agreement: number; n10?: number; n01?: number; dropStandardError?: number };
   perClass: Record<string, { n: number; top1: number }>;
   classes: { count: number; source: string };
   preprocess: string;

@@ -14,6 +14,7 @@ import { openSession, splitIndices } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import type { EvaluationResult } from '../api/contract.js';
+import { dropStandardError } from '../native-workers/engine/search/prediction-error.js';
 
 export interface EvaluateOptions {
   modelPath: string;
@@ -101,7 +102,16 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     return {
       n: r.n,
       fp: r.fp!,
-      ...(r.quant ? { quant: r.quant } : {}),
+      ...(r.quant
+        ? {
+            quant: {
+              ...r.quant,
+              ...(r.quant.n10 !== undefined && r.quant.n01 !== undefined
+                ? { dropStandardError: dropStandardError({ n: r.n, n10: r.quant.n10, n01: r.quant.n01 }) }
+                : {}),
+            },
+          }
+        : {}),
       perClass: r.perClass,
       classes: { count: s.classes.ids.length, source: s.classes.source },
       preprocess: s.specText,

@@ -34,7 +34,7 @@ describe('fxpq quantize --uniform and evaluate --run', () => {
     expect(config.data.eval.some((i: number) => config.data.calib.includes(i))).toBe(false);
   });
 
-  it('prints the held-out drop with its paired standard error', async () => {
+  it('counts the held-out images lost and gained, and prints the drop with its paired standard error', async () => {
     const r = await runCli(
       [
         'quantize',
@@ -43,16 +43,23 @@ describe('fxpq quantize --uniform and evaluate --run', () => {
         '--data',
         data,
         '--uniform',
-        '8',
+        '4',
         '--out',
-        join(tmp, 'run8-text'),
+        join(tmp, 'run4-text'),
         '--calib',
         '100',
       ],
       { env },
     );
     expect(r.code).toBe(0);
-    const report = JSON.parse(readFileSync(join(tmp, 'run8-text', 'report.json'), 'utf8'));
+    const report = JSON.parse(readFileSync(join(tmp, 'run4-text', 'report.json'), 'utf8'));
+    // At 4 bits predictions change both ways: the counts' difference is the drop, their sum at most the disagreements.
+    const { n10, n01 } = report.quant;
+    const n = report.data.eval;
+    expect(n10).toBeGreaterThan(0);
+    expect(n10 - n01).toBe(Math.round((report.fp.top1 - report.quant.top1) * n));
+    expect(n10 + n01).toBeLessThanOrEqual(Math.round((1 - report.quant.agreement) * n));
+    expect(report.quant.dropStandardError).toBeCloseTo(Math.sqrt(n10 + n01) / n, 12);
     const line = r.stdout.split('\n').find((l) => l.startsWith('Drop'));
     expect(line).toBe(
       `Drop           ${(100 * (report.fp.top1 - report.quant.top1)).toFixed(2)} points on the held-out split (paired standard error ${(100 * report.quant.dropStandardError).toFixed(2)}: ${report.quant.n10} images lost, ${report.quant.n01} gained)`,
@@ -60,7 +67,7 @@ describe('fxpq quantize --uniform and evaluate --run', () => {
   });
 
   it('evaluates the run with the simulation and the integer executor, which agree', async () => {
-    const outs: Record<string, { quant: { top1: number }; n: number }> = {};
+    const outs: Record<string, { quant: { top1: number; n10?: number; n01?: number }; n: number }> = {};
     for (const engine of ['sim', 'int']) {
       const logits = join(tmp, `${engine}.f32`);
       const r = await runCli(
@@ -88,6 +95,13 @@ describe('fxpq quantize --uniform and evaluate --run', () => {
     }
     expect(outs['sim']!.n).toBe(200);
     expect(outs['int']!.quant.top1).toBe(outs['sim']!.quant.top1);
+    // The held-out counts of the run's own report, from evaluate as from quantize.
+    const report = JSON.parse(readFileSync(join(run, 'report.json'), 'utf8'));
+    expect(outs['sim']!.quant).toMatchObject({
+      n10: report.quant.n10,
+      n01: report.quant.n01,
+      dropStandardError: report.quant.dropStandardError,
+    });
     expect(Buffer.compare(readFileSync(join(tmp, 'sim.f32')), readFileSync(join(tmp, 'int.f32')))).toBe(0);
   });
 

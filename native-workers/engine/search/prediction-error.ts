@@ -28,12 +28,13 @@ export function dropStandardError(c: Pick<PairedCounts, 'n' | 'n10' | 'n01'>): n
   return c.n === 0 ? 0 : Math.sqrt(c.n10 + c.n01) / c.n;
 }
 
+// The bounds keep their own arithmetic, (z * sqrt) / n, so that a resumed search decides exactly as before.
 export function dropUpperBound(c: PairedCounts, z: number): number {
-  return dropOf(c) + z * dropStandardError(c);
+  return c.n === 0 ? 0 : dropOf(c) + (z * Math.sqrt(c.n10 + c.n01)) / c.n;
 }
 
 export function dropLowerBound(c: PairedCounts, z: number): number {
-  return dropOf(c) - z * dropStandardError(c);
+  return c.n === 0 ? 0 : dropOf(c) - (z * Math.sqrt(c.n10 + c.n01)) / c.n;
 }
 
 /**
