@@ -9,12 +9,11 @@ import { FxpqError } from '../native-workers/engine/errors.js';
 import { evaluateOn, type QuantEngine } from './engines.js';
 import { writeFileAtomic } from './files.js';
 import { runRoundedWeights } from './optimized-rounding.js';
-import { readRunConfig, runEqualized, sha256 } from './runs.js';
+import { readRunConfig, runEqualized, sha256, withDropStandardError } from './runs.js';
 import { openSession, splitIndices } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import type { EvaluationResult } from '../api/contract.js';
-import { dropStandardError } from '../native-workers/engine/search/prediction-error.js';
 
 export interface EvaluateOptions {
   modelPath: string;
@@ -102,16 +101,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     return {
       n: r.n,
       fp: r.fp!,
-      ...(r.quant
-        ? {
-            quant: {
-              ...r.quant,
-              ...(r.quant.n10 !== undefined && r.quant.n01 !== undefined
-                ? { dropStandardError: dropStandardError({ n: r.n, n10: r.quant.n10, n01: r.quant.n01 }) }
-                : {}),
-            },
-          }
-        : {}),
+      ...(r.quant ? { quant: withDropStandardError(r.quant, r.n) } : {}),
       perClass: r.perClass,
       classes: { count: s.classes.ids.length, source: s.classes.source },
       preprocess: s.specText,

@@ -103,6 +103,16 @@ export interface RunParts {
   search: RunReport['search'];
 }
 
+/** `quant` with the paired standard error of its drop over `n` images, where its counts are known. */
+export function withDropStandardError<Q extends { n10?: number; n01?: number }>(
+  quant: Q,
+  n: number,
+): Q & { dropStandardError?: number } {
+  return quant.n10 !== undefined && quant.n01 !== undefined
+    ? { ...quant, dropStandardError: dropStandardError({ n, n10: quant.n10, n01: quant.n01 }) }
+    : quant;
+}
+
 /** The run folder's two documents, for a uniform assignment and for a search alike. */
 export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } {
   const model = { path: resolve(p.modelPath), sha256: p.modelSha256 };
@@ -125,15 +135,10 @@ export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } 
     budget: p.budget,
     data: { calib: p.split.calib.length, eval: p.result.n, labelled: true, seed: p.split.seed },
     fp: p.result.fp!,
-    quant: {
-      ...p.result.quant!,
-      ...(p.result.ties !== undefined ? { ties: p.result.ties } : {}),
-      ...(p.result.quant!.n10 !== undefined && p.result.quant!.n01 !== undefined
-        ? {
-            dropStandardError: dropStandardError({ n: p.result.n, n10: p.result.quant!.n10, n01: p.result.quant!.n01 }),
-          }
-        : {}),
-    },
+    quant: withDropStandardError(
+      { ...p.result.quant!, ...(p.result.ties !== undefined ? { ties: p.result.ties } : {}) },
+      p.result.n,
+    ),
     memory: memoryReport(p.plan, p.assignment),
     structures: p.plan.structures.map((st) => ({
       layer: st.layer,
