@@ -153,6 +153,19 @@ export function consumersOf(graph: Graph): Map<string, Node[]> {
   return map;
 }
 
+/** The nodes (in their order, which must be topological, as every canonical graph's is) that `outputs` depend on. */
+export function nodesNeededFor(nodes: Node[], outputs: string[]): Node[] {
+  const needed = new Set(outputs);
+  const keep = new Array<boolean>(nodes.length).fill(false);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    keep[i] = true;
+    for (const input of n.inputs) if (input) needed.add(input);
+  }
+  return nodes.filter((_, i) => keep[i]);
+}
+
 export function producersOf(graph: Graph): Map<string, Node> {
   const map = new Map<string, Node>();
   for (const n of graph.nodes) for (const o of n.outputs) map.set(o, n);

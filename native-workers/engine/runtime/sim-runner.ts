@@ -9,7 +9,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';
-import { DataType, type Node } from '../ir/graph.js';
+import { DataType, nodesNeededFor } from '../ir/graph.js';
 import {
   buildSimGraph,
   parameterFeeds,
@@ -218,17 +218,4 @@ export class SimRunner {
     // Every session is released even if one failed to build or to release.
     await Promise.allSettled(sessions.map(async (s) => (await s).release()));
   }
-}
-
-/** The nodes (in their order, which must be topological, as every plan's is) that `outputs` depend on. */
-export function nodesNeededFor(nodes: Node[], outputs: string[]): Node[] {
-  const needed = new Set(outputs);
-  const keep = new Array<boolean>(nodes.length).fill(false);
-  for (let i = nodes.length - 1; i >= 0; i--) {
-    const n = nodes[i]!;
-    if (!n.outputs.some((o) => needed.has(o))) continue;
-    keep[i] = true;
-    for (const input of n.inputs) if (input) needed.add(input);
-  }
-  return nodes.filter((_, i) => keep[i]);
 }
