@@ -113,6 +113,12 @@ export interface RunReport {
     strategy?: string;
     /** The final check of the result on all calibration images (D_c): drop and bound in points. */
     finalCheck?: { drop: number; bound: number; budget: number; rolledBack: boolean };
+    /**
+     * The state's activations kept so that candidates run only the layers after their change, in
+     * this process: simulation runs on calibration batches, those that started from kept
+     * activations, and the most bytes kept at once.
+     */
+    keptActivations?: { runs: number; hits: number; peakBytes: number };
   };
   /**
    * How weights were rounded (issue 15): `optimized` chose each weight's integer by GPTQ on the

@@ -5,7 +5,8 @@
  * minutes each on 2 cores; name models to run a subset (default: every shared model).
  * FXPQ_BENCH_EQUALIZE (depthwise|all|off) and FXPQ_BENCH_ROUNDING (nearest|optimized) set the
  * import's equalization and the weights' rounding when not the defaults; FXPQ_BENCH_SIMULATION=feeds
- * runs the simulation with weights and biases fed to one session (the baseline of baked sessions).
+ * runs the simulation with weights and biases fed to one session (the baseline of baked sessions);
+ * FXPQ_BENCH_ACTIVATION_CACHE=0 keeps no activations of the state (the baseline of kept activations).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,6 +71,9 @@ export async function benchSearch(
         equalize: process.env['FXPQ_BENCH_EQUALIZE'] as EqualizeMode | undefined,
         rounding: process.env['FXPQ_BENCH_ROUNDING'] as 'nearest' | 'optimized' | undefined,
         simulation: process.env['FXPQ_BENCH_SIMULATION'] as 'baked' | 'feeds' | undefined,
+        ...(process.env['FXPQ_BENCH_ACTIVATION_CACHE'] === undefined
+          ? {}
+          : { activationCacheBytes: Number(process.env['FXPQ_BENCH_ACTIVATION_CACHE']) }),
       });
       const drop = 100 * (r.fp.top1 - r.quant.top1);
       const row = `| ${name} | ${v.label} | ${v.uniform ? '-' : budget} | ${(100 * r.fp.top1).toFixed(1)} | ${(100 * r.quant.top1).toFixed(1)} | ${drop.toFixed(2)} | ${r.memory.reduction.toFixed(2)}x | ${r.memory.weightsReduction.toFixed(2)}x | ${r.memory.avgBitsWeights.toFixed(2)} / ${r.memory.avgBitsActivations.toFixed(2)} | ${r.search.evaluations} | ${r.search.seconds.toFixed(0)} | ${r.search.fp32Passes?.toFixed(0) ?? '-'} |`;

@@ -230,15 +230,17 @@ export class WeightRounder {
         const positionsPerImage = Math.max(1, Math.min(positions, Math.ceil(columns / Math.max(images, 1))));
         const acc = new HessianAccumulator(geometry, { ...this.options, positionsPerImage });
         let seen = 0;
-        for (const b of this.batches) {
+        for (const [i, b] of this.batches.entries()) {
           if (seen >= images) break;
           const count = Math.min(b.count, images - seen);
           const data = b.data.subarray(0, count * (b.data.length / b.count));
           const qin = this.sim.quantizeInput(a, data);
+          // A whole batch is one the search's runs know by its index (and may have kept this input of).
+          const batch = count === b.count ? i : undefined;
           const xq =
             input === this.plan.inputName
               ? qin
-              : (await this.sim.runOutputs(a, qin, count, [input], biases)).get(input)!;
+              : (await this.sim.runOutputs(a, qin, count, [input], biases, batch)).get(input)!;
           const xf = this.options.floatTarget
             ? input === this.plan.inputName
               ? data

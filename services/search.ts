@@ -8,6 +8,7 @@ import { DEFAULT_EQUALIZE, type EqualizeMode } from '../native-workers/engine/pa
 import { appendFile, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { totalmem } from 'node:os';
 import { seededRandom } from '../native-workers/engine/data/split.js';
 import { topK } from '../native-workers/engine/data/metrics.js';
 import { structureRanges } from '../native-workers/engine/fixedpoint/assignment.js';
@@ -71,6 +72,11 @@ export interface SearchJobOptions extends SessionOptions {
    * or fed as inputs to one session (the earlier way, kept as the benchmark's baseline).
    */
   simulation?: 'baked' | 'feeds';
+  /**
+   * Bytes of the state's activations kept so that a candidate runs only the layers after its
+   * change (default: an eighth of the machine's memory, at most 4 GiB; 0 keeps none).
+   */
+  activationCacheBytes?: number;
   onProgress?: (p: SearchJobProgress) => void;
   /** Every trajectory step: first the ones a resumed run already has, then each new one. */
   onStep?: (step: TrajectoryStep) => void;
@@ -118,6 +124,9 @@ interface JobIdentity {
 }
 
 const LEGACY_LOGITS_FLOOR = 8;
+
+/** The activations a search keeps by default (`activationCacheBytes`): memory a workstation can spare. */
+const DEFAULT_ACTIVATION_CACHE_BYTES = Math.min(4 * 2 ** 30, Math.floor(totalmem() / 8));
 
 interface Checkpoint {
   identity: JobIdentity;
@@ -174,8 +183,10 @@ class SearchEvaluator {
     phase: string,
     decideAgainst?: number,
     prefix?: PairedCounts,
+    base?: { assignment: Assignment; biases: Record<string, number[]> },
   ): Promise<PairedCounts> {
     engineEntry(`search-${phase}`);
+    if (base) this.sim.setActivationBase(base.assignment, base.biases);
     await this.rounder?.ensure(a, biases);
     const start = performance.now();
     const c: PairedCounts = { n: 0, n10: 0, n01: 0, correct: 0, kl: 0 };
@@ -208,8 +219,9 @@ class SearchEvaluator {
       c.decided = settled;
       skip = batches.length;
     }
-    for (const b of batches.slice(skip)) {
-      const out = await this.sim.run(a, this.sim.quantizeInput(a, b.data), b.count, biases);
+    for (const [i, b] of batches.entries()) {
+      if (i < skip) continue;
+      const out = await this.sim.run(a, this.sim.quantizeInput(a, b.data), b.count, biases, i);
       for (let i = 0; i < b.count; i++) {
         const t = topK(b.teacher.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
         const s = topK(out.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
@@ -239,8 +251,8 @@ class SearchEvaluator {
     const channels = this.plan.shapes.get(tensor)![1]!;
     const sum = new Float64Array(channels);
     let per = 0;
-    for (const b of this.batchesFor(count)) {
-      const q = (await this.sim.runOutputs(a, this.sim.quantizeInput(a, b.data), b.count, [tensor], biases)).get(
+    for (const [i, b] of this.batchesFor(count).entries()) {
+      const q = (await this.sim.runOutputs(a, this.sim.quantizeInput(a, b.data), b.count, [tensor], biases, i)).get(
         tensor,
       )!;
       const fp = (await this.stats.run(b.data, b.count, [tensor])).get(tensor)!;
@@ -393,6 +405,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   const sim = await SimRunner.create(plan, {
     ...(o.ortThreads ? { threads: o.ortThreads } : {}),
     baked: o.simulation !== 'feeds',
+    activationCacheBytes: o.activationCacheBytes ?? DEFAULT_ACTIVATION_CACHE_BYTES,
   });
   const statsRunner = await StatsRunner.create(plan, rounding === 'optimized' ? layerInputs(plan) : []);
   const evaluator = new SearchEvaluator(plan, sim, statsRunner, options.z);
@@ -460,8 +473,8 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         histograms: stats,
         calibCount: loaded,
         sliceCount: slice,
-        evaluate: (a, biases, count, phase, decideAgainst, prefix) =>
-          evaluator.evaluate(a, biases, count, phase, decideAgainst, prefix),
+        evaluate: (a, biases, count, phase, decideAgainst, prefix, base) =>
+          evaluator.evaluate(a, biases, count, phase, decideAgainst, prefix, base),
         layerError: (a, biases, node, count) => evaluator.layerError(a, biases, node, count),
         record: async (step: TrajectoryStep) => {
           await appendFile(trajectoryFile, JSON.stringify(step) + '\n');
@@ -545,6 +558,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         ),
         strategy: options.strategy,
         ...(state.final ? { finalCheck: { ...state.final, budget: o.budget } } : {}),
+        keptActivations: (({ runs, hits, peakBytes }) => ({ runs, hits, peakBytes }))(sim.activationReuse),
       },
     });
     await writeRun(o.out, config, report);

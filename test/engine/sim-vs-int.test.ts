@@ -164,5 +164,9 @@ describe('nodesNeededFor', () => {
     expect(nodesNeededFor(split, ['w']).map((n) => n.name)).toEqual(['s', 'e']);
     // The graph's input itself needs no node.
     expect(nodesNeededFor(nodes, ['x'])).toEqual([]);
+    // Given tensors stop the walk: their producers are not needed for them.
+    expect(nodesNeededFor(nodes, ['y'], new Set(['t2'])).map((n) => n.name)).toEqual(['c', 'd']);
+    expect(nodesNeededFor(nodes, ['y'], new Set(['t1', 't3'])).map((n) => n.name)).toEqual(['b', 'd']);
+    expect(nodesNeededFor(nodes, ['t2'], new Set(['t2']))).toEqual([]);
   });
 });

@@ -35,9 +35,13 @@ export class QuantizedCache {
     this.rounded = rounded;
   }
 
-  /** The values' version of a structure in format `f`: '' for the model's own values rounded to nearest. */
-  version(id: string, f?: Format): string {
-    const override = this.overrides.get(this.plan.byId.get(id)!.tensor)?.key ?? '';
+  /**
+   * The values' version of a structure in format `f`: '' for the model's own values rounded to
+   * nearest. `overrides` names other corrected biases than those set (the same key as theirs).
+   */
+  version(id: string, f?: Format, overrides?: ParameterOverrides): string {
+    const tensor = this.plan.byId.get(id)!.tensor;
+    const override = overrides ? (overrides[tensor]?.join(',') ?? '') : (this.overrides.get(tensor)?.key ?? '');
     return f && this.rounded?.has(id, f) ? `${override}|optimized` : override;
   }
 

@@ -35,7 +35,7 @@ export interface FeedContext {
   version(id: string): string;
 }
 
-interface FeedSpec {
+export interface FeedSpec {
   dims: number[];
   /**
    * A layer's weights or bias: the runner may bake these into a session of their own as
@@ -237,20 +237,27 @@ export function buildSimGraph(plan: QuantPlan): SimGraph {
 }
 
 /**
+ * The activations a run may return besides the logits: every quantized activation, and the inputs
+ * of the layers with weights (optimized rounding reads them; a Flatten's output, say).
+ */
+export function readableActivations(plan: QuantPlan): string[] {
+  const activations = plan.structures
+    .filter((s) => s.kind === 'A' && s.tensor !== plan.logitsTensor && s.tensor !== plan.inputName)
+    .map((s) => s.tensor);
+  const layerInputs = plan.nodes
+    .filter((n) => operatorModule(n.op)?.fixedPoint?.weightInput !== undefined)
+    .map((n) => n.inputs[0]!)
+    .filter((t) => t !== plan.inputName && t !== plan.logitsTensor);
+  return [...new Set([...activations, ...layerInputs])];
+}
+
+/**
  * The same graph with every activation as an output as well, for reading any layer's output
  * (bias correction). A separate session: declaring them all slows the main graph down (measured
  * 5x on fmnist_resnet20), since onnxruntime can no longer reuse their memory.
  */
 export function withActivationOutputs(sim: SimGraph, plan: QuantPlan): SimGraph {
-  const activations = plan.structures
-    .filter((s) => s.kind === 'A' && s.tensor !== plan.logitsTensor && s.tensor !== plan.inputName)
-    .map((s) => s.tensor);
-  // The inputs of the layers with weights too (optimized rounding reads them; a Flatten's output, say).
-  const layerInputs = plan.nodes
-    .filter((n) => operatorModule(n.op)?.fixedPoint?.weightInput !== undefined)
-    .map((n) => n.inputs[0]!)
-    .filter((t) => t !== plan.inputName && t !== plan.logitsTensor);
-  const extra = [...new Set([...activations, ...layerInputs])];
+  const extra = readableActivations(plan);
   return {
     ...sim,
     graph: {
@@ -283,6 +290,16 @@ export function withParametersBaked(sim: SimGraph, values: Map<string, FeedValue
   return { ...sim.graph, inputs: sim.graph.inputs.filter((i) => !values.has(i.name)), initializers };
 }
 
+/** What a feed's value depends on under an assignment: the formats (and values) of its structures. */
+export function feedKey(spec: FeedSpec, ctx: Pick<FeedContext, 'format' | 'version'>): string {
+  return spec.deps
+    .map((d) => {
+      const f = ctx.format(d);
+      return `${f.bits},${f.frac},${f.signed ? 1 : 0},${ctx.version(d)}`;
+    })
+    .join('|');
+}
+
 /** Compute the feeds of an assignment, reusing `cache` for those whose formats did not change. */
 export function simFeeds(
   sim: SimGraph,
@@ -291,12 +308,7 @@ export function simFeeds(
 ): Map<string, FeedValue> {
   const out = new Map<string, FeedValue>();
   for (const [name, spec] of sim.feeds) {
-    const key = spec.deps
-      .map((d) => {
-        const f = ctx.format(d);
-        return `${f.bits},${f.frac},${f.signed ? 1 : 0},${ctx.version(d)}`;
-      })
-      .join('|');
+    const key = feedKey(spec, ctx);
     const hit = cache?.get(name);
     if (hit && hit.key === key) {
       out.set(name, hit.value);

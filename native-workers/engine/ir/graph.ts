@@ -153,15 +153,18 @@ export function consumersOf(graph: Graph): Map<string, Node[]> {
   return map;
 }
 
-/** The nodes (in their order, which must be topological, as every canonical graph's is) that `outputs` depend on. */
-export function nodesNeededFor(nodes: Node[], outputs: string[]): Node[] {
-  const needed = new Set(outputs);
+/**
+ * The nodes (in their order, which must be topological, as every canonical graph's is) that `outputs`
+ * depend on. Tensors in `available` are given (fed to the graph): their producers are not needed for them.
+ */
+export function nodesNeededFor(nodes: Node[], outputs: string[], available?: ReadonlySet<string>): Node[] {
+  const needed = new Set(outputs.filter((o) => !available?.has(o)));
   const keep = new Array<boolean>(nodes.length).fill(false);
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i]!;
     if (!n.outputs.some((o) => needed.has(o))) continue;
     keep[i] = true;
-    for (const input of n.inputs) if (input) needed.add(input);
+    for (const input of n.inputs) if (input && !available?.has(input)) needed.add(input);
   }
   return nodes.filter((_, i) => keep[i]);
 }

@@ -5,14 +5,17 @@
  * kept, keyed by those values and outputs): onnxruntime's blocked (NCHWc) convolution kernels
  * need constant weights, and a session takes milliseconds to build against about a second for
  * a search's evaluation, while those kernels run the simulation 1.4-1.7x as fast (BENCHMARKS.md,
- * engines).
+ * engines). A run given a batch id reads what it can from the activations kept for the search's
+ * state (activation-cache.ts) and runs only the nodes after them.
  */
 import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';
-import { DataType, nodesNeededFor } from '../ir/graph.js';
+import { DataType, nodesNeededFor, type ValueInfo } from '../ir/graph.js';
 import {
   buildSimGraph,
+  feedKey,
   parameterFeeds,
+  readableActivations,
   simFeeds,
   withParametersBaked,
   withActivationOutputs,
@@ -25,14 +28,21 @@ import { formatOf } from '../fixedpoint/compile.js';
 import { dequantizeArray, quantizeArray } from '../fixedpoint/format.js';
 import type { Assignment, QuantPlan } from '../fixedpoint/plan.js';
 import { sessionOptions } from './session-options.js';
+import { ActivationCache, TensorKeys } from './activation-cache.js';
 
-/** Baked sessions kept: the search's current state and its candidate. */
-const BAKED_SESSIONS = 2;
+/**
+ * Baked sessions kept: the search's current state and its candidate, each possibly in two cuts
+ * (a candidate's first batches may find more kept activations than its later ones).
+ */
+const BAKED_SESSIONS = 4;
+
+/** Interned key strings after which the keys and the kept activations start afresh (bounds their memory). */
+const MAX_INTERNED = 2_000_000;
 
 interface BakedSession {
   /** The parameter feed values it was built from (feed values are reused while unchanged). */
   values: FeedValue[];
-  /** The tensors it returns. */
+  /** The tensors it returns, and those it is given besides the feeds (kept activations). */
   outputs: string;
   session: Promise<ort.InferenceSession>;
   running: number;
@@ -42,6 +52,21 @@ export interface SimRunnerOptions {
   threads?: number;
   /** Bake weights and biases into per-assignment sessions (default); false: one session, all feeds. */
   baked?: boolean;
+  /** Bytes of activations kept for runs given a batch id (0 or absent: none kept). Needs baked sessions. */
+  activationCacheBytes?: number;
+}
+
+/** What runs given a batch id share: the kept activations, their keys, and the state's keys. */
+interface KeptActivations {
+  cache: ActivationCache;
+  keys: TensorKeys;
+  /** The tensors that may be kept, and their elements per image. */
+  readable: Map<string, number>;
+  /** Keys of the search's state: what matches them is kept. */
+  base?: Map<string, number>;
+  /** Runs that read at least one kept tensor, and all runs given a batch id (for tests and reports). */
+  hits: number;
+  runs: number;
 }
 
 export class SimRunner {
@@ -51,6 +76,7 @@ export class SimRunner {
   private fed?: Promise<ort.InferenceSession>;
   private readonly baked: BakedSession[] = [];
   private readonly parameters: Set<string>;
+  private readonly kept?: KeptActivations;
 
   private constructor(
     readonly plan: QuantPlan,
@@ -59,6 +85,22 @@ export class SimRunner {
     private readonly options: SimRunnerOptions,
   ) {
     this.parameters = new Set(options.baked === false ? [] : parameterFeeds(sim));
+    if (options.baked !== false && (options.activationCacheBytes ?? 0) > 0)
+      this.kept = {
+        cache: new ActivationCache(options.activationCacheBytes!),
+        keys: new TensorKeys(sim.graph.nodes, plan.inputName, new Set(sim.feeds.keys())),
+        readable: new Map(
+          readableActivations(plan).map((t) => [
+            t,
+            plan.shapes
+              .get(t)!
+              .slice(1)
+              .reduce((a, b) => a * b, 1),
+          ]),
+        ),
+        hits: 0,
+        runs: 0,
+      };
   }
 
   static async create(plan: QuantPlan, options: SimRunnerOptions = {}): Promise<SimRunner> {
@@ -74,9 +116,9 @@ export class SimRunner {
    * The session with these parameter values baked in that returns `outputs`, built on first use;
    * the oldest idle one is released.
    */
-  private bakedSession(values: Map<string, FeedValue>, outputs: string[]): BakedSession {
+  private bakedSession(values: Map<string, FeedValue>, outputs: string[], given: string[] = []): BakedSession {
     const list = [...values.values()];
-    const key = outputs.join('\n');
+    const key = `${outputs.join('\n')}\n<-\n${given.join('\n')}`;
     const at = this.baked.findIndex((b) => b.outputs === key && b.values.every((v, i) => v === list[i]));
     if (at >= 0) {
       // Most recently used last: eviction takes the first idle one.
@@ -86,18 +128,15 @@ export class SimRunner {
     }
     const graph = withParametersBaked(this.sim, values);
     // Only the nodes the outputs need: onnxruntime runs every node of a graph, so reading an early
-    // layer's input (the weight rounder's Hessians) cost a whole pass and more.
-    graph.nodes = nodesNeededFor(graph.nodes, outputs);
+    // layer's input (the weight rounder's Hessians) cost a whole pass and more. Given tensors
+    // become graph inputs, and what computes them is dropped.
+    graph.nodes = nodesNeededFor(graph.nodes, outputs, new Set(given));
+    graph.inputs = [...graph.inputs, ...given.map((name) => this.batchedInfo(name))];
     const used = new Set(graph.nodes.flatMap((n) => n.inputs));
     // The cut layers' baked weights would only be serialized for onnxruntime to drop.
     graph.initializers = new Map([...graph.initializers].filter(([name]) => used.has(name)));
     // Only the tensors asked for: declaring more outputs keeps onnxruntime from reusing their memory.
-    graph.outputs = outputs.map((name) => ({
-      name,
-      dataType: DataType.FLOAT,
-      shape: [-1, ...this.plan.shapes.get(name)!.slice(1)],
-      dimParams: ['N'],
-    }));
+    graph.outputs = outputs.map((name) => this.batchedInfo(name));
     const made: BakedSession = {
       values: list,
       outputs: key,
@@ -116,6 +155,10 @@ export class SimRunner {
       void old!.session.then((s) => s.release()).catch(() => undefined);
     }
     return made;
+  }
+
+  private batchedInfo(name: string): ValueInfo {
+    return { name, dataType: DataType.FLOAT, shape: [-1, ...this.plan.shapes.get(name)!.slice(1)], dimParams: ['N'] };
   }
 
   /** The one session with every weight, bias and format fed as an input. */
@@ -156,19 +199,74 @@ export class SimRunner {
     quantizedInput: Float32Array,
     count: number,
     overrides: ParameterOverrides = {},
+    batch?: number,
   ): Promise<Float32Array> {
-    return (await this.runOutputs(assignment, quantizedInput, count, [this.sim.outputName], overrides)).get(
+    return (await this.runOutputs(assignment, quantizedInput, count, [this.sim.outputName], overrides, batch)).get(
       this.sim.outputName,
     )!;
   }
 
-  /** Like `run`, returning the named activation tensors (dequantized) as well or instead. */
+  /**
+   * Keys of every tensor under an assignment (activation-cache.ts): equal keys, equal values.
+   * `overrides` are the corrected biases the assignment runs with.
+   */
+  private tensorKeys(
+    kept: KeptActivations,
+    assignment: Assignment,
+    overrides: ParameterOverrides,
+  ): Map<string, number> {
+    const format = (id: string) => formatOf(this.plan, assignment, id);
+    const ctx = {
+      format,
+      version: (id: string) =>
+        this.plan.byId.get(id)!.kind === 'A' ? '' : this.quantized.version(id, format(id), overrides),
+    };
+    const input = format(this.plan.activationOf.get(this.plan.inputName)!);
+    return kept.keys.keys(
+      (name) => feedKey(this.sim.feeds.get(name)!, ctx),
+      `${input.bits},${input.frac},${input.signed}`,
+    );
+  }
+
+  /**
+   * The search's current state: runs given a batch id keep the activations that match it, and
+   * what no longer matches is forgotten. An assignment without a format for every structure (a
+   * search not started yet) keeps nothing.
+   */
+  setActivationBase(assignment: Assignment, overrides: ParameterOverrides = {}): void {
+    const kept = this.kept;
+    if (!kept) return;
+    if (kept.keys.interned > MAX_INTERNED) {
+      kept.keys.reset();
+      kept.cache.clear();
+    }
+    if (this.plan.structures.some((s) => !assignment[s.id])) {
+      kept.base = undefined;
+      kept.cache.clear();
+      return;
+    }
+    kept.base = this.tensorKeys(kept, assignment, overrides);
+    kept.cache.retain(kept.base);
+  }
+
+  /** Runs given a batch id, those of them that read kept activations, and the bytes kept (now and at most). */
+  get activationReuse(): { runs: number; hits: number; bytes: number; peakBytes: number } {
+    const k = this.kept;
+    return { runs: k?.runs ?? 0, hits: k?.hits ?? 0, bytes: k?.cache.size ?? 0, peakBytes: k?.cache.peak ?? 0 };
+  }
+
+  /**
+   * Like `run`, returning the named activation tensors (dequantized) as well or instead. With a
+   * `batch` id (the same images, `count` of them, every time it is given), tensors kept for the
+   * search's state are read instead of computed where this assignment gives them the same values.
+   */
   async runOutputs(
     assignment: Assignment,
     quantizedInput: Float32Array,
     count: number,
     outputs: string[],
     overrides: ParameterOverrides = {},
+    batch?: number,
   ): Promise<Map<string, Float32Array>> {
     this.quantized.setOverrides(overrides);
     const feeds: Record<string, ort.Tensor> = {};
@@ -191,16 +289,9 @@ export class SimRunner {
       count,
       ...inputShape.slice(1),
     ]);
-    if (parameters.size > 0) {
-      const baked = this.bakedSession(parameters, outputs);
-      baked.running++;
-      try {
-        const result = await (await baked.session).run(feeds, outputs);
-        return new Map(outputs.map((name) => [name, result[name]!.data as Float32Array]));
-      } finally {
-        baked.running--;
-      }
-    }
+    if (parameters.size > 0 && batch !== undefined && this.kept)
+      return this.runKept(this.kept, assignment, overrides, parameters, feeds, count, outputs, batch);
+    if (parameters.size > 0) return this.runBaked(parameters, feeds, outputs);
     const session = onlyLogits
       ? await this.fedSession()
       : await (this.probe ??= ort.InferenceSession.create(
@@ -209,6 +300,70 @@ export class SimRunner {
         ));
     const result = await session.run(feeds, outputs);
     return new Map(outputs.map((name) => [name, result[name]!.data as Float32Array]));
+  }
+
+  private async runBaked(
+    parameters: Map<string, FeedValue>,
+    feeds: Record<string, ort.Tensor>,
+    outputs: string[],
+    given: string[] = [],
+  ): Promise<Map<string, Float32Array>> {
+    const baked = this.bakedSession(parameters, outputs, given);
+    baked.running++;
+    try {
+      const result = await (await baked.session).run(feeds, outputs);
+      return new Map(outputs.map((name) => [name, result[name]!.data as Float32Array]));
+    } finally {
+      baked.running--;
+    }
+  }
+
+  /** A baked run that reads kept activations and keeps those it computes that match the state. */
+  private async runKept(
+    kept: KeptActivations,
+    assignment: Assignment,
+    overrides: ParameterOverrides,
+    parameters: Map<string, FeedValue>,
+    feeds: Record<string, ort.Tensor>,
+    count: number,
+    outputs: string[],
+    batch: number,
+  ): Promise<Map<string, Float32Array>> {
+    kept.runs++;
+    const keys = this.tensorKeys(kept, assignment, overrides);
+    const available = new Map<string, Float32Array>();
+    for (const [t, size] of kept.readable) {
+      const data = kept.cache.get(t, keys.get(t)!, batch);
+      if (data && data.length === count * size) available.set(t, data);
+    }
+    const result = new Map<string, Float32Array>();
+    for (const o of outputs) if (available.has(o)) result.set(o, available.get(o)!);
+    const missing = outputs.filter((o) => !available.has(o));
+    if (missing.length === 0) {
+      kept.hits++;
+      return result;
+    }
+    const nodes = nodesNeededFor(this.sim.graph.nodes, missing, new Set(available.keys()));
+    const read = new Set(nodes.flatMap((n) => n.inputs));
+    const given = [...available.keys()].filter((t) => read.has(t));
+    if (given.length > 0) kept.hits++;
+    // What this run computes anyway and the state would compute the same: kept while memory allows.
+    const produced = new Set(nodes.flatMap((n) => n.outputs));
+    const keep: string[] = [];
+    let bytes = 0;
+    for (const [t, size] of kept.readable) {
+      if (!produced.has(t) || kept.base?.get(t) !== keys.get(t)) continue;
+      if (!kept.cache.fits(bytes + count * size * 4)) break;
+      keep.push(t);
+      bytes += count * size * 4;
+    }
+    const declared = [...new Set([...missing, ...keep])];
+    for (const t of given)
+      feeds[t] = new ort.Tensor('float32', available.get(t)!, [count, ...this.plan.shapes.get(t)!.slice(1)]);
+    const computed = await this.runBaked(parameters, feeds, declared, given);
+    for (const t of keep) kept.cache.put(t, keys.get(t)!, batch, computed.get(t)!);
+    for (const o of missing) result.set(o, computed.get(o)!);
+    return result;
   }
 
   async release(): Promise<void> {

@@ -116,6 +116,8 @@ export interface SearchEnv {
      * evaluation continues after it. A prefix that does not end on a batch boundary is recomputed.
      */
     prefix?: PairedCounts,
+    /** The search's state, which `a` changes in a few places: what they share need not be recomputed. */
+    base?: { assignment: Assignment; biases: Record<string, number[]> },
   ): Promise<PairedCounts>;
   /** Mean float-minus-fixed output error per channel of `node` over the first `count` images. */
   layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array>;
@@ -204,7 +206,10 @@ export class FxpQNetSearch {
     prefix?: PairedCounts,
   ): Promise<PairedCounts> {
     if (this.env.signal?.aborted) throw new FxpqError('The search was cancelled.', 'io');
-    const c = await this.env.evaluate(a, biases, count, state.phase, decideAgainst, prefix);
+    const c = await this.env.evaluate(a, biases, count, state.phase, decideAgainst, prefix, {
+      assignment: state.assignment,
+      biases: state.biases,
+    });
     state.evaluations++;
     state.images += c.n - (c.reused ?? 0);
     return c;

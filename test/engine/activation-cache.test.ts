@@ -1,0 +1,162 @@
+/**
+ * Kept activations (runtime/activation-cache.ts): a candidate that reads the state's kept
+ * activations and runs only the layers after its change gives the whole graph's logits bit for
+ * bit, through a search-like sequence of one-structure changes, accepted or not, bias
+ * corrections and layer reads; a search ends the same with and without them.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SimRunner } from '../../native-workers/engine/runtime/sim-runner.js';
+import { ActivationCache, TensorKeys } from '../../native-workers/engine/runtime/activation-cache.js';
+import { dequantizeArray, quantizeArray } from '../../native-workers/engine/fixedpoint/format.js';
+import { formatFor } from '../../native-workers/engine/fixedpoint/assignment.js';
+import type { Assignment } from '../../native-workers/engine/fixedpoint/plan.js';
+import { seededRandom } from '../../native-workers/engine/data/split.js';
+import { quantize } from '../../services/quantize.js';
+import { closePools } from '../../services/pool.js';
+import { smallSearch } from '../helpers/fixtures.js';
+import { quantSetup, uniform, type QuantSetup } from '../helpers/quant-setup.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'fxpq-kept-'));
+const cacheDir = join(tmp, 'cache');
+afterAll(() => closePools());
+
+const relu = (name: string, inputs: string[], outputs: string[]) => ({ name, op: 'Relu', inputs, outputs, attrs: {} });
+
+describe('TensorKeys', () => {
+  const nodes = [relu('a', ['x'], ['t1']), relu('b', ['t1', 'w1'], ['t2']), relu('c', ['t2', 'w2', 'k'], ['y'])];
+  const keys = new TensorKeys(nodes, 'x', new Set(['w1', 'w2']));
+  const of = (w1: string, w2: string, input = '8,0') => keys.keys((f) => (f === 'w1' ? w1 : w2), input);
+
+  it('gives a tensor the same key exactly when what it depends on is the same', () => {
+    const base = of('p', 'q');
+    const later = of('p', 'q2');
+    expect(later.get('t1')).toBe(base.get('t1'));
+    expect(later.get('t2')).toBe(base.get('t2'));
+    expect(later.get('y')).not.toBe(base.get('y'));
+    const earlier = of('p2', 'q');
+    expect(earlier.get('t1')).toBe(base.get('t1'));
+    expect(earlier.get('t2')).not.toBe(base.get('t2'));
+    expect(earlier.get('y')).not.toBe(base.get('y'));
+    // The input's format reaches everything; asking again gives the same keys.
+    const input = of('p', 'q', '8,1');
+    for (const t of ['t1', 't2', 'y']) expect(input.get(t)).not.toBe(base.get(t));
+    expect(of('p', 'q')).toEqual(base);
+  });
+});
+
+describe('ActivationCache', () => {
+  it('keeps per tensor one key, per batch one array, within its limit, and forgets what the state no longer matches', () => {
+    const cache = new ActivationCache(64);
+    cache.put('t', 1, 0, new Float32Array(4));
+    cache.put('t', 1, 1, new Float32Array(4));
+    expect(cache.size).toBe(32);
+    expect(cache.get('t', 1, 1)).toBeDefined();
+    expect(cache.get('t', 2, 1)).toBeUndefined();
+    expect(cache.fits(32)).toBe(true);
+    expect(cache.fits(33)).toBe(false);
+    // Another key replaces the tensor's arrays.
+    cache.put('t', 2, 0, new Float32Array(2));
+    expect(cache.get('t', 1, 0)).toBeUndefined();
+    expect(cache.size).toBe(8);
+    cache.put('u', 5, 0, new Float32Array(2));
+    cache.retain(new Map([['u', 5]]));
+    expect(cache.get('t', 2, 0)).toBeUndefined();
+    expect(cache.get('u', 5, 0)).toBeDefined();
+    expect(cache.size).toBe(8);
+  });
+});
+
+/** A copy of `a` with one random structure moved to another format (as a reduction or distillation move would). */
+function moved(setup: QuantSetup, a: Assignment, rand: () => number): Assignment {
+  const s = setup.plan.structures[Math.floor(rand() * setup.plan.structures.length)]!;
+  const bits = Math.max(s.kind === 'B' ? 8 : 2, a[s.id]!.bits - 1 - Math.floor(rand() * 2));
+  const f = formatFor(s, bits, setup.ranges.get(s.id)!);
+  return { ...a, [s.id]: { ...f, frac: f.frac + Math.floor(rand() * 3) } };
+}
+
+describe('runs that read kept activations', () => {
+  it('give the whole graph logits and layer inputs bit for bit through a search-like sequence on fmnist_resnet20', async () => {
+    const setup = await quantSetup('fmnist_resnet20', 50, cacheDir);
+    const kept = await SimRunner.create(setup.plan, { activationCacheBytes: 1e9 });
+    const whole = await SimRunner.create(setup.plan);
+    const rand = seededRandom(7);
+    let state = uniform(setup, 8);
+    let stateBiases: Record<string, number[]> = {};
+    const inputs = (a: Assignment) => {
+      const f = a[setup.plan.activationOf.get(setup.plan.inputName)!]!;
+      return setup.batches.map((b) => dequantizeArray(quantizeArray(b.data, f), f.frac));
+    };
+    const bias = setup.plan.structures.find((s) => s.kind === 'B')!;
+    const biasLength = setup.plan.graph.initializers.get(bias.tensor)!.dims[0]!;
+    const layerInput = setup.plan.nodes.filter((n) => n.op === 'Conv').at(-1)!.inputs[0]!;
+    for (let step = 0; step < 14; step++) {
+      // Every fifth step corrects a bias (bias correction), the others change one structure's format.
+      const correcting = step % 5 === 4;
+      const candidate = correcting ? state : moved(setup, state, rand);
+      const biases = correcting
+        ? { ...stateBiases, [bias.tensor]: Array.from({ length: biasLength }, (_, i) => 0.01 * (i - step)) }
+        : stateBiases;
+      kept.setActivationBase(state, stateBiases);
+      const x = inputs(candidate);
+      for (const [i, b] of setup.batches.entries()) {
+        const n = b.indices.length;
+        const got = await kept.run(candidate, x[i]!, n, biases, i);
+        expect(Array.from(got)).toEqual(Array.from(await whole.run(candidate, x[i]!, n, biases)));
+        // What the weight rounder reads: a late layer's input under the candidate.
+        const read = (await kept.runOutputs(candidate, x[i]!, n, [layerInput], biases, i)).get(layerInput)!;
+        expect(Array.from(read)).toEqual(
+          Array.from((await whole.runOutputs(candidate, x[i]!, n, [layerInput], biases)).get(layerInput)!),
+        );
+      }
+      if (rand() < 0.5) {
+        state = candidate;
+        stateBiases = biases;
+      }
+    }
+    const reuse = kept.activationReuse;
+    // Most runs started after a kept tensor, and the kept ones fit their limit.
+    expect(reuse.hits).toBeGreaterThan(reuse.runs / 2);
+    expect(reuse.bytes).toBeGreaterThan(0);
+    expect(reuse.bytes).toBeLessThanOrEqual(1e9);
+    await kept.release();
+    await whole.release();
+  }, 300_000);
+
+  it('keep nothing beyond their memory limit and still give the same logits', async () => {
+    const setup = await quantSetup('fmnist_resnet20', 50, cacheDir);
+    const tiny = await SimRunner.create(setup.plan, { activationCacheBytes: 100 });
+    const whole = await SimRunner.create(setup.plan);
+    const a = uniform(setup, 6);
+    tiny.setActivationBase(a);
+    const f = a[setup.plan.activationOf.get(setup.plan.inputName)!]!;
+    for (const [i, b] of setup.batches.entries()) {
+      const x = dequantizeArray(quantizeArray(b.data, f), f.frac);
+      for (let again = 0; again < 2; again++)
+        expect(Array.from(await tiny.run(a, x, b.indices.length, {}, i))).toEqual(
+          Array.from(await whole.run(a, x, b.indices.length)),
+        );
+    }
+    expect(tiny.activationReuse.bytes).toBe(0);
+    expect(tiny.activationReuse.hits).toBe(0);
+    await tiny.release();
+    await whole.release();
+  }, 300_000);
+});
+
+describe('a search with kept activations', () => {
+  it('takes the same steps and ends on the same result as without them (optimized rounding reads them too)', async () => {
+    const run = async (name: string, activationCacheBytes: number) => {
+      const out = join(tmp, name);
+      const report = await quantize({ ...smallSearch(cacheDir), out, rounding: 'optimized', activationCacheBytes });
+      return { report, trajectory: readFileSync(join(out, 'trajectory.jsonl'), 'utf8') };
+    };
+    const without = await run('without', 0);
+    const withKept = await run('with', 1e9);
+    expect(withKept.trajectory).toBe(without.trajectory);
+    expect(withKept.report.structures).toEqual(without.report.structures);
+    expect(withKept.report.quant).toEqual(without.report.quant);
+  }, 600_000);
+});
