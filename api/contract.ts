@@ -116,9 +116,10 @@ export interface RunReport {
     /**
      * The state's activations kept so that candidates run only the layers after their change, in
      * this process: simulation runs on calibration batches, those that started from kept
-     * activations, and the most bytes kept at once.
+     * activations, the share of the simulation graph's nodes those runs computed, and the most
+     * bytes kept at once.
      */
-    keptActivations?: { runs: number; hits: number; peakBytes: number };
+    keptActivations?: { runs: number; hits: number; nodeShare: number; peakBytes: number };
   };
   /**
    * How weights were rounded (issue 15): `optimized` chose each weight's integer by GPTQ on the

@@ -558,7 +558,12 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
         ),
         strategy: options.strategy,
         ...(state.final ? { finalCheck: { ...state.final, budget: o.budget } } : {}),
-        keptActivations: (({ runs, hits, peakBytes }) => ({ runs, hits, peakBytes }))(sim.activationReuse),
+        keptActivations: (({ runs, hits, nodeShare, peakBytes }) => ({
+          runs,
+          hits,
+          nodeShare: Math.round(nodeShare * 1000) / 1000,
+          peakBytes,
+        }))(sim.activationReuse),
       },
     });
     await writeRun(o.out, config, report);

@@ -158,5 +158,11 @@ describe('a search with kept activations', () => {
     expect(withKept.trajectory).toBe(without.trajectory);
     expect(withKept.report.structures).toEqual(without.report.structures);
     expect(withKept.report.quant).toEqual(without.report.quant);
+    // The report says how the kept activations were used.
+    const kept = withKept.report.search.keptActivations!;
+    expect(kept.hits).toBeGreaterThan(kept.runs / 2);
+    expect(kept.nodeShare).toBeLessThan(1);
+    expect(kept.peakBytes).toBeGreaterThan(0);
+    expect(without.report.search.keptActivations!.runs).toBe(0);
   }, 600_000);
 });

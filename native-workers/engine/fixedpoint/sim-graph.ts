@@ -305,10 +305,13 @@ export function simFeeds(
   sim: SimGraph,
   ctx: FeedContext,
   cache?: Map<string, { key: string; value: FeedValue }>,
+  /** Filled with each feed's key. */
+  keysOut?: Map<string, string>,
 ): Map<string, FeedValue> {
   const out = new Map<string, FeedValue>();
   for (const [name, spec] of sim.feeds) {
     const key = feedKey(spec, ctx);
+    keysOut?.set(name, key);
     const hit = cache?.get(name);
     if (hit && hit.key === key) {
       out.set(name, hit.value);

@@ -67,6 +67,10 @@ interface KeptActivations {
   /** Runs that read at least one kept tensor, and all runs given a batch id (for tests and reports). */
   hits: number;
   runs: number;
+  /** Nodes run, summed over those runs (against runs x the graph's nodes: the share computed). */
+  nodes: number;
+  /** The last keys computed from feed keys, and those feed keys: the batches of one evaluation share them. */
+  last?: { signature: string; keys: Map<string, number> };
 }
 
 export class SimRunner {
@@ -100,6 +104,7 @@ export class SimRunner {
         ),
         hits: 0,
         runs: 0,
+        nodes: 0,
       };
   }
 
@@ -214,18 +219,24 @@ export class SimRunner {
     kept: KeptActivations,
     assignment: Assignment,
     overrides: ParameterOverrides,
+    /** The feeds' keys when already computed (by `simFeeds` for this run). */
+    feedKeys?: Map<string, string>,
   ): Map<string, number> {
     const format = (id: string) => formatOf(this.plan, assignment, id);
+    const input = format(this.plan.activationOf.get(this.plan.inputName)!);
+    const inputKey = `${input.bits},${input.frac},${input.signed}`;
+    if (feedKeys) {
+      const signature = `${inputKey}\n${[...feedKeys.values()].join('\n')}`;
+      if (kept.last?.signature !== signature)
+        kept.last = { signature, keys: kept.keys.keys((name) => feedKeys.get(name)!, inputKey) };
+      return kept.last.keys;
+    }
     const ctx = {
       format,
       version: (id: string) =>
         this.plan.byId.get(id)!.kind === 'A' ? '' : this.quantized.version(id, format(id), overrides),
     };
-    const input = format(this.plan.activationOf.get(this.plan.inputName)!);
-    return kept.keys.keys(
-      (name) => feedKey(this.sim.feeds.get(name)!, ctx),
-      `${input.bits},${input.frac},${input.signed}`,
-    );
+    return kept.keys.keys((name) => feedKey(this.sim.feeds.get(name)!, ctx), inputKey);
   }
 
   /**
@@ -239,6 +250,7 @@ export class SimRunner {
     if (kept.keys.interned > MAX_INTERNED) {
       kept.keys.reset();
       kept.cache.clear();
+      kept.last = undefined;
     }
     if (this.plan.structures.some((s) => !assignment[s.id])) {
       kept.base = undefined;
@@ -249,10 +261,19 @@ export class SimRunner {
     kept.cache.retain(kept.base);
   }
 
-  /** Runs given a batch id, those of them that read kept activations, and the bytes kept (now and at most). */
-  get activationReuse(): { runs: number; hits: number; bytes: number; peakBytes: number } {
+  /**
+   * Runs given a batch id, those of them that read kept activations, the share of the graph's
+   * nodes they ran, and the bytes kept (now and at most).
+   */
+  get activationReuse(): { runs: number; hits: number; nodeShare: number; bytes: number; peakBytes: number } {
     const k = this.kept;
-    return { runs: k?.runs ?? 0, hits: k?.hits ?? 0, bytes: k?.cache.size ?? 0, peakBytes: k?.cache.peak ?? 0 };
+    return {
+      runs: k?.runs ?? 0,
+      hits: k?.hits ?? 0,
+      nodeShare: k && k.runs > 0 ? k.nodes / (k.runs * this.sim.graph.nodes.length) : 1,
+      bytes: k?.cache.size ?? 0,
+      peakBytes: k?.cache.peak ?? 0,
+    };
   }
 
   /**
@@ -272,7 +293,8 @@ export class SimRunner {
     const feeds: Record<string, ort.Tensor> = {};
     const onlyLogits = outputs.length === 1 && outputs[0] === this.sim.outputName;
     const parameters = new Map<string, FeedValue>();
-    for (const [name, value] of simFeeds(this.sim, this.feedContext(assignment), this.feedCache)) {
+    const feedKeys = batch !== undefined && this.kept ? new Map<string, string>() : undefined;
+    for (const [name, value] of simFeeds(this.sim, this.feedContext(assignment), this.feedCache, feedKeys)) {
       if (this.parameters.has(name)) {
         parameters.set(name, value);
         continue;
@@ -290,7 +312,15 @@ export class SimRunner {
       ...inputShape.slice(1),
     ]);
     if (parameters.size > 0 && batch !== undefined && this.kept)
-      return this.runKept(this.kept, assignment, overrides, parameters, feeds, count, outputs, batch);
+      return this.runKept(
+        this.kept,
+        this.tensorKeys(this.kept, assignment, overrides, feedKeys),
+        parameters,
+        feeds,
+        count,
+        outputs,
+        batch,
+      );
     if (parameters.size > 0) return this.runBaked(parameters, feeds, outputs);
     const session = onlyLogits
       ? await this.fedSession()
@@ -321,8 +351,8 @@ export class SimRunner {
   /** A baked run that reads kept activations and keeps those it computes that match the state. */
   private async runKept(
     kept: KeptActivations,
-    assignment: Assignment,
-    overrides: ParameterOverrides,
+    /** The run's tensor keys. */
+    keys: Map<string, number>,
     parameters: Map<string, FeedValue>,
     feeds: Record<string, ort.Tensor>,
     count: number,
@@ -330,7 +360,6 @@ export class SimRunner {
     batch: number,
   ): Promise<Map<string, Float32Array>> {
     kept.runs++;
-    const keys = this.tensorKeys(kept, assignment, overrides);
     const available = new Map<string, Float32Array>();
     for (const [t, size] of kept.readable) {
       const data = kept.cache.get(t, keys.get(t)!, batch);
@@ -344,6 +373,7 @@ export class SimRunner {
       return result;
     }
     const nodes = nodesNeededFor(this.sim.graph.nodes, missing, new Set(available.keys()));
+    kept.nodes += nodes.length;
     const read = new Set(nodes.flatMap((n) => n.inputs));
     const given = [...available.keys()].filter((t) => read.has(t));
     if (given.length > 0) kept.hits++;
