@@ -160,8 +160,9 @@ describe('a search with kept activations', () => {
     expect(withKept.report.quant).toEqual(without.report.quant);
     // The report says how the kept activations were used.
     const kept = withKept.report.search.keptActivations!;
-    expect(kept.hits).toBeGreaterThan(kept.runs / 2);
-    expect(kept.nodeShare).toBeLessThan(1);
+    // (mnist-8 has three layers with weights: about half the runs change the first one.)
+    expect(kept.hits).toBeGreaterThan(kept.runs / 4);
+    expect(kept.nodeShare).toBeLessThan(0.9);
     expect(kept.peakBytes).toBeGreaterThan(0);
     expect(without.report.search.keptActivations!.runs).toBe(0);
   }, 600_000);
