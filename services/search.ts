@@ -186,8 +186,11 @@ class SearchEvaluator {
     base?: { assignment: Assignment; biases: Record<string, number[]> },
   ): Promise<PairedCounts> {
     engineEntry(`search-${phase}`);
+    // Before the rounder, whose layer reads keep what matches the state; again after it, whose new
+    // integers may change the state's keys (a structure rounded only now).
     if (base) this.sim.setActivationBase(base.assignment, base.biases);
     await this.rounder?.ensure(a, biases);
+    if (base) this.sim.setActivationBase(base.assignment, base.biases);
     const start = performance.now();
     const c: PairedCounts = { n: 0, n10: 0, n01: 0, correct: 0, kl: 0 };
     const k = this.classes;
@@ -246,6 +249,8 @@ class SearchEvaluator {
   async layerError(a: Assignment, biases: Record<string, number[]>, node: Node, count: number): Promise<Float64Array> {
     engineEntry('bias-correction');
     await this.rounder?.ensure(a, biases);
+    // The layer's output under the state itself (bias correction reads the state).
+    this.sim.setActivationBase(a, biases);
     const start = performance.now();
     const tensor = node.outputs[0]!;
     const channels = this.plan.shapes.get(tensor)![1]!;
@@ -510,6 +515,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       options,
     );
     const state = await search.run(previous?.state ?? initialState());
+    sim.forgetActivations();
     state.roundingSeconds = roundingSecondsBefore + (evaluator.rounder?.seconds ?? 0);
     const searchSeconds = secondsBefore + (performance.now() - processStart) / 1000;
 

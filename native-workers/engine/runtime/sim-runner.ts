@@ -261,15 +261,30 @@ export class SimRunner {
     kept.cache.retain(kept.base);
   }
 
+  /** Forget every kept activation (the search is over: its memory is the held-out evaluation's). */
+  forgetActivations(): void {
+    if (!this.kept) return;
+    this.kept.cache.clear();
+    this.kept.base = undefined;
+  }
+
   /**
-   * Runs given a batch id, those of them that read kept activations, the share of the graph's
-   * nodes they ran, and the bytes kept (now and at most).
+   * Runs given a batch id, those of them that read kept activations, the nodes they ran and that
+   * share of the graph's, and the bytes kept (now and at most).
    */
-  get activationReuse(): { runs: number; hits: number; nodeShare: number; bytes: number; peakBytes: number } {
+  get activationReuse(): {
+    runs: number;
+    hits: number;
+    nodes: number;
+    nodeShare: number;
+    bytes: number;
+    peakBytes: number;
+  } {
     const k = this.kept;
     return {
       runs: k?.runs ?? 0,
       hits: k?.hits ?? 0,
+      nodes: k?.nodes ?? 0,
       nodeShare: k && k.runs > 0 ? k.nodes / (k.runs * this.sim.graph.nodes.length) : 1,
       bytes: k?.cache.size ?? 0,
       peakBytes: k?.cache.peak ?? 0,
@@ -280,6 +295,7 @@ export class SimRunner {
    * Like `run`, returning the named activation tensors (dequantized) as well or instead. With a
    * `batch` id (the same images, `count` of them, every time it is given), tensors kept for the
    * search's state are read instead of computed where this assignment gives them the same values.
+   * The arrays returned may be the kept ones: read them, do not modify them.
    */
   async runOutputs(
     assignment: Assignment,
@@ -375,15 +391,17 @@ export class SimRunner {
     const nodes = nodesNeededFor(this.sim.graph.nodes, missing, new Set(available.keys()));
     kept.nodes += nodes.length;
     const read = new Set(nodes.flatMap((n) => n.inputs));
-    const given = [...available.keys()].filter((t) => read.has(t));
-    if (given.length > 0) kept.hits++;
-    // What this run computes anyway and the state would compute the same: kept while memory allows.
     const produced = new Set(nodes.flatMap((n) => n.outputs));
+    // A tensor both given and computed (a node kept for another of its outputs) would be defined twice.
+    const given = [...available.keys()].filter((t) => read.has(t) && !produced.has(t));
+    if (given.length > 0) kept.hits++;
+    // What this run computes anyway and the state would compute the same: kept while memory allows,
+    // the graph's later tensors first (they save a run the most nodes per byte in a CNN).
     const keep: string[] = [];
     let bytes = 0;
-    for (const [t, size] of kept.readable) {
+    for (const [t, size] of [...kept.readable].reverse()) {
       if (!produced.has(t) || kept.base?.get(t) !== keys.get(t)) continue;
-      if (!kept.cache.fits(bytes + count * size * 4)) break;
+      if (!kept.cache.fits(bytes + count * size * 4)) continue;
       keep.push(t);
       bytes += count * size * 4;
     }
@@ -397,6 +415,7 @@ export class SimRunner {
   }
 
   async release(): Promise<void> {
+    this.forgetActivations();
     const sessions = this.baked.splice(0).map((b) => b.session);
     if (this.fed) sessions.push(this.fed);
     if (this.probe) sessions.push(this.probe);
