@@ -234,9 +234,9 @@ export class WeightRounder {
           if (seen >= images) break;
           const count = Math.min(b.count, images - seen);
           const data = b.data.subarray(0, count * (b.data.length / b.count));
-          const qin = this.sim.quantizeInput(a, data);
           // A whole batch is one the search's runs know by its index (and may have kept this input of).
           const batch = count === b.count ? i : undefined;
+          const qin = this.sim.quantizeInput(a, data, batch);
           const xq =
             input === this.plan.inputName
               ? qin

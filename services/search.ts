@@ -224,7 +224,7 @@ class SearchEvaluator {
     }
     for (const [i, b] of batches.entries()) {
       if (i < skip) continue;
-      const out = await this.sim.run(a, this.sim.quantizeInput(a, b.data), b.count, biases, i);
+      const out = await this.sim.run(a, this.sim.quantizeInput(a, b.data, i), b.count, biases, i);
       for (let i = 0; i < b.count; i++) {
         const t = topK(b.teacher.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
         const s = topK(out.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
@@ -257,7 +257,7 @@ class SearchEvaluator {
     const sum = new Float64Array(channels);
     let per = 0;
     for (const [i, b] of this.batchesFor(count).entries()) {
-      const q = (await this.sim.runOutputs(a, this.sim.quantizeInput(a, b.data), b.count, [tensor], biases, i)).get(
+      const q = (await this.sim.runOutputs(a, this.sim.quantizeInput(a, b.data, i), b.count, [tensor], biases, i)).get(
         tensor,
       )!;
       const fp = (await this.stats.run(b.data, b.count, [tensor])).get(tensor)!;

@@ -178,6 +178,25 @@ describe('runs that read kept activations', () => {
   }, 300_000);
 });
 
+describe('quantized inputs by batch id', () => {
+  it('are kept while the input format stays, and quantized again when it changes', async () => {
+    const setup = await quantSetup('fmnist_resnet20', 50, cacheDir);
+    const sim = await SimRunner.create(setup.plan);
+    const data = setup.batches[0]!.data;
+    const a = uniform(setup, 8);
+    const inputId = setup.plan.activationOf.get(setup.plan.inputName)!;
+    const b = { ...a, [inputId]: { ...a[inputId]!, frac: a[inputId]!.frac - 1 } };
+    const first = sim.quantizeInput(a, data, 0);
+    expect(Array.from(first)).toEqual(Array.from(sim.quantizeInput(a, data)));
+    expect(sim.quantizeInput(a, data, 0)).toBe(first);
+    const other = sim.quantizeInput(b, data, 0);
+    expect(other).not.toBe(first);
+    expect(Array.from(other)).toEqual(Array.from(sim.quantizeInput(b, data)));
+    expect(Array.from(other)).not.toEqual(Array.from(first));
+    await sim.release();
+  }, 120_000);
+});
+
 describe('a search with kept activations', () => {
   it('takes the same steps and ends on the same result as without them (optimized rounding reads them too)', async () => {
     const run = async (name: string, activationCacheBytes: number) => {

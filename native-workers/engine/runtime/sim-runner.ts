@@ -81,6 +81,8 @@ export class SimRunner {
   private readonly baked: BakedSession[] = [];
   private readonly parameters: Set<string>;
   private readonly kept?: KeptActivations;
+  /** Per batch id, its images in the input format they were last quantized to. */
+  private readonly quantizedInputs = new Map<number, { key: string; value: Float32Array }>();
 
   private constructor(
     readonly plan: QuantPlan,
@@ -171,10 +173,20 @@ export class SimRunner {
     return (this.fed ??= ort.InferenceSession.create(writeOnnx(this.sim.graph), sessionOptions(this.options)));
   }
 
-  /** Images in the input's format of `assignment` (m * 2^-f), what `run` takes. */
-  quantizeInput(assignment: Assignment, data: Float32Array): Float32Array {
+  /**
+   * Images in the input's format of `assignment` (m * 2^-f), what `run` takes. With a `batch` id
+   * (the same images every time, as for `runOutputs`) the result is kept while the input's format
+   * stays: on MobileNet's 224x224 images quantizing the input again for every evaluation took a
+   * third of the search (BENCHMARKS.md, kept activations).
+   */
+  quantizeInput(assignment: Assignment, data: Float32Array, batch?: number): Float32Array {
     const f = formatOf(this.plan, assignment, this.plan.activationOf.get(this.plan.inputName)!);
-    return dequantizeArray(quantizeArray(data, f), f.frac);
+    const key = `${f.bits},${f.frac},${f.signed}`;
+    const hit = batch === undefined ? undefined : this.quantizedInputs.get(batch);
+    if (hit?.key === key && hit.value.length === data.length) return hit.value;
+    const value = dequantizeArray(quantizeArray(data, f), f.frac);
+    if (batch !== undefined) this.quantizedInputs.set(batch, { key, value });
+    return value;
   }
 
   get imageSize(): number {
@@ -416,6 +428,7 @@ export class SimRunner {
 
   async release(): Promise<void> {
     this.forgetActivations();
+    this.quantizedInputs.clear();
     const sessions = this.baked.splice(0).map((b) => b.session);
     if (this.fed) sessions.push(this.fed);
     if (this.probe) sessions.push(this.probe);
