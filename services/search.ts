@@ -222,9 +222,9 @@ class SearchEvaluator {
       c.decided = settled;
       skip = batches.length;
     }
-    for (const [i, b] of batches.entries()) {
-      if (i < skip) continue;
-      const out = await this.sim.run(a, this.sim.quantizeInput(a, b.data, i), b.count, biases, i);
+    for (const [batch, b] of batches.entries()) {
+      if (batch < skip) continue;
+      const out = await this.sim.run(a, this.sim.quantizeInput(a, b.data, batch), b.count, biases, batch);
       for (let i = 0; i < b.count; i++) {
         const t = topK(b.teacher.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
         const s = topK(out.subarray(i * k, (i + 1) * k), 1)[0] === b.labels[i];
