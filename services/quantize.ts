@@ -118,6 +118,8 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
           await rounder.ensure(assignment, {});
         } finally {
           await rounder.release();
+          // The rounder's quantized inputs are not needed by the held-out evaluation.
+          sim.forgetActivations();
         }
         rounding = {
           method: 'optimized',

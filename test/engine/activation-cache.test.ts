@@ -193,6 +193,14 @@ describe('quantized inputs by batch id', () => {
     expect(other).not.toBe(first);
     expect(Array.from(other)).toEqual(Array.from(sim.quantizeInput(b, data)));
     expect(Array.from(other)).not.toEqual(Array.from(first));
+    // Back to the first format: quantized again, the same values.
+    expect(Array.from(sim.quantizeInput(a, data, 0))).toEqual(Array.from(first));
+    // Other images under the same id (other values of the same length, or part of the batch) are not
+    // taken for the kept ones.
+    const copy = data.map((v) => v / 2);
+    expect(Array.from(sim.quantizeInput(a, copy, 0))).toEqual(Array.from(sim.quantizeInput(a, copy)));
+    const part = data.subarray(0, data.length / 2);
+    expect(Array.from(sim.quantizeInput(a, part, 0))).toEqual(Array.from(sim.quantizeInput(a, part)));
     await sim.release();
   }, 120_000);
 });

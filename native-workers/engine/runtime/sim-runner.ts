@@ -81,8 +81,11 @@ export class SimRunner {
   private readonly baked: BakedSession[] = [];
   private readonly parameters: Set<string>;
   private readonly kept?: KeptActivations;
-  /** Per batch id, its images in the input format they were last quantized to. */
-  private readonly quantizedInputs = new Map<number, { key: string; value: Float32Array }>();
+  /** Per batch id, its images in the input format they were last quantized to, and where they were read. */
+  private readonly quantizedInputs = new Map<
+    number,
+    { key: string; value: Float32Array; source: ArrayBufferLike; offset: number }
+  >();
 
   private constructor(
     readonly plan: QuantPlan,
@@ -177,15 +180,19 @@ export class SimRunner {
    * Images in the input's format of `assignment` (m * 2^-f), what `run` takes. With a `batch` id
    * (the same images every time, as for `runOutputs`) the result is kept while the input's format
    * stays: on MobileNet's 224x224 images quantizing the input again for every evaluation took a
-   * third of the search (BENCHMARKS.md, kept activations).
+   * third of the search (BENCHMARKS.md, kept activations). The array returned may be the kept one:
+   * read it, do not modify it.
    */
   quantizeInput(assignment: Assignment, data: Float32Array, batch?: number): Float32Array {
     const f = formatOf(this.plan, assignment, this.plan.activationOf.get(this.plan.inputName)!);
     const key = `${f.bits},${f.frac},${f.signed}`;
     const hit = batch === undefined ? undefined : this.quantizedInputs.get(batch);
-    if (hit?.key === key && hit.value.length === data.length) return hit.value;
+    // The same images: the same memory (a view of the whole batch, say), not only the same id.
+    const same = hit?.source === data.buffer && hit.offset === data.byteOffset && hit.value.length === data.length;
+    if (hit?.key === key && same) return hit.value;
     const value = dequantizeArray(quantizeArray(data, f), f.frac);
-    if (batch !== undefined) this.quantizedInputs.set(batch, { key, value });
+    if (batch !== undefined)
+      this.quantizedInputs.set(batch, { key, value, source: data.buffer, offset: data.byteOffset });
     return value;
   }
 
@@ -273,8 +280,9 @@ export class SimRunner {
     kept.cache.retain(kept.base);
   }
 
-  /** Forget every kept activation (the search is over: its memory is the held-out evaluation's). */
+  /** Forget every kept activation and input (the search is over: its memory is the held-out evaluation's). */
   forgetActivations(): void {
+    this.quantizedInputs.clear();
     if (!this.kept) return;
     this.kept.cache.clear();
     this.kept.base = undefined;
@@ -428,7 +436,6 @@ export class SimRunner {
 
   async release(): Promise<void> {
     this.forgetActivations();
-    this.quantizedInputs.clear();
     const sessions = this.baked.splice(0).map((b) => b.session);
     if (this.fed) sessions.push(this.fed);
     if (this.probe) sessions.push(this.probe);
