@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SimRunner } from '../../native-workers/engine/runtime/sim-runner.js';
 import { ActivationCache, TensorKeys } from '../../native-workers/engine/runtime/activation-cache.js';
-import { dequantizeArray, quantizeArray } from '../../native-workers/engine/fixedpoint/format.js';
 import { formatFor } from '../../native-workers/engine/fixedpoint/assignment.js';
 import type { Assignment } from '../../native-workers/engine/fixedpoint/plan.js';
 import { seededRandom } from '../../native-workers/engine/data/split.js';
@@ -85,10 +84,7 @@ describe('runs that read kept activations', () => {
     const rand = seededRandom(7);
     let state = uniform(setup, 8);
     let stateBiases: Record<string, number[]> = {};
-    const inputs = (a: Assignment) => {
-      const f = a[setup.plan.activationOf.get(setup.plan.inputName)!]!;
-      return setup.batches.map((b) => dequantizeArray(quantizeArray(b.data, f), f.frac));
-    };
+    const inputs = (a: Assignment) => setup.batches.map((b) => whole.quantizeInput(a, b.data));
     const inputId = setup.plan.activationOf.get(setup.plan.inputName)!;
     const inputStructure = setup.plan.byId.get(inputId)!;
     const totalNodes = kept.sim.graph.nodes.length;
@@ -145,8 +141,7 @@ describe('runs that read kept activations', () => {
     const setup = await quantSetup('fmnist_resnet20', 50, cacheDir);
     const whole = await SimRunner.create(setup.plan);
     const a = uniform(setup, 6);
-    const f = a[setup.plan.activationOf.get(setup.plan.inputName)!]!;
-    const x = setup.batches.map((b) => dequantizeArray(quantizeArray(b.data, f), f.frac));
+    const x = setup.batches.map((b) => whole.quantizeInput(a, b.data));
     const expected = await Promise.all(setup.batches.map((b, i) => whole.run(a, x[i]!, b.indices.length)));
     // Everything the graph could keep for these batches, and a limit of a fifth of it.
     const all = await SimRunner.create(setup.plan, { activationCacheBytes: 1e9 });

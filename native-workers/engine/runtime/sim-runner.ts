@@ -10,7 +10,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { writeOnnx } from '../onnx/onnx-format.js';
-import { DataType, nodesNeededFor, type ValueInfo } from '../ir/graph.js';
+import { DataType, elementCount, nodesNeededFor, type ValueInfo } from '../ir/graph.js';
 import {
   buildSimGraph,
   feedKey,
@@ -98,15 +98,7 @@ export class SimRunner {
       this.kept = {
         cache: new ActivationCache(options.activationCacheBytes!),
         keys: new TensorKeys(sim.graph.nodes, plan.inputName, new Set(sim.feeds.keys())),
-        readable: new Map(
-          readableActivations(plan).map((t) => [
-            t,
-            plan.shapes
-              .get(t)!
-              .slice(1)
-              .reduce((a, b) => a * b, 1),
-          ]),
-        ),
+        readable: new Map(readableActivations(plan).map((t) => [t, elementCount(plan.shapes.get(t)!.slice(1))])),
         hits: 0,
         runs: 0,
         nodes: 0,
@@ -185,7 +177,7 @@ export class SimRunner {
    */
   quantizeInput(assignment: Assignment, data: Float32Array, batch?: number): Float32Array {
     const f = formatOf(this.plan, assignment, this.plan.activationOf.get(this.plan.inputName)!);
-    const key = `${f.bits},${f.frac},${f.signed}`;
+    const key = this.inputKey(assignment);
     const hit = batch === undefined ? undefined : this.quantizedInputs.get(batch);
     // The same images: the same memory (a view of the whole batch, say), not only the same id.
     const same = hit?.source === data.buffer && hit.offset === data.byteOffset && hit.value.length === data.length;
@@ -197,10 +189,13 @@ export class SimRunner {
   }
 
   get imageSize(): number {
-    return this.plan.shapes
-      .get(this.plan.inputName)!
-      .slice(1)
-      .reduce((a, b) => a * b, 1);
+    return elementCount(this.plan.shapes.get(this.plan.inputName)!.slice(1));
+  }
+
+  /** What the quantized input depends on: the input's format. */
+  private inputKey(assignment: Assignment): string {
+    const f = formatOf(this.plan, assignment, this.plan.activationOf.get(this.plan.inputName)!);
+    return `${f.bits},${f.frac},${f.signed}`;
   }
 
   feedContext(assignment: Assignment): FeedContext {
@@ -242,8 +237,7 @@ export class SimRunner {
     feedKeys?: Map<string, string>,
   ): Map<string, number> {
     const format = (id: string) => formatOf(this.plan, assignment, id);
-    const input = format(this.plan.activationOf.get(this.plan.inputName)!);
-    const inputKey = `${input.bits},${input.frac},${input.signed}`;
+    const inputKey = this.inputKey(assignment);
     if (feedKeys) {
       const signature = `${inputKey}\n${[...feedKeys.values()].join('\n')}`;
       if (kept.last?.signature !== signature)
