@@ -111,8 +111,12 @@ export interface RunReport {
     /** Seconds the simulation spent evaluating, per search phase (rounding is in `rounding.seconds`). */
     simulationSeconds?: Record<string, number>;
     strategy?: string;
-    /** The final check of the result on all calibration images (D_c): drop and bound in points. */
-    finalCheck?: { drop: number; bound: number; budget: number; rolledBack: boolean };
+    /**
+     * The final check of the result on all calibration images (D_c): drop and bound in points, the
+     * bound's z (absent in reports made before the check had its own z: the search's z), whether
+     * it rolled back, and whether the result meets the budget at that z (absent: it does).
+     */
+    finalCheck?: { drop: number; bound: number; budget: number; rolledBack: boolean; z?: number; within?: boolean };
     /**
      * The state's activations kept so that candidates run only the layers after their change, in
      * this process: simulation runs on calibration batches, those that started from kept
@@ -214,6 +218,11 @@ export interface RunRequest {
    * confidence that the held-out drop stays within the budget (BENCHMARKS.md, search).
    */
   z?: number;
+  /**
+   * z of the final check on D_c (default 2, at least z): the result rolls back to the last state
+   * whose bound at this z meets the budget (BENCHMARKS.md, search).
+   */
+  finalZ?: number;
   distill?: boolean;
   biasCorrection?: boolean;
   /** The fractional-length choice among f0..f0+3 (default true; false keeps the range rule's f0). */

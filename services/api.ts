@@ -135,6 +135,7 @@ const runRequest = z
       .optional(),
     slice: count,
     z: z.number().min(0).max(10).optional(),
+    finalZ: z.number().min(0).max(10).optional(),
     distill: z.boolean().optional(),
     biasCorrection: z.boolean().optional(),
     fracChoice: z.boolean().optional(),

@@ -557,6 +557,7 @@ export class ProjectService {
         ...(r.seed !== undefined ? { seed: r.seed } : {}),
         ...(r.slice !== undefined ? { slice: r.slice } : {}),
         ...(r.z !== undefined ? { z: r.z } : {}),
+        ...(r.finalZ !== undefined ? { finalZ: r.finalZ } : {}),
         ...(r.distill !== undefined ? { distill: r.distill } : {}),
         ...(r.biasCorrection !== undefined ? { biasCorrection: r.biasCorrection } : {}),
         ...(r.fracChoice !== undefined ? { fracChoice: r.fracChoice } : {}),

@@ -62,6 +62,8 @@ export interface SearchJobOptions extends SessionOptions {
   rounding?: Rounding;
   /** z of the paired bound; 0 accepts on the plain drop. */
   z?: number;
+  /** z of the final check's bound, at least `z` (default 2; see SearchOptions.finalZ). */
+  finalZ?: number;
   /** Images of the early-rejection and distillation slice (default: a quarter of D_c, at least 200). */
   slice?: number;
   cacheDir?: string;
@@ -121,6 +123,8 @@ interface JobIdentity {
   fracChoice?: false;
   /** The output's floor; absent: 8 bits (runs checkpointed before it became 16). */
   logitsFloor?: number;
+  /** The final check's z; absent: the steps' z (runs checkpointed before it had its own). */
+  finalZ?: number;
 }
 
 const LEGACY_LOGITS_FLOOR = 8;
@@ -343,11 +347,17 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     logitsFloor,
     budget: o.budget,
     z: o.z ?? DEFAULT_SEARCH.z,
+    finalZ: 0,
     strategy: o.strategy ?? DEFAULT_SEARCH.strategy,
     distill: o.distill ?? DEFAULT_SEARCH.distill,
     biasCorrection: o.biasCorrection ?? DEFAULT_SEARCH.biasCorrection,
     fracChoice: o.fracChoice ?? DEFAULT_SEARCH.fracChoice,
   };
+  // A run checkpointed before the final check had its own z finishes as it started (at the steps' z).
+  options.finalZ =
+    previous && previous.identity.finalZ === undefined
+      ? options.z
+      : Math.max(options.z, o.finalZ ?? DEFAULT_SEARCH.finalZ);
   const rounding = o.rounding ?? defaultSearchRounding(split.calib.length);
   const slice = Math.min(split.calib.length, o.slice ?? Math.max(200, Math.ceil(split.calib.length / 4)));
   const identity: JobIdentity = {
@@ -368,6 +378,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     equalize: o.equalize ?? DEFAULT_EQUALIZE,
     ...(options.fracChoice ? {} : { fracChoice: false as const }),
     ...(logitsFloor !== LEGACY_LOGITS_FLOOR ? { logitsFloor } : {}),
+    ...(previous && previous.identity.finalZ === undefined ? {} : { finalZ: options.finalZ }),
   };
   const checkpointFile = join(o.out, CHECKPOINT);
   const trajectoryFile = join(o.out, 'trajectory.jsonl');

@@ -1,5 +1,5 @@
 import { runJob } from '../run-job.js';
-import type { EqualizeMode } from '../../api/contract.js';
+import type { EqualizeMode, RunReport } from '../../api/contract.js';
 import { numberOption } from '../numbers.js';
 import { progress, type Progress } from '../progress.js';
 import type { Command } from '../command.js';
@@ -7,7 +7,7 @@ import type { Command } from '../command.js';
 export const quantizeCommand: Command = {
   name: 'quantize',
   usage:
-    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B [--weight-bits W]) [--rounding nearest|optimized] [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--z Z] [--workers K] [--no-distill] [--no-bias-correction] [--no-frac-choice] [--equalize depthwise|all|off] [--previous-checkpoint | --restart] [--json]',
+    'fxpq quantize --model M.onnx --data DIR --out RUN (--budget PP | --uniform B [--weight-bits W]) [--rounding nearest|optimized] [--classes C] [--preprocess SPEC] [--calib N] [--eval N] [--seed S] [--strategy schedule|sensitivity|tradeoff] [--slice N] [--z Z] [--final-z Z] [--workers K] [--no-distill] [--no-bias-correction] [--no-frac-choice] [--equalize depthwise|all|off] [--previous-checkpoint | --restart] [--json]',
   summary: 'the smallest mixed-precision fixed-point network within an accuracy budget (resumable)',
   options: {
     model: { type: 'string' },
@@ -26,6 +26,7 @@ export const quantizeCommand: Command = {
     strategy: { type: 'string' },
     slice: { type: 'string' },
     z: { type: 'string' },
+    'final-z': { type: 'string' },
     'no-distill': { type: 'boolean' },
     'no-frac-choice': { type: 'boolean' },
     'no-bias-correction': { type: 'boolean' },
@@ -56,6 +57,8 @@ export const quantizeCommand: Command = {
     if (typeof budget === 'object') return budget;
     const z = numberOption(values, 'z', { min: 0, max: 10 });
     if (typeof z === 'object') return z;
+    const finalZ = numberOption(values, 'final-z', { min: 0, max: 10 });
+    if (typeof finalZ === 'object') return finalZ;
     if (budget === undefined && numbers['uniform'] === undefined)
       return { usageError: 'quantize needs --budget PP or --uniform B.' };
     if (numbers['weight-bits'] !== undefined && numbers['uniform'] === undefined)
@@ -96,6 +99,7 @@ export const quantizeCommand: Command = {
         seed: numbers['seed'],
         slice: numbers['slice'],
         z,
+        finalZ,
         ...(numbers['workers'] !== undefined ? { ortThreads: numbers['workers'] } : {}),
         strategy: strategy as 'schedule' | 'sensitivity' | 'tradeoff' | undefined,
         distill: values['no-distill'] ? false : undefined,
@@ -137,6 +141,7 @@ export const quantizeCommand: Command = {
         }`,
         `Memory         ${report.memory.reduction.toFixed(2)}x smaller (weights ${report.memory.weightsReduction.toFixed(2)}x), average bits W ${report.memory.avgBitsWeights.toFixed(2)}, A ${report.memory.avgBitsActivations.toFixed(2)}`,
         `Search         ${report.search.evaluations} evaluations, ${report.search.seconds.toFixed(1)} s${report.search.fp32Passes !== undefined ? `, ${report.search.fp32Passes.toFixed(0)} FP32 passes over the calibration split` : ''}`,
+        ...(report.search.finalCheck ? [`Final check    ${finalCheckLine(report.search.finalCheck)}`] : []),
         ...(report.rounding
           ? [
               `Rounding       ${report.rounding.method}${report.rounding.method === 'optimized' ? ` (${report.rounding.structureFormats} structure formats, ${report.rounding.seconds.toFixed(1)} s)` : ''}`,
@@ -148,3 +153,10 @@ export const quantizeCommand: Command = {
     return 0;
   },
 };
+
+/** The final check on the calibration split, as one line of the summary. */
+function finalCheckLine(f: NonNullable<RunReport['search']['finalCheck']>): string {
+  const at = `drop ${f.drop.toFixed(2)}, bound ${f.bound.toFixed(2)}${f.z !== undefined ? ` at z = ${f.z}` : ''} on the calibration split (budget ${f.budget})`;
+  if (f.rolledBack) return `${at}, after rolling back to the last state within the budget`;
+  return f.within === false ? `${at}: no state met the budget at this z; the result is kept` : at;
+}

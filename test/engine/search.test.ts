@@ -135,9 +135,53 @@ describe('FxP-QNet search', () => {
     // Every accepted reduction was measured on the 1000 images of D_c, within its eps_t.
     for (const step of log.filter((l) => l.phase === 'reduce' && l.accepted))
       expect(step.bound).toBeLessThanOrEqual(step.budget + 1e-9);
-    expect(state.final).toMatchObject({ rolledBack: false });
+    // The final check (at z = 2) holds the result within the budget on D_c too.
+    expect(state.final).toMatchObject({ z: 2, within: true });
     expect(state.final!.bound).toBeLessThanOrEqual(1);
-    expect(log.at(-1)!.note).toBe('final check on D_c');
+    expect(dropUpperBound(final, 2)).toBeLessThanOrEqual(0.01);
+    expect(log.at(-1)!.note).toMatch(/^final check/);
+  });
+
+  it('checks the result at the final z and rolls back to the last state that met the budget there', async () => {
+    const plan = tinyPlan();
+    // The steps accept on z = 1; with the final check at z = 1 too, the result's z = 2 bound is over the budget.
+    const atOne: TrajectoryStep[] = [];
+    const one = await new FxpQNetSearch(syntheticEnv(plan, atOne, {}), { ...options, finalZ: 1 }).run(initialState());
+    const honest = syntheticEnv(plan, [], {});
+    const resultAtOne = await honest.evaluate(one.assignment, {}, 1000, 'done');
+    expect(dropUpperBound(resultAtOne, 1)).toBeLessThanOrEqual(0.01);
+    expect(dropUpperBound(resultAtOne, 2)).toBeGreaterThan(0.01);
+    expect(one.final).toMatchObject({ z: 1, rolledBack: false, within: true });
+
+    const atTwo: TrajectoryStep[] = [];
+    const two = await new FxpQNetSearch(syntheticEnv(plan, atTwo, {}), options).run(initialState());
+    expect(two.final).toMatchObject({ z: 2, rolledBack: true, within: true });
+    const result = await honest.evaluate(two.assignment, {}, 1000, 'done');
+    expect(dropUpperBound(result, 2)).toBeLessThanOrEqual(0.01);
+    expect(two.final!.bound).toBeCloseTo(100 * dropUpperBound(result, 2), 9);
+    // The same steps up to the check, then the last accepted state measured on all of D_c whose
+    // z = 2 bound (drop + 2 (bound - drop), from its z = 1 figures) is within the budget.
+    expect(atTwo.slice(0, -1)).toEqual(atOne.slice(0, -1));
+    const lastWithin = atOne
+      .filter((l) => l.accepted && l.phase !== 'distill' && l.phase !== 'check')
+      .filter((l) => l.drop + 2 * (l.bound - l.drop) <= 1 + 1e-9)
+      .at(-1)!;
+    expect(atTwo.at(-1)!.reduction).toBeCloseTo(lastWithin.reduction, 9);
+    expect(memoryReport(plan, two.assignment).reduction).toBeLessThan(memoryReport(plan, one.assignment).reduction);
+    expect(atTwo.at(-1)!.note).toMatch(/rolled back .*at z = 2/);
+  });
+
+  it('keeps the result and says so when no state meets the budget at the final z', async () => {
+    const plan = tinyPlan();
+    const log: TrajectoryStep[] = [];
+    const env = syntheticEnv(plan, log, {});
+    const honest = env.evaluate;
+    // Every state changes 9 of 1000 predictions each way: drop 0, bound 0.42 at z = 1, 8.5 at z = 20.
+    env.evaluate = async (a, b, n, phase) => ({ ...(await honest(a, b, n, phase)), n10: 0.009 * n, n01: 0.009 * n });
+    const state = await new FxpQNetSearch(env, { ...options, finalZ: 20 }).run(initialState());
+    expect(state.final).toMatchObject({ z: 20, rolledBack: false, within: false });
+    expect(state.lastGood).toBeUndefined();
+    expect(log.at(-1)!.note).toMatch(/no state met the budget at z = 20/);
   });
 
   it('rolls back to the last state within the budget when the final check fails', async () => {

@@ -24,6 +24,13 @@ export interface SearchOptions {
   budget: number;
   /** z of the paired bound (0: plain drop). */
   z: number;
+  /**
+   * z of the final check's bound. Hundreds of moves, each accepted where D_c happened to be kind,
+   * leave a final state whose D_c drop reads low: with the final check at z = 1 (the steps' z),
+   * VGG and ResNet-8 ended 0.4-0.5 points over a 1-point budget on held-out images. The check at
+   * z = 2 rolls back to the last state that meets the budget at that z (BENCHMARKS.md, search).
+   */
+  finalZ: number;
   strategy: Strategy;
   floors: Record<StructureKind, number>;
   /**
@@ -48,6 +55,7 @@ export interface SearchOptions {
 export const DEFAULT_SEARCH: SearchOptions = {
   budget: 1,
   z: 1,
+  finalZ: 2,
   strategy: 'schedule',
   floors: { W: 2, A: 2, B: 8 },
   logitsFloor: 16,
@@ -80,7 +88,10 @@ export interface SearchState {
   loss?: number;
   /** Assignment before distillation, restored if the distilled one leaves the budget. */
   beforeDistill?: Assignment;
-  /** The last state whose bound on all of D_c was within the budget (the final check rolls back to it). */
+  /**
+   * The last state whose bound at the final check's z was within the budget on all of D_c (the
+   * final check rolls back to it).
+   */
   lastGood?: { assignment: Assignment; biases: Record<string, number[]> };
   /** The start state's bound on D_c (a fraction): the rising budget eps_t starts from it. */
   startBound?: number;
@@ -88,8 +99,11 @@ export interface SearchState {
   roundingSeconds?: number;
   /** Seconds the simulation spent evaluating, per phase (kept by the caller, for the cost report). */
   simulationSeconds?: Record<string, number>;
-  /** The final check on D_c: drop and bound (points), and whether it rolled back to lastGood. */
-  final?: { drop: number; bound: number; rolledBack: boolean };
+  /**
+   * The final check on D_c: drop and bound (points) at the check's z, whether it rolled back to
+   * lastGood, and whether the result meets the budget at that z (false only when no state did).
+   */
+  final?: { drop: number; bound: number; z: number; rolledBack: boolean; within: boolean };
 }
 
 /** A trajectory line and a progress report are the contract's shapes (api/contract.ts), with this search's phases. */
@@ -294,6 +308,7 @@ export class FxpQNetSearch {
       );
     }
     state.assignment = a16;
+    this.markGood(state, c16, eps);
     await this.step(
       state,
       {
@@ -317,6 +332,7 @@ export class FxpQNetSearch {
       if (ok) {
         state.assignment = a;
         state.startBound = dropUpperBound(c, this.o.z);
+        this.markGood(state, c, eps);
       }
       await this.step(
         state,
@@ -338,13 +354,17 @@ export class FxpQNetSearch {
     state.pass = 0;
     state.cursor = 0;
     state.order = [];
-    this.markGood(state);
     await this.env.checkpoint(state);
   }
 
-  /** The current state met the budget on all of D_c. */
-  private markGood(state: SearchState): void {
-    state.lastGood = { assignment: state.assignment, biases: state.biases };
+  /**
+   * The current state was just measured by `c`: where that is all of D_c and its bound at the
+   * final check's z is within the budget, the final check may roll back to it. (A sequential
+   * test's early accept knows only the steps' z, so it is not recorded.)
+   */
+  private markGood(state: SearchState, c: PairedCounts, eps: number): void {
+    if (c.n >= this.env.calibCount && !c.decided && dropUpperBound(c, this.o.finalZ) <= eps)
+      state.lastGood = { assignment: state.assignment, biases: state.biases };
   }
 
   private async orderFor(state: SearchState): Promise<string[]> {
@@ -402,7 +422,7 @@ export class FxpQNetSearch {
       const accepted = !early && (c.decided ? c.decided === 'accept' : dropUpperBound(c, this.o.z) <= epsT);
       if (accepted) {
         state.assignment = a;
-        this.markGood(state);
+        this.markGood(state, c, eps);
       } else if (epsT >= eps) state.frozen.push(id);
       await this.step(state, {
         structure: id,
@@ -488,7 +508,7 @@ export class FxpQNetSearch {
     // Keep the distilled mapping only when it is within the budget on D_c.
     const within = dropUpperBound(check, this.o.z) <= eps;
     if (!within) state.assignment = state.beforeDistill!;
-    else this.markGood(state);
+    else this.markGood(state, check, eps);
     await this.step(state, {
       structure: null,
       bits: null,
@@ -537,7 +557,7 @@ export class FxpQNetSearch {
       if (better) {
         state.biases = biases;
         state.loss = c.kl;
-        this.markGood(state);
+        this.markGood(state, c, this.o.budget / 100);
       }
       state.cursor++;
       const f = state.assignment[structureId('B', bName)]!;
@@ -560,18 +580,24 @@ export class FxpQNetSearch {
     await this.env.checkpoint(state);
   }
 
-  /** Step 5's guard: the result's bound on all of D_c, with a rollback to the last state that met it. */
+  /**
+   * Step 5's guard: the result's bound on all of D_c at the final check's z, with a rollback to
+   * the last state that met it.
+   */
   private async finalCheck(state: SearchState, eps: number): Promise<void> {
+    const z = this.o.finalZ;
     let c = await this.evaluate(state, state.assignment, this.env.calibCount);
     let rolledBack = false;
-    if (dropUpperBound(c, this.o.z) > eps && state.lastGood) {
+    if (dropUpperBound(c, z) > eps && state.lastGood) {
       state.assignment = state.lastGood.assignment;
       state.biases = state.lastGood.biases;
       c = await this.evaluate(state, state.assignment, this.env.calibCount);
       rolledBack = true;
     }
-    const m = this.measured(c);
-    state.final = { drop: m.drop, bound: m.bound, rolledBack };
+    const bound = percent(dropUpperBound(c, z));
+    const within = bound <= this.o.budget + 1e-9;
+    state.final = { drop: percent(dropOf(c)), bound, z, rolledBack, within };
+    const atZ = `bound ${bound.toFixed(2)} at z = ${z}`;
     await this.step(
       state,
       {
@@ -579,10 +605,14 @@ export class FxpQNetSearch {
         bits: null,
         frac: null,
         accepted: !rolledBack,
-        ...m,
+        ...this.measured(c),
         budget: this.o.budget,
         reduction: this.reduction(state.assignment),
-        note: rolledBack ? 'final check failed: rolled back to the last state within the budget' : 'final check on D_c',
+        note: rolledBack
+          ? `final check failed: rolled back to the last state within the budget (${atZ})`
+          : within
+            ? `final check on D_c (${atZ})`
+            : `final check on D_c: no state met the budget at z = ${z} (${atZ}); the result is kept`,
       },
       false,
     );

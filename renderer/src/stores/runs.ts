@@ -23,6 +23,8 @@ export interface RunForm {
   slice: number | null;
   /** z of the search's paired bound (null: the default, 1). */
   z: number | null;
+  /** z of the final check on the calibration split (null: the default, 2). */
+  finalZ: number | null;
   seed: number;
   distill: boolean;
   biasCorrection: boolean;
@@ -44,6 +46,7 @@ export const defaultRunForm = (): RunForm => ({
   eval: null,
   slice: null,
   z: null,
+  finalZ: null,
   seed: 0,
   distill: true,
   biasCorrection: true,
@@ -88,6 +91,11 @@ export function runRequest(f: RunForm): RunRequest | string {
   if (f.mode === 'search' && f.z != null) {
     if (!(Number.isFinite(f.z) && f.z >= 0 && f.z <= 10)) return 'The confidence z must be a number from 0 to 10.';
     req.z = f.z;
+  }
+  if (f.mode === 'search' && f.finalZ != null) {
+    if (!(Number.isFinite(f.finalZ) && f.finalZ >= 0 && f.finalZ <= 10))
+      return 'The final check z must be a number from 0 to 10.';
+    req.finalZ = f.finalZ;
   }
   if (f.eval != null) {
     if (!Number.isInteger(f.eval) || f.eval < 1) return 'Evaluation images must be a whole number above 0.';
