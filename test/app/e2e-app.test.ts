@@ -209,6 +209,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
       expect(await page.textContent('[data-test=drop]')).toMatch(
         /-?\d+\.\d+ points \(standard error \d+\.\d+; \d+ lost,\s+\d+ gained\)/,
       );
+      expect(await page.textContent('[data-test=final-check]')).toMatch(/drop -?\d+\.\d+, bound -?\d+\.\d+\s+at z = 2/);
       expect(await page.locator('[data-test=format-row]').count()).toBeGreaterThan(10);
       await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
       await expect.poll(() => points(page, 'results-trajectory')).toBeGreaterThan(0);

@@ -26,6 +26,7 @@ describe('command-line arguments', () => {
     [['--budget', '1', '--weight-bits', '4', '--out', join(tmp, 'a')], /--weight-bits goes with --uniform B/],
     [['--uniform', '8', '--weight-bits', '1', '--out', join(tmp, 'a')], /--weight-bits must be a whole number from 2/],
     [['--budget', '1', '--z=11', '--out', join(tmp, 'a')], /--z must be a number from 0 to 10/],
+    [['--budget', '1', '--final-z', 'two', '--out', join(tmp, 'a')], /--final-z must be a number/],
   ])('refuses %j with exit 2', async (args, message) => {
     const r = await runCli([...base, ...(args as string[])]);
     expect(r.code).toBe(2);

@@ -201,6 +201,9 @@ describe('FxP-QNet search', () => {
     const state = await new FxpQNetSearch(env, options).run(initialState());
     expect(state.final!.rolledBack).toBe(true);
     expect(state.assignment).toEqual(state.lastGood!.assignment);
+    // The state it returns to meets the budget at the final check's z on all of D_c.
+    expect(dropUpperBound(await honest(state.assignment, {}, 1000, 'done'), 2)).toBeLessThanOrEqual(0.01);
+    expect(state.final).toMatchObject({ z: 2, within: true });
     expect(log.at(-1)!.note).toMatch(/rolled back/);
   });
 

@@ -39,6 +39,7 @@ interface RunForm {
   eval: number | null;
   fracChoice: boolean;
   z: number | null;
+  finalZ: number | null;
 }
 interface RunsStore {
   form: RunForm;
@@ -215,6 +216,12 @@ describe('runs store', () => {
     f.z = -1;
     expect(runRequest(f)).toMatch(/confidence z/);
     f.z = null;
+    f.finalZ = 3;
+    expect(runRequest(f)).toMatchObject({ finalZ: 3 });
+    f.finalZ = 11;
+    expect(runRequest(f)).toMatch(/final check z/);
+    f.finalZ = null;
+    expect(runRequest(f)).not.toHaveProperty('finalZ');
     f.mode = 'uniform';
     f.uniform = 8;
     expect(runRequest(f)).toMatchObject({ uniform: 8 });

@@ -57,7 +57,7 @@ describe('search teacher and final check', () => {
     // A near-perfect student (16 bits) is near the teacher: KL ~0, not softmax(probabilities) vs logits (~2).
     expect(steps[0]!.note).toBe('uniform 16 bits');
     expect(steps[0]!.kl).toBeLessThan(0.01);
-    expect(report.search.finalCheck).toMatchObject({ budget: 2, rolledBack: false });
+    expect(report.search.finalCheck).toMatchObject({ budget: 2, z: 2, within: true });
     expect(report.search.finalCheck!.bound).toBeLessThanOrEqual(2);
     expect(report.quant.ties).toBeGreaterThanOrEqual(0);
     // The held-out drop's paired counts: their difference is the drop, their sum its standard error.
