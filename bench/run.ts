@@ -10,6 +10,7 @@ import { benchIntProfile } from './int-profile.js';
 import { benchSearch } from './search.js';
 import { benchEventLoop } from './event-loop.js';
 import { benchC } from './c-speed.js';
+import { benchOrtParallel } from './ort-parallel.js';
 import { closePools } from '../services/pool.js';
 
 const shared = resolve(
@@ -31,6 +32,7 @@ const all: Record<string, () => Promise<string[]>> = {
   'int-profile': () => benchIntProfile(shared, rest[0] ? Number(rest[0]) : undefined),
   'event-loop': () => benchEventLoop(rest[0] ? Number(rest[0]) : undefined),
   c: () => benchC(rest),
+  'ort-parallel': () => benchOrtParallel(),
   // Minutes per model: only when asked for (`npm run bench -- search [model ...]`).
   ...(first === 'search' ? { search: () => benchSearch(shared, rest.length > 0 ? rest : ALL_MODELS) } : {}),
 };

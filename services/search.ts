@@ -62,7 +62,7 @@ export interface SearchJobOptions extends SessionOptions {
   rounding?: Rounding;
   /** z of the paired bound; 0 accepts on the plain drop. */
   z?: number;
-  /** z of the final check's bound, at least `z` (default 2; see SearchOptions.finalZ). */
+  /** z of the final check's bound (default 2; a value below `z` is raised to `z`; see SearchOptions.finalZ). */
   finalZ?: number;
   /** Images of the early-rejection and distillation slice (default: a quarter of D_c, at least 200). */
   slice?: number;
@@ -342,22 +342,26 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   // started with (its identity has no logitsFloor).
   const logitsFloor =
     previous && previous.identity.logitsFloor === undefined ? LEGACY_LOGITS_FLOOR : DEFAULT_SEARCH.logitsFloor;
+  // A run checkpointed before the final check had its own z finishes as it started (at the steps' z).
+  const legacyFinalCheck = previous !== undefined && previous.identity.finalZ === undefined;
+  if (legacyFinalCheck && o.finalZ !== undefined)
+    throw new FxpqError(
+      `${o.out} holds a run started before the final check had its own z; resume it without --final-z, or choose another --out folder.`,
+      'io',
+    );
+  const z = o.z ?? DEFAULT_SEARCH.z;
   const options: SearchOptions = {
     ...DEFAULT_SEARCH,
     logitsFloor,
     budget: o.budget,
-    z: o.z ?? DEFAULT_SEARCH.z,
-    finalZ: 0,
+    z,
+    // The final check is never looser than the steps: a smaller final z is raised to z.
+    finalZ: legacyFinalCheck ? z : Math.max(z, o.finalZ ?? DEFAULT_SEARCH.finalZ),
     strategy: o.strategy ?? DEFAULT_SEARCH.strategy,
     distill: o.distill ?? DEFAULT_SEARCH.distill,
     biasCorrection: o.biasCorrection ?? DEFAULT_SEARCH.biasCorrection,
     fracChoice: o.fracChoice ?? DEFAULT_SEARCH.fracChoice,
   };
-  // A run checkpointed before the final check had its own z finishes as it started (at the steps' z).
-  options.finalZ =
-    previous && previous.identity.finalZ === undefined
-      ? options.z
-      : Math.max(options.z, o.finalZ ?? DEFAULT_SEARCH.finalZ);
   const rounding = o.rounding ?? defaultSearchRounding(split.calib.length);
   const slice = Math.min(split.calib.length, o.slice ?? Math.max(200, Math.ceil(split.calib.length / 4)));
   const identity: JobIdentity = {
@@ -378,7 +382,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     equalize: o.equalize ?? DEFAULT_EQUALIZE,
     ...(options.fracChoice ? {} : { fracChoice: false as const }),
     ...(logitsFloor !== LEGACY_LOGITS_FLOOR ? { logitsFloor } : {}),
-    ...(previous && previous.identity.finalZ === undefined ? {} : { finalZ: options.finalZ }),
+    ...(legacyFinalCheck ? {} : { finalZ: options.finalZ }),
   };
   const checkpointFile = join(o.out, CHECKPOINT);
   const trajectoryFile = join(o.out, 'trajectory.jsonl');

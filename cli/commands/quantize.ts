@@ -157,6 +157,6 @@ export const quantizeCommand: Command = {
 /** The final check on the calibration split, as one line of the summary. */
 function finalCheckLine(f: NonNullable<RunReport['search']['finalCheck']>): string {
   const at = `drop ${f.drop.toFixed(2)}, bound ${f.bound.toFixed(2)}${f.z !== undefined ? ` at z = ${f.z}` : ''} on the calibration split (budget ${f.budget})`;
-  if (f.rolledBack) return `${at}, after rolling back to the last state within the budget`;
-  return f.within === false ? `${at}: no state met the budget at this z; the result is kept` : at;
+  if (f.within === false) return `${at}: no state met the budget at this z; the result is kept`;
+  return f.rolledBack ? `${at}, after rolling back to the last state within the budget` : at;
 }

@@ -163,12 +163,26 @@ describe('FxP-QNet search', () => {
     // z = 2 bound (drop + 2 (bound - drop), from its z = 1 figures) is within the budget.
     expect(atTwo.slice(0, -1)).toEqual(atOne.slice(0, -1));
     const lastWithin = atOne
-      .filter((l) => l.accepted && l.phase !== 'distill' && l.phase !== 'check')
+      // Distillation's moves are measured on the slice only; its verdict (no structure) on all of D_c.
+      .filter((l) => l.accepted && !(l.phase === 'distill' && l.structure !== null) && l.phase !== 'check')
       .filter((l) => l.drop + 2 * (l.bound - l.drop) <= 1 + 1e-9)
       .at(-1)!;
     expect(atTwo.at(-1)!.reduction).toBeCloseTo(lastWithin.reduction, 9);
     expect(memoryReport(plan, two.assignment).reduction).toBeLessThan(memoryReport(plan, one.assignment).reduction);
     expect(atTwo.at(-1)!.note).toMatch(/rolled back .*at z = 2/);
+  });
+
+  it('checks the result also without distillation and bias correction', async () => {
+    const plan = tinyPlan();
+    const log: TrajectoryStep[] = [];
+    const state = await new FxpQNetSearch(syntheticEnv(plan, log, {}), {
+      ...options,
+      distill: false,
+      biasCorrection: false,
+    }).run(initialState());
+    expect(log.some((l) => l.phase === 'distill' || l.phase === 'bias')).toBe(false);
+    expect(log.at(-1)!.phase).toBe('check');
+    expect(state.final).toMatchObject({ z: 2, within: true });
   });
 
   it('keeps the result and says so when no state meets the budget at the final z', async () => {

@@ -133,6 +133,23 @@ describe('quantize job with a budget', () => {
     expect(essence(await quantize({ ...base, out, checkpoint: 'restart' }))).toEqual(essence(reference));
   }, 240_000);
 
+  it("finishes a run checkpointed before the final check had its own z with the steps' z, and refuses --final-z for it", async () => {
+    const out = join(tmp, 'legacy');
+    await expect(quantize({ ...base, out, stopAfterCheckpoints: 6 })).rejects.toThrow(/stopped at a checkpoint/);
+    // What such a run's checkpoint holds: an identity without finalZ.
+    for (const name of ['checkpoint.json', 'checkpoint.prev.json']) {
+      const file = join(out, name);
+      const c = JSON.parse(readFileSync(file, 'utf8')) as { identity: Record<string, unknown> };
+      delete c.identity['finalZ'];
+      writeFileSync(file, JSON.stringify(c));
+    }
+    await expect(quantize({ ...base, out, finalZ: 3 })).rejects.toThrow(
+      /started before the final check had its own z; resume it without --final-z/,
+    );
+    const report = await quantize({ ...base, out });
+    expect(report.search.finalCheck).toMatchObject({ z: 1, budget: 2, within: true });
+  }, 240_000);
+
   it('explains bad inputs', async () => {
     await expect(quantize({ ...base, out: join(tmp, 'x'), modelPath: join(tmp, 'missing.onnx') })).rejects.toThrow(
       /missing\.onnx does not exist/,

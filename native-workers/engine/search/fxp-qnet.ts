@@ -451,7 +451,9 @@ export class FxpQNetSearch {
       // reduction repeated").
       state.phase = 'check';
     } else if (allFrozen || state.pass + 1 >= this.o.maxPasses) {
-      state.phase = this.o.distill ? 'distill' : this.o.biasCorrection ? 'bias' : 'done';
+      // Without distillation and bias correction nothing improves the mapping for a last pass, but
+      // the result is still checked.
+      state.phase = this.o.distill ? 'distill' : this.o.biasCorrection ? 'bias' : 'check';
       state.pass = 0;
     } else {
       state.pass++;
@@ -594,8 +596,8 @@ export class FxpQNetSearch {
       c = await this.evaluate(state, state.assignment, this.env.calibCount);
       rolledBack = true;
     }
+    const within = dropUpperBound(c, z) <= eps;
     const bound = percent(dropUpperBound(c, z));
-    const within = bound <= this.o.budget + 1e-9;
     state.final = { drop: percent(dropOf(c)), bound, z, rolledBack, within };
     const atZ = `bound ${bound.toFixed(2)} at z = ${z}`;
     await this.step(
@@ -604,15 +606,15 @@ export class FxpQNetSearch {
         structure: null,
         bits: null,
         frac: null,
-        accepted: !rolledBack,
+        accepted: !rolledBack && within,
         ...this.measured(c),
         budget: this.o.budget,
         reduction: this.reduction(state.assignment),
-        note: rolledBack
-          ? `final check failed: rolled back to the last state within the budget (${atZ})`
-          : within
-            ? `final check on D_c (${atZ})`
-            : `final check on D_c: no state met the budget at z = ${z} (${atZ}); the result is kept`,
+        note: !within
+          ? `final check on D_c: no state met the budget at z = ${z} (${atZ}); the result is kept`
+          : rolledBack
+            ? `final check failed: rolled back to the last state within the budget (${atZ})`
+            : `final check on D_c (${atZ})`,
       },
       false,
     );
