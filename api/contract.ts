@@ -205,7 +205,7 @@ export interface RunRequest {
   weightBits?: number;
   /**
    * How weights are rounded (issue 15): GPTQ on the calibration images, or to nearest. Default:
-   * optimized for a search on 1000 or more calibration images, else nearest (a uniform run: nearest).
+   * optimized for a search on 1000 or more calibration images, else nearest; a uniform run: optimized.
    */
   rounding?: 'nearest' | 'optimized';
   strategy?: 'schedule' | 'sensitivity' | 'tradeoff';
