@@ -39,3 +39,11 @@ export function smallSearch(cacheDir: string) {
     cacheDir,
   };
 }
+
+/**
+ * A small uniform 8-bit run's options (20 calibration and 20 held-out images), rounded to nearest:
+ * the tests that start from it edit its formats, and optimized integers exist per format only.
+ */
+export function smallUniform(cacheDir: string) {
+  return { uniform: 8, rounding: 'nearest' as const, calib: 20, eval: 20, seed: 1, cacheDir };
+}

@@ -21,7 +21,7 @@ import { formatFor } from '../../native-workers/engine/fixedpoint/assignment.js'
 import { seededRandom } from '../../native-workers/engine/data/split.js';
 import { topK } from '../../native-workers/engine/data/metrics.js';
 import type { IntProgram } from '../../native-workers/engine/fixedpoint/program.js';
-import { ALL_MODELS, hasShared, modelPath, repoRoot, sharedModels } from '../helpers/fixtures.js';
+import { ALL_MODELS, hasShared, modelPath, repoRoot, sharedModels, smallUniform } from '../helpers/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fxpq-export-'));
 const cacheDir = join(tmp, 'cache');
@@ -47,14 +47,8 @@ async function uniformRun(name: string): Promise<string> {
       dataPath: dataFor(name),
       classes: name.startsWith('mobilenet') ? 'imagenet1k' : undefined,
       out,
-      uniform: 8,
-      // Rounded to nearest: mixedRun edits the formats, and optimized integers exist per format
-      // (an optimized run's export is tested in optimized-rounding.test.ts).
-      rounding: 'nearest',
-      calib: 20,
-      eval: 20,
-      seed: 1,
-      cacheDir,
+      // Rounded to nearest (an optimized run's export is tested in optimized-rounding.test.ts).
+      ...smallUniform(cacheDir),
     });
   }
   return out;

@@ -24,7 +24,7 @@ import { loadModelFile } from '../../services/models.js';
 import { closePools } from '../../services/pool.js';
 import { quantize } from '../../services/quantize.js';
 import { seededFloats } from '../helpers/graph-builder.js';
-import { repoRoot } from '../helpers/fixtures.js';
+import { repoRoot, smallUniform } from '../helpers/fixtures.js';
 
 const zoo = join(repoRoot, 'test/fixtures/zoo');
 const data = join(repoRoot, 'test/fixtures/fashion-mnist');
@@ -74,18 +74,7 @@ describe.each(ZOO)('zoo model %s', (name) => {
 
     const run = join(tmp, `run-${name}`);
     if (!existsSync(join(run, 'report.json')))
-      // Rounded to nearest: the mixed assignment below edits the formats, and optimized integers exist per format.
-      await quantize({
-        modelPath: path,
-        dataPath: data,
-        out: run,
-        uniform: 8,
-        rounding: 'nearest',
-        calib: 20,
-        eval: 20,
-        seed: 1,
-        cacheDir,
-      });
+      await quantize({ modelPath: path, dataPath: data, out: run, ...smallUniform(cacheDir) });
     const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')) as {
       assignment: Assignment;
       inputNonNegative: boolean;
