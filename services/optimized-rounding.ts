@@ -275,7 +275,7 @@ export async function runRoundedWeights(run: string, assignment: Assignment): Pr
   for (const [id, f] of Object.entries(assignment))
     if (id.startsWith('W:') && f.bits <= OPTIMIZED_MAX_BITS && !store.has(id, f))
       throw new FxpqError(
-        `${join(run, ROUNDING_DIR)} lacks the rounded weights of ${id} at ${f.bits} bits; the run folder is incomplete (quantize it again).`,
+        `${join(run, ROUNDING_DIR)} lacks the rounded weights of ${id} at ${f.bits} bits; the run folder is incomplete, or its formats were edited after optimized rounding (quantize it again, with --rounding nearest to edit formats by hand).`,
         'io',
       );
   return store;

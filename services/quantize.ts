@@ -22,6 +22,7 @@ import { imageBatches } from './image-feed.js';
 import {
   DEFAULT_ROUNDER,
   DEFAULT_ROUNDING_METHOD,
+  OPTIMIZED_MAX_BITS,
   UNIFORM_ROUNDER,
   layerInputs,
   roundingDir,
@@ -86,7 +87,11 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
   const sim = await SimRunner.create(plan);
   let rounding: NonNullable<RunReport['rounding']> | undefined;
   try {
-    if ((o.rounding ?? DEFAULT_ROUNDING_METHOD) === 'optimized') {
+    // By default only where some weight is at OPTIMIZED_MAX_BITS or less: above, nearest is near-exact
+    // and there is nothing to round (a uniform 12-bit run records 'nearest', as it is).
+    const roundable = plan.structures.some((st) => st.kind === 'W' && assignment[st.id]!.bits <= OPTIMIZED_MAX_BITS);
+    const method = o.rounding ?? (roundable ? DEFAULT_ROUNDING_METHOD : 'nearest');
+    if (method === 'optimized') {
       const t0 = performance.now();
       const imageSize = plan.shapes
         .get(plan.inputName)!

@@ -209,6 +209,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
       expect(await page.textContent('[data-test=drop]')).toMatch(
         /-?\d+\.\d+ points \(standard error \d+\.\d+; \d+ lost,\s+\d+ gained\)/,
       );
+      // The demo's search (150 calibration images) rounds to nearest.
+      expect(await page.textContent('[data-test=view-results] [data-test=rounding]')).toMatch(/to nearest/);
       expect(await page.textContent('[data-test=final-check]')).toMatch(/drop -?\d+\.\d+, bound -?\d+\.\d+\s+at z = 2/);
       expect(await page.locator('[data-test=format-row]').count()).toBeGreaterThan(10);
       await expect.poll(() => points(page, 'histogram')).toBeGreaterThan(0);
@@ -235,6 +237,13 @@ describe.skipIf(!existsSync(CHROMIUM))('the app end to end in chromium over the 
         .getAttribute('value');
       await page.selectOption('[data-test=results-compare]', uniform!);
       await expect.poll(() => page.locator('[data-test=run-summary]').count()).toBe(2);
+      // The uniform baseline beside it rounds optimized (a uniform run's default).
+      expect(
+        await page
+          .locator('[data-test=run-summary]', { hasText: 'uniform-8' })
+          .locator('[data-test=rounding]')
+          .textContent(),
+      ).toMatch(/optimized \(GPTQ; \d+ structure formats/);
       await screenshot('results');
 
       // The window checks the run with the integer-only executor, as `fxpq evaluate --engine int` does.

@@ -191,7 +191,7 @@ describe.each(ALL_MODELS)('export of %s', (name) => {
 describe('C export above 8 bits', () => {
   it('is bit-exact at uniform 12 bits: 16-bit staged inputs and weight rows, int64 accumulators', async () => {
     const run = join(tmp, 'run-r20-u12');
-    await quantize({
+    const report = await quantize({
       modelPath: modelPath('fmnist_resnet20')!,
       dataPath: DATA['fmnist_resnet20']!,
       out: run,
@@ -201,6 +201,9 @@ describe('C export above 8 bits', () => {
       seed: 1,
       cacheDir,
     });
+    // Nothing at 8 bits or less to round: the run says it rounded to nearest, and keeps no integers.
+    expect(report.rounding?.method).toBe('nearest');
+    expect(existsSync(join(run, 'rounding'))).toBe(false);
     const out = join(tmp, 'export-r20-u12');
     const r = await exportRun({ run, out, formats: ['c', 'fxpq'], cacheDir });
     expect(compileAndRunC(out)).toMatch(/golden vectors, 0 mismatching outputs/);
