@@ -206,12 +206,28 @@ export class WeightRounder {
     return createHash('sha256').update(parts.join('|')).digest('hex');
   }
 
-  async ensure(a: Assignment, biases: Record<string, number[]>): Promise<void> {
+  /**
+   * `progress` (a uniform run's, whose rounding is its longest step): called with the layers
+   * rounded so far and the number to round; its signal stops the rounding between layers.
+   */
+  async ensure(
+    a: Assignment,
+    biases: Record<string, number[]>,
+    progress?: { onLayer: (done: number, total: number) => void; signal?: AbortSignal },
+  ): Promise<void> {
+    const missing = (node: Node): boolean => {
+      const id = structureId('W', weightTensorOf(node));
+      return a[id]!.bits <= OPTIMIZED_MAX_BITS && !this.store.has(id, a[id]!);
+    };
+    const total = progress ? weightedLayers(this.plan).filter(missing).length : 0;
+    let done = 0;
     for (const node of weightedLayers(this.plan)) {
       const wName = weightTensorOf(node);
       const id = structureId('W', wName);
       const f = a[id]!;
       if (f.bits > OPTIMIZED_MAX_BITS || this.store.has(id, f)) continue;
+      if (progress?.signal?.aborted) throw new FxpqError('The run was cancelled.', 'io');
+      progress?.onLayer(done++, total);
       const t0 = performance.now();
       const w = this.plan.graph.initializers.get(wName)!;
       const input = node.inputs[0]!;
@@ -263,6 +279,7 @@ export class WeightRounder {
       this.computed++;
       this.seconds += (performance.now() - t0) / 1000;
     }
+    if (total > 0) progress?.onLayer(total, total);
   }
 }
 

@@ -120,7 +120,14 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
           UNIFORM_ROUNDER,
         );
         try {
-          await rounder.ensure(assignment, {});
+          await rounder.ensure(
+            assignment,
+            {},
+            {
+              onLayer: (done, total) => o.onProgress?.({ stage: 'rounding', done, total }),
+              ...(o.signal ? { signal: o.signal } : {}),
+            },
+          );
         } finally {
           await rounder.release();
           // The rounder's quantized inputs are not needed by the held-out evaluation.

@@ -93,7 +93,7 @@ export interface SearchJobOptions extends SessionOptions {
 }
 
 export interface SearchJobProgress {
-  stage: 'statistics' | 'teacher' | 'search' | 'evaluation';
+  stage: 'statistics' | 'teacher' | 'rounding' | 'search' | 'evaluation';
   done: number;
   total: number;
   search?: SearchProgress;

@@ -79,6 +79,7 @@ export const quantizeCommand: Command = {
     const labels: Record<string, string> = {
       statistics: 'Statistics',
       teacher: 'Teacher logits',
+      rounding: 'Optimized rounding (layers)',
       search: 'Search (structures frozen)',
       evaluation: 'Held-out evaluation',
     };

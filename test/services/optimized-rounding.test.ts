@@ -163,7 +163,20 @@ describe("a uniform run's rounding", () => {
       seed: 0,
       cacheDir,
     };
-    const byDefault = await quantize({ ...demo, out: join(tmp, 'w4a8-default') });
+    const rounding: { done: number; total: number }[] = [];
+    const byDefault = await quantize({
+      ...demo,
+      out: join(tmp, 'w4a8-default'),
+      onProgress: (p) => {
+        if (p.stage === 'rounding') rounding.push({ done: p.done, total: p.total });
+      },
+    });
+    // Its longest step reports progress, layer by layer, to the end.
+    expect(rounding.at(-1)).toEqual({
+      done: byDefault.rounding!.structureFormats,
+      total: byDefault.rounding!.structureFormats,
+    });
+    expect(rounding.length).toBe(byDefault.rounding!.structureFormats + 1);
     const nearest = await quantize({ ...demo, out: join(tmp, 'w4a8-nearest'), rounding: 'nearest' });
     expect(byDefault.rounding!.method).toBe('optimized');
     expect(readdirSync(join(tmp, 'w4a8-default', 'rounding')).length).toBeGreaterThan(0);
@@ -173,4 +186,22 @@ describe("a uniform run's rounding", () => {
     expect(drop(byDefault)).toBeLessThanOrEqual(drop(nearest) / 2);
     expect(byDefault.rounding!.structureFormats).toBeGreaterThan(0);
   }, 300_000);
+
+  it('stops rounding between layers when cancelled', async () => {
+    const cancelled = new AbortController();
+    cancelled.abort();
+    await expect(
+      quantize({
+        modelPath: modelPath('mnist-8')!,
+        dataPath: mnist,
+        out: join(tmp, 'cancelled'),
+        uniform: 8,
+        calib: 20,
+        eval: 20,
+        cacheDir,
+        signal: cancelled.signal,
+      }),
+    ).rejects.toThrow(/cancelled/);
+    expect(existsSync(join(tmp, 'cancelled', 'report.json'))).toBe(false);
+  });
 });
