@@ -25,6 +25,7 @@ interface Variant {
 }
 
 const VARIANTS: Variant[] = [
+  // A uniform run's default rounding: optimized since 2026-11-28 (BENCHMARKS.md).
   { label: 'uniform 8', uniform: 8 },
   { label: 'schedule (default)', strategy: 'schedule' },
   { label: 'schedule without distillation', strategy: 'schedule', distill: false },
