@@ -205,7 +205,7 @@ export interface RunRequest {
   weightBits?: number;
   /**
    * How weights are rounded (issue 15): GPTQ on the calibration images, or to nearest. Default:
-   * optimized for a search on 1000 or more calibration images, else nearest; a uniform run: optimized.
+   * optimized for a search on 1000 or more calibration images and for a uniform run on 50 or more, else nearest.
    */
   rounding?: 'nearest' | 'optimized';
   strategy?: 'schedule' | 'sensitivity' | 'tradeoff';

@@ -44,6 +44,12 @@ export const ROUNDINGS: Rounding[] = ['nearest', 'optimized'];
 export const DEFAULT_ROUNDING_METHOD: Rounding = 'optimized';
 
 /**
+ * Calibration images from which a uniform run rounds optimized by default: the fewest measured
+ * (MobileNet's 50). Below, a fully connected layer's H would rest on a handful of images; nearest.
+ */
+export const OPTIMIZED_UNIFORM_MIN_CALIB = 50;
+
+/**
  * Calibration images from which a search rounds optimized by default. A search accepts every
  * step on the same images GPTQ fits the rounding to: with 1000 (the default split) the held-out
  * drop stayed at or below rounding to nearest's; with 150 (the demo) the calibration drop read 0

@@ -23,6 +23,7 @@ import {
   DEFAULT_ROUNDER,
   DEFAULT_ROUNDING_METHOD,
   OPTIMIZED_MAX_BITS,
+  OPTIMIZED_UNIFORM_MIN_CALIB,
   UNIFORM_ROUNDER,
   layerInputs,
   roundingDir,
@@ -87,9 +88,11 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
   const sim = await SimRunner.create(plan);
   let rounding: NonNullable<RunReport['rounding']> | undefined;
   try {
-    // By default only where some weight is at OPTIMIZED_MAX_BITS or less: above, nearest is near-exact
-    // and there is nothing to round (a uniform 12-bit run records 'nearest', as it is).
-    const roundable = plan.structures.some((st) => st.kind === 'W' && assignment[st.id]!.bits <= OPTIMIZED_MAX_BITS);
+    // By default only where some weight is at OPTIMIZED_MAX_BITS or less (above, nearest is
+    // near-exact: a uniform 12-bit run records 'nearest', as it is) and on enough images.
+    const roundable =
+      split.calib.length >= OPTIMIZED_UNIFORM_MIN_CALIB &&
+      plan.structures.some((st) => st.kind === 'W' && assignment[st.id]!.bits <= OPTIMIZED_MAX_BITS);
     const method = o.rounding ?? (roundable ? DEFAULT_ROUNDING_METHOD : 'nearest');
     if (method === 'optimized') {
       const t0 = performance.now();

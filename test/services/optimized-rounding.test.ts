@@ -196,12 +196,18 @@ describe("a uniform run's rounding", () => {
         dataPath: mnist,
         out: join(tmp, 'cancelled'),
         uniform: 8,
-        calib: 20,
-        eval: 20,
+        calib: 60,
+        eval: 40,
         cacheDir,
         signal: cancelled.signal,
       }),
     ).rejects.toThrow(/cancelled/);
     expect(existsSync(join(tmp, 'cancelled', 'report.json'))).toBe(false);
+  });
+
+  it('rounds to nearest by default below 50 calibration images', async () => {
+    const few = { modelPath: modelPath('mnist-8')!, dataPath: mnist, uniform: 8, calib: 49, eval: 20, cacheDir };
+    expect((await quantize({ ...few, out: join(tmp, 'few') })).rounding!.method).toBe('nearest');
+    expect((await quantize({ ...few, calib: 50, out: join(tmp, 'enough') })).rounding!.method).toBe('optimized');
   });
 });

@@ -15,7 +15,7 @@ export interface RunForm {
   uniform: number;
   /** Uniform: the weights' bits (null: the same as every other structure). */
   weightBits: number | null;
-  /** 'auto': the service's default (a search: optimized on 1000+ calibration images, else nearest; a uniform run: optimized). */
+  /** 'auto': the service's default (a search: optimized on 1000+ calibration images, else nearest; a uniform run: optimized on 50+). */
   rounding: 'auto' | 'nearest' | 'optimized';
   strategy: 'schedule' | 'sensitivity' | 'tradeoff';
   calib: number | null;
