@@ -14,12 +14,14 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { sessionOptions } from '../native-workers/engine/runtime/session-options.js';
 import { modelPath } from '../test/helpers/fixtures.js';
 
 const BATCH = 50;
 const BATCHES = 20;
 
-// The worker's code is plain CommonJS text (no transpiled helpers to go missing in it).
+// The worker's code is plain CommonJS text (no transpiled helpers to go missing in it), so it
+// restates sessionOptions' one-thread, no-spinning session.
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ort);
@@ -49,10 +51,7 @@ function syntheticBatch(): ort.Tensor {
 
 /** ms for BATCHES runs of one session with `threads` intra-op threads, after a warm-up run. */
 async function inOneSession(model: string, threads: number): Promise<number> {
-  const s = await ort.InferenceSession.create(model, {
-    intraOpNumThreads: threads,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
+  const s = await ort.InferenceSession.create(model, sessionOptions({ threads }));
   const feeds = { [s.inputNames[0]!]: syntheticBatch() };
   await s.run(feeds);
   const t = performance.now();

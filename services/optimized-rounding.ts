@@ -228,10 +228,10 @@ export class WeightRounder {
     const total = progress ? weightedLayers(this.plan).filter(missing).length : 0;
     let done = 0;
     for (const node of weightedLayers(this.plan)) {
+      if (!missing(node)) continue;
       const wName = weightTensorOf(node);
       const id = structureId('W', wName);
       const f = a[id]!;
-      if (f.bits > OPTIMIZED_MAX_BITS || this.store.has(id, f)) continue;
       if (progress?.signal?.aborted) throw new FxpqError('The run was cancelled.', 'io');
       progress?.onLayer(done++, total);
       const t0 = performance.now();

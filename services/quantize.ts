@@ -96,16 +96,12 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
     const method = o.rounding ?? (roundable ? DEFAULT_ROUNDING_METHOD : 'nearest');
     if (method === 'optimized') {
       const t0 = performance.now();
-      const imageSize = plan.shapes
-        .get(plan.inputName)!
-        .slice(1)
-        .reduce((a, b) => a * b, 1);
       const batches: RoundingBatch[] = [];
       for await (const b of imageBatches({
         dataset: s.dataset,
         indices: split.calib.slice(0, DEFAULT_ROUNDER.images),
         spec: s.spec,
-        imageSize,
+        imageSize: sim.imageSize,
         batchSize: 50,
         cache,
         onSkip: () => {},
