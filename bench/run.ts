@@ -11,6 +11,7 @@ import { benchSearch } from './search.js';
 import { benchEventLoop } from './event-loop.js';
 import { benchC } from './c-speed.js';
 import { benchOrtParallel } from './ort-parallel.js';
+import { benchEqualizeLimit } from './equalize-limit.js';
 import { closePools } from '../services/pool.js';
 
 const shared = resolve(
@@ -33,8 +34,11 @@ const all: Record<string, () => Promise<string[]>> = {
   'event-loop': () => benchEventLoop(rest[0] ? Number(rest[0]) : undefined),
   c: () => benchC(rest),
   'ort-parallel': () => benchOrtParallel(),
-  // Minutes per model: only when asked for (`npm run bench -- search [model ...]`).
+  // Minutes each: only when asked for (`npm run bench -- search [model ...]`, `equalize-limit [limit ...]`).
   ...(first === 'search' ? { search: () => benchSearch(shared, rest.length > 0 ? rest : ALL_MODELS) } : {}),
+  ...(first === 'equalize-limit'
+    ? { 'equalize-limit': () => benchEqualizeLimit(shared, rest.length > 0 ? rest.map(Number) : [2, 16]) }
+    : {}),
 };
 
 const lines: string[] = [`# FxPQ benchmark, ${new Date().toISOString()}`, ''];

@@ -43,7 +43,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     // Without a run only onnxruntime runs the model: any model it runs can be evaluated, the
     // exported model.qdq.onnx included, without FxPQ's import for quantization.
     floatOnly: !run,
-    equalize: run ? runEqualized(run) : undefined,
+    ...(run ? runEqualized(run) : {}),
   });
   if (run && run.model.sha256 !== sha256(s.model.bytes)) {
     throw new FxpqError(

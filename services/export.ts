@@ -91,7 +91,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
     dataPath: config.data.path,
     preprocess: config.preprocess,
     classList,
-    equalize: runEqualized(config),
+    ...runEqualized(config),
   });
   const out = resolve(o.out);
   const parent = dirname(out);

@@ -22,13 +22,16 @@ export interface LoadedModel extends ImportedModel {
  */
 export async function loadModelFile(
   path: string,
-  options: { canonicalize?: boolean; equalize?: EqualizeMode } = {},
+  options: { canonicalize?: boolean; equalize?: EqualizeMode; equalizeMaxScale?: number } = {},
 ): Promise<LoadedModel> {
   const bytes = await readUserFile(path, 'an ONNX model file');
   const model = {
     ...(options.canonicalize === false
       ? decodeModel(bytes, path)
-      : importModel(bytes, path, { equalize: options.equalize })),
+      : importModel(bytes, path, {
+          equalize: options.equalize,
+          ...(options.equalizeMaxScale !== undefined ? { equalizeMaxScale: options.equalizeMaxScale } : {}),
+        })),
     bytes,
   };
   await (await createOrtSession(bytes, path, { optimization: 'disabled' })).release();

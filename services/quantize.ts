@@ -2,7 +2,7 @@
  * `fxpq quantize`: statistics, the format assignment (uniform now; the FxP-QNet search joins
  * here), the held-out evaluation, and the run folder.
  */
-import { DEFAULT_EQUALIZE } from '../native-workers/engine/passes/equalize.js';
+import { DEFAULT_EQUALIZE, MAX_SCALE } from '../native-workers/engine/passes/equalize.js';
 import { formatFor, structureRanges, uniformAssignment } from '../native-workers/engine/fixedpoint/assignment.js';
 import { buildPlan, type Assignment } from '../native-workers/engine/fixedpoint/plan.js';
 import { MIN_BITS } from '../native-workers/engine/fixedpoint/format.js';
@@ -157,6 +157,7 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
       assignment,
       inputNonNegative: nonNegative,
       equalize: o.equalize ?? DEFAULT_EQUALIZE,
+      equalizeMaxScale: o.equalizeMaxScale ?? MAX_SCALE,
       mode: { kind: 'uniform', bits: o.uniform, ...(weightBits !== undefined ? { weightBits } : {}) },
       rounding,
       budget: o.budget ?? null,

@@ -7,6 +7,7 @@ import { memoryReport } from '../native-workers/engine/fixedpoint/assignment.js'
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { writeFileAtomic } from './files.js';
 import type { EqualizeMode, RunReport } from '../api/contract.js';
+import { LEGACY_MAX_SCALE } from '../native-workers/engine/passes/equalize.js';
 import { dropStandardError } from '../native-workers/engine/search/prediction-error.js';
 
 export interface RunConfig {
@@ -37,6 +38,11 @@ export interface RunConfig {
    */
   equalize?: EqualizeMode;
   /**
+   * Equalization's per-channel scale limit (passes/equalize.ts). Absent in runs made before it was
+   * recorded: they were equalized with LEGACY_MAX_SCALE.
+   */
+  equalizeMaxScale?: number;
+  /**
    * How weights were rounded: 'optimized' (issue 15) means RUN/rounding/ holds the integers of
    * every weight structure at 8 bits or less (services/optimized-rounding.ts); absent: nearest.
    */
@@ -44,8 +50,8 @@ export interface RunConfig {
 }
 
 /** How a run's model is imported again (evaluate --run, export): as the run imported it. */
-export function runEqualized(config: RunConfig): EqualizeMode {
-  return config.equalize ?? 'off';
+export function runEqualized(config: RunConfig): { equalize: EqualizeMode; equalizeMaxScale: number } {
+  return { equalize: config.equalize ?? 'off', equalizeMaxScale: config.equalizeMaxScale ?? LEGACY_MAX_SCALE };
 }
 
 export type { RunReport };
@@ -90,6 +96,7 @@ export interface RunParts {
   rounding?: NonNullable<RunReport['rounding']>;
   inputNonNegative: boolean;
   equalize: EqualizeMode;
+  equalizeMaxScale: number;
   mode: RunConfig['mode'];
   budget: number | null;
   result: {
@@ -125,6 +132,7 @@ export function buildRun(p: RunParts): { config: RunConfig; report: RunReport } 
     classes: { source: p.session.classes.source, ids: p.session.classes.ids },
     inputNonNegative: p.inputNonNegative,
     equalize: p.equalize,
+    equalizeMaxScale: p.equalizeMaxScale,
     mode: p.mode,
     assignment: p.assignment,
     ...(p.biases ? { biases: p.biases } : {}),

@@ -4,7 +4,12 @@
  * RUN/trajectory.jsonl and checkpointed to RUN/checkpoint.json (atomically); the same
  * command on an existing RUN resumes from the last checkpoint and ends with the same result.
  */
-import { DEFAULT_EQUALIZE, type EqualizeMode } from '../native-workers/engine/passes/equalize.js';
+import {
+  DEFAULT_EQUALIZE,
+  LEGACY_MAX_SCALE,
+  MAX_SCALE,
+  type EqualizeMode,
+} from '../native-workers/engine/passes/equalize.js';
 import { appendFile, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -119,6 +124,8 @@ interface JobIdentity {
   classes: string;
   /** Cross-layer equalization: it renames the tensors the assignment names. */
   equalize: EqualizeMode;
+  /** Its scale limit; absent: LEGACY_MAX_SCALE (runs checkpointed before it was recorded). */
+  equalizeMaxScale?: number;
   /** Present only when off (the runs made before the switch resume as they were). */
   fracChoice?: false;
   /** The output's floor; absent: 8 bits (runs checkpointed before it became 16). */
@@ -329,7 +336,11 @@ async function truncateTrajectory(path: string, lines: number): Promise<void> {
 class Stop extends Error {}
 
 export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
-  const s: WorkSession = await openSession(o);
+  const previous = await readCheckpoint(o.out, o.checkpoint ?? 'latest');
+  // A run checkpointed before equalization's limit was recorded resumes with the limit it had.
+  const equalizeMaxScale =
+    previous && previous.identity.equalizeMaxScale === undefined ? LEGACY_MAX_SCALE : (o.equalizeMaxScale ?? MAX_SCALE);
+  const s: WorkSession = await openSession({ ...o, equalizeMaxScale });
   const split = chooseSplit(s, o.calib, o.eval, o.seed);
   if (split.calib.length < 10 || split.eval.length === 0) {
     throw new FxpqError(
@@ -337,7 +348,6 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       'io',
     );
   }
-  const previous = await readCheckpoint(o.out, o.checkpoint ?? 'latest');
   // A run checkpointed before the output's floor went from 8 to 16 bits finishes with the floor it
   // started with (its identity has no logitsFloor).
   const logitsFloor =
@@ -380,6 +390,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
     preprocess: s.specText,
     classes: s.classes.source,
     equalize: o.equalize ?? DEFAULT_EQUALIZE,
+    ...(equalizeMaxScale !== LEGACY_MAX_SCALE ? { equalizeMaxScale } : {}),
     ...(options.fracChoice ? {} : { fracChoice: false as const }),
     ...(logitsFloor !== LEGACY_LOGITS_FLOOR ? { logitsFloor } : {}),
     ...(legacyFinalCheck ? {} : { finalZ: options.finalZ }),
@@ -557,6 +568,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       },
       inputNonNegative: nonNegative,
       equalize: o.equalize ?? DEFAULT_EQUALIZE,
+      equalizeMaxScale,
       mode: {
         kind: 'search',
         budget: o.budget,

@@ -22,6 +22,8 @@ export interface SessionOptions {
   floatOnly?: boolean;
   /** Cross-layer equalization at import (default 'depthwise'; a run records its choice). */
   equalize?: EqualizeMode;
+  /** Its per-channel scale limit (default MAX_SCALE; a run records it). */
+  equalizeMaxScale?: number;
 }
 
 export interface WorkSession {
@@ -75,7 +77,11 @@ export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
 }
 
 export async function openSession(o: SessionOptions): Promise<WorkSession> {
-  const model = await loadModelFile(o.modelPath, { canonicalize: !o.floatOnly, equalize: o.equalize });
+  const model = await loadModelFile(o.modelPath, {
+    canonicalize: !o.floatOnly,
+    equalize: o.equalize,
+    ...(o.equalizeMaxScale !== undefined ? { equalizeMaxScale: o.equalizeMaxScale } : {}),
+  });
   const dataset = await openDataset(o.dataPath);
   const classes = o.classList ?? (await resolveClasses(dataset, model, o.classes));
   const labels = labelsFor(dataset, classes);

@@ -28,13 +28,19 @@ export function decodeModel(bytes: Uint8Array, source: string): ImportedModel {
 export interface ImportOptions {
   /** Cross-layer equalization (passes/equalize.ts); default 'depthwise'. */
   equalize?: EqualizeMode;
+  /** Its per-channel scale limit (default MAX_SCALE). */
+  equalizeMaxScale?: number;
 }
 
 export function importModel(bytes: Uint8Array, source: string, options: ImportOptions = {}): ImportedModel {
   try {
     const original = readOnnx(bytes, source);
     validateGraph(original, source);
-    const canonical = canonicalize(original, { source, equalize: options.equalize });
+    const canonical = canonicalize(original, {
+      source,
+      equalize: options.equalize,
+      ...(options.equalizeMaxScale !== undefined ? { equalizeMaxScale: options.equalizeMaxScale } : {}),
+    });
     return { source, original, canonical };
   } catch (e) {
     // Operator rules speak of nodes; the user also needs to know which file.

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { canonicalize } from '../../native-workers/engine/passes/canonicalize.js';
+import { LEGACY_MAX_SCALE, MAX_SCALE } from '../../native-workers/engine/passes/equalize.js';
 import { floatTensor, toFloat32, type Graph } from '../../native-workers/engine/ir/graph.js';
 import { writeOnnx } from '../../native-workers/engine/onnx/onnx-format.js';
 import { buildPlan } from '../../native-workers/engine/fixedpoint/plan.js';
@@ -64,6 +65,8 @@ function unbalanced(): Graph {
 }
 
 const opts = { source: 'unbalanced.onnx' };
+/** The mechanism without the default's per-channel scale limit (MAX_SCALE keeps real models' activations even). */
+const unlimited = { ...opts, equalizeMaxScale: Infinity };
 
 function channelRanges(g: Graph, weight: string): number[] {
   const t = g.initializers.get(weight)!;
@@ -112,7 +115,7 @@ describe('cross-layer equalization', () => {
   it('keeps the float function (ReLU6 through per-channel bounds) and evens out channel ranges', async () => {
     const original = unbalanced();
     const plain = canonicalize(original, { ...opts, equalize: 'off' });
-    const equalized = canonicalize(original, opts);
+    const equalized = canonicalize(original, unlimited);
     const before = await runOrt(writeOnnx(original), 'x', SHAPE, IMAGES);
     const after = await runOrt(writeOnnx(equalized), 'x', SHAPE, IMAGES);
     expect(maxAbsDiff(before, after)).toBeLessThanOrEqual(1e-4 * Math.max(1, valueRange(before)));
@@ -159,7 +162,7 @@ describe('cross-layer equalization', () => {
     b.output(b.node('Flatten', [b.node('GlobalAveragePool', [head])], { axis: int(1) }), [-1, 4]);
     const original = b.graph();
     // Not a default group (no depthwise layer): equalized when asked for all.
-    const equalized = canonicalize(original, { ...opts, equalize: 'all' });
+    const equalized = canonicalize(original, { ...unlimited, equalize: 'all' });
     expect(canonicalize(original, opts).nodes.every((n) => !n.inputs[1]?.includes('_equalized'))).toBe(true);
     const plain = canonicalize(original, { ...opts, equalize: 'off' });
     const before = await runOrt(writeOnnx(original), 'x', SHAPE, IMAGES);
@@ -175,9 +178,34 @@ describe('cross-layer equalization', () => {
   it('lowers the 8-bit error of an unbalanced network, with the simulation equal to the integer executor', async () => {
     const original = unbalanced();
     const plain = await eightBitError(canonicalize(original, { ...opts, equalize: 'off' }));
-    const equalized = await eightBitError(canonicalize(original, opts));
+    const equalized = await eightBitError(canonicalize(original, unlimited));
     expect(plain.exact).toBe(true);
     expect(equalized.exact).toBe(true);
     expect(equalized.error).toBeLessThan(plain.error / 2);
+  });
+
+  it('scales no channel by more than the limit, MAX_SCALE by default, and keeps the function', async () => {
+    const original = unbalanced();
+    const plain = canonicalize(original, { ...opts, equalize: 'off' });
+    const before = await runOrt(writeOnnx(original), 'x', SHAPE, IMAGES);
+    for (const [options, limit] of [
+      [opts, MAX_SCALE],
+      [{ ...opts, equalizeMaxScale: LEGACY_MAX_SCALE }, LEGACY_MAX_SCALE],
+    ] as const) {
+      const equalized = canonicalize(original, options);
+      const after = await runOrt(writeOnnx(equalized), 'x', SHAPE, IMAGES);
+      expect(maxAbsDiff(before, after)).toBeLessThanOrEqual(1e-4 * Math.max(1, valueRange(before)));
+      // Output channel c of the first layer is divided by its scale s_c.
+      const r0 = channelRanges(plain, plain.nodes[0]!.inputs[1]!);
+      const r1 = channelRanges(equalized, equalized.nodes[0]!.inputs[1]!);
+      const scales = r0.map((r, c) => r / r1[c]!).filter((s, c) => r1[c]! > 0 && Number.isFinite(s));
+      expect(scales.length).toBe(7);
+      for (const s of scales) {
+        expect(s).toBeLessThanOrEqual(limit * (1 + 1e-6));
+        expect(s).toBeGreaterThanOrEqual((1 / limit) * (1 - 1e-6));
+      }
+      // This network's gains span 1e4: the limit binds.
+      expect(Math.max(...scales) / Math.min(...scales)).toBeGreaterThan(limit ** 2 * 0.99);
+    }
   });
 });

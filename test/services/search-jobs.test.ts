@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { JobProgress } from '../../api/contract.js';
 import { JobManager } from '../../services/jobs.js';
+import { LEGACY_MAX_SCALE, MAX_SCALE } from '../../native-workers/engine/passes/equalize.js';
 import { quantize } from '../../services/quantize.js';
 import { closePools } from '../../services/pool.js';
 import type { RunReport } from '../../services/runs.js';
@@ -133,14 +134,16 @@ describe('quantize job with a budget', () => {
     expect(essence(await quantize({ ...base, out, checkpoint: 'restart' }))).toEqual(essence(reference));
   }, 240_000);
 
-  it("finishes a run checkpointed before the final check had its own z with the steps' z, and refuses --final-z for it", async () => {
+  it("finishes a run checkpointed before the final check had its own z with the steps' z and its equalization limit, and refuses --final-z for it", async () => {
     const out = join(tmp, 'legacy');
     await expect(quantize({ ...base, out, stopAfterCheckpoints: 6 })).rejects.toThrow(/stopped at a checkpoint/);
-    // What such a run's checkpoint holds: an identity without finalZ.
+    // What such a run's checkpoint holds: an identity without finalZ or equalization's limit.
     for (const name of ['checkpoint.json', 'checkpoint.prev.json']) {
       const file = join(out, name);
       const c = JSON.parse(readFileSync(file, 'utf8')) as { identity: Record<string, unknown> };
+      expect(c.identity['equalizeMaxScale']).toBe(MAX_SCALE);
       delete c.identity['finalZ'];
+      delete c.identity['equalizeMaxScale'];
       writeFileSync(file, JSON.stringify(c));
     }
     await expect(quantize({ ...base, out, finalZ: 3 })).rejects.toThrow(
@@ -148,6 +151,10 @@ describe('quantize job with a budget', () => {
     );
     const report = await quantize({ ...base, out });
     expect(report.search.finalCheck).toMatchObject({ z: 1, budget: 2, within: true });
+    // Imported as it started, and recorded so: evaluate and export import it the same way.
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toMatchObject({
+      equalizeMaxScale: LEGACY_MAX_SCALE,
+    });
   }, 240_000);
 
   it('explains bad inputs', async () => {

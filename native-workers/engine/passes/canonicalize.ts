@@ -57,6 +57,8 @@ export interface CanonicalizeOptions {
   source: string;
   /** Cross-layer equalization (passes/equalize.ts); default 'depthwise'. */
   equalize?: EqualizeMode;
+  /** Its per-channel scale limit; default MAX_SCALE (a run records the one it was made with). */
+  equalizeMaxScale?: number;
 }
 
 export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph {
@@ -73,7 +75,7 @@ export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph 
   fuseActivations(graph);
   // After the fold and fusion it needs; opset 8 for the broadcasting Min an equalized ReLU6 is written with.
   const equalize = options.equalize ?? DEFAULT_EQUALIZE;
-  if (equalize !== 'off' && graph.opset >= 8) equalizeLayers(graph, equalize);
+  if (equalize !== 'off' && graph.opset >= 8) equalizeLayers(graph, equalize, options.equalizeMaxScale);
   checkTerminalOps(graph, options.source);
   removeUnusedInitializers(graph);
   checkRunnable(graph, inferShapes(graph), options.source); // also validates the final graph

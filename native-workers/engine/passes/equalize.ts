@@ -44,14 +44,20 @@ export const DEFAULT_EQUALIZE: EqualizeMode = 'depthwise';
 const SWEEPS = 20;
 
 /**
- * The most a channel is scaled up or down. Full equalization moves a layer's imbalance into its
- * neighbours: MobileNet v1's conv_dw_13 has channels of 100x lower gain (nearly constant, large
- * biases), and equalizing them spreads conv_pw_12, which then costs most of the accuracy at 8 bits.
- * Measured on mobilenet_v1_0.25_224 (50 held-out images, uniform 8 / 10 bits, top-1 and agreement
- * with float): no limit 6 / 46 % (66 %), 4: 10 / 42 % (74 %), 8: 6 / 50 % (76 %), 16: 18 / 54 %
- * (80 %), 32: 8 / 52 % (78 %), 64: 12 / 46 % (72 %); ResNet-8 at 8 bits: 75.4 % with 16 or none.
+ * The most a channel is scaled up or down. Equalizing the weights moves their channels' spread
+ * into the activations between the two layers (a channel scaled by 1/s has its ReLU6 range 6/s),
+ * whose per-tensor formats then carry it: without equalization every MobileNet v1 activation
+ * tensor's channels reach 6, with a limit of 16 the largest channel's range is 2-8x the median
+ * one's. Rounded to nearest, the weights needed the room (16 was best at 10 bits); since uniform
+ * runs round optimized (GPTQ), which mends the weights within a channel, the activations decide:
+ * mobilenet_v1_0.25_224 at uniform 8 on five 50 / 50 splits, mean KL of the held-out logits
+ * 0.478 with 16, 0.201 with 3, 0.173 with 2, 0.206 with 1.75, 0.223 with 1.5 (BENCHMARKS.md,
+ * "Cross-layer equalization"; `npm run bench -- equalize-limit 2 3 16`).
  */
-const MAX_SCALE = 16;
+export const MAX_SCALE = 2;
+
+/** The limit of runs that recorded none (made before 2026-11-28): they are imported again with it. */
+export const LEGACY_MAX_SCALE = 16;
 
 export interface EqualizeReport {
   /** Groups of layers equalized (pairs, residual streams). */
@@ -295,7 +301,12 @@ function groupScales(g: Group): Float64Array {
  * the second alone, or a residual stream). Weights are updated in float64 and rounded to float32
  * once.
  */
-export function equalizeLayers(graph: Graph, mode: Exclude<EqualizeMode, 'off'> = 'all'): EqualizeReport {
+export function equalizeLayers(
+  graph: Graph,
+  mode: Exclude<EqualizeMode, 'off'> = 'all',
+  /** The most a channel is scaled up or down (default MAX_SCALE; `npm run bench -- equalize-limit` compares them). */
+  maxScale = MAX_SCALE,
+): EqualizeReport {
   const producers = producersOf(graph);
   const consumers = consumersOf(graph);
   const layers = new Map<Node, Layer>();
@@ -324,10 +335,10 @@ export function equalizeLayers(graph: Graph, mode: Exclude<EqualizeMode, 'off'> 
     let moved = 0;
     for (const [gi, g] of groups.entries()) {
       const s = groupScales(g);
-      // Each channel's scale, over all sweeps, stays within [1/MAX_SCALE, MAX_SCALE].
+      // Each channel's scale, over all sweeps, stays within [1/maxScale, maxScale].
       const total = (totals[gi] ??= new Float64Array(s.length).fill(1));
       for (let c = 0; c < s.length; c++) {
-        const t = Math.min(MAX_SCALE, Math.max(1 / MAX_SCALE, total[c]! * s[c]!));
+        const t = Math.min(maxScale, Math.max(1 / maxScale, total[c]! * s[c]!));
         s[c] = t / total[c]!;
         total[c] = t;
       }
