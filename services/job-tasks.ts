@@ -7,6 +7,7 @@
  */
 import sharp, { type Sharp } from 'sharp';
 import type {
+  EqualizeMode,
   ExportResult,
   HistogramData,
   ImagePreview,
@@ -65,6 +66,9 @@ export interface HistogramTaskOptions {
   format: { bits: number; frac: number; signed: boolean };
   /** Bias values replaced by bias correction, when the run has them. */
   override?: number[];
+  /** How the run equalized the model (runEqualized): its weights are the equalized ones. */
+  equalize: EqualizeMode;
+  equalizeMaxScale: number;
 }
 
 export interface PreviewTaskOptions {
@@ -110,7 +114,7 @@ async function histogram(o: HistogramTaskOptions): Promise<HistogramData> {
       format,
     };
   }
-  const model = await loadModelFile(o.modelPath);
+  const model = await loadModelFile(o.modelPath, { equalize: o.equalize, equalizeMaxScale: o.equalizeMaxScale });
   const t = model.canonical.initializers.get(o.tensor);
   if (!t && !o.override) throw new Error(`${o.modelPath} has no weight tensor ${o.tensor}.`);
   const values = o.override ?? Array.from(t!.data as ArrayLike<number>, Number);

@@ -45,7 +45,7 @@ import { writeFileAtomic } from './files.js';
 import type { ImportSummary } from './job-tasks.js';
 import type { Job, JobManager } from './jobs.js';
 import { sidecarPath } from './models.js';
-import { readRunConfig } from './runs.js';
+import { readRunConfig, runEqualized } from './runs.js';
 
 const PROJECT_FILE = 'project.json';
 /** What `uniqueId` makes: no separators, never `.` or `..`. */
@@ -743,6 +743,7 @@ export class ProjectService {
       tensor,
       format: { bits: f.bits, frac: f.frac, signed: f.signed },
       ...(kind === 'B' && config.biases?.[tensor] ? { override: config.biases[tensor] } : {}),
+      ...runEqualized(config),
     });
   }
 

@@ -336,10 +336,13 @@ async function truncateTrajectory(path: string, lines: number): Promise<void> {
 class Stop extends Error {}
 
 export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
-  const previous = await readCheckpoint(o.out, o.checkpoint ?? 'latest');
-  // A run checkpointed before equalization's limit was recorded resumes with the limit it had.
+  const choice = o.checkpoint ?? 'latest';
+  // Read before the import, which must use the checkpoint's equalization limit (absent: a run
+  // checkpointed before it was recorded, equalized with LEGACY_MAX_SCALE); a restart deletes, so
+  // it waits until the inputs are checked.
+  let previous = choice === 'restart' ? undefined : await readCheckpoint(o.out, choice);
   const equalizeMaxScale =
-    previous && previous.identity.equalizeMaxScale === undefined ? LEGACY_MAX_SCALE : (o.equalizeMaxScale ?? MAX_SCALE);
+    o.equalizeMaxScale ?? (previous ? (previous.identity.equalizeMaxScale ?? LEGACY_MAX_SCALE) : MAX_SCALE);
   const s: WorkSession = await openSession({ ...o, equalizeMaxScale });
   const split = chooseSplit(s, o.calib, o.eval, o.seed);
   if (split.calib.length < 10 || split.eval.length === 0) {
@@ -348,6 +351,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       'io',
     );
   }
+  if (choice === 'restart') previous = await readCheckpoint(o.out, choice);
   // A run checkpointed before the output's floor went from 8 to 16 bits finishes with the floor it
   // started with (its identity has no logitsFloor).
   const logitsFloor =

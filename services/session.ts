@@ -77,6 +77,12 @@ export function labelsFor(dataset: Dataset, classes: ClassList): number[] {
 }
 
 export async function openSession(o: SessionOptions): Promise<WorkSession> {
+  // Recorded in config.json, which holds finite numbers only.
+  if (o.equalizeMaxScale !== undefined && !(Number.isFinite(o.equalizeMaxScale) && o.equalizeMaxScale >= 1))
+    throw new FxpqError(
+      `The equalization scale limit must be a finite number of 1 or more, not ${o.equalizeMaxScale}.`,
+      'bad-request',
+    );
   const model = await loadModelFile(o.modelPath, {
     canonicalize: !o.floatOnly,
     equalize: o.equalize,
