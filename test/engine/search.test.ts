@@ -90,11 +90,20 @@ describe('FxP-QNet search', () => {
     for (const s of plan.structures) if (s.kind === 'B') expect(state.assignment[s.id]!.bits).toBeGreaterThanOrEqual(8);
   });
 
-  it('resumes from any checkpoint to the same result and trajectory', async () => {
+  it('resumes from every checkpoint to the same result, trajectory and evaluation count', async () => {
     const plan = tinyPlan();
     const refLog: TrajectoryStep[] = [];
-    const reference = await new FxpQNetSearch(syntheticEnv(plan, refLog, {}), options).run(initialState());
-    for (const crashAt of [1, 2, 5, 17, 40]) {
+    const refEnv = syntheticEnv(plan, refLog, {});
+    let written = 0;
+    const save = refEnv.checkpoint;
+    refEnv.checkpoint = async (state) => {
+      written++;
+      await save(state);
+    };
+    const reference = await new FxpQNetSearch(refEnv, options).run(initialState());
+    // A kill right after any checkpoint (every phase's last one included) must not redo counted work.
+    expect(written).toBeGreaterThan(40);
+    for (let crashAt = 1; crashAt <= written; crashAt++) {
       const log: TrajectoryStep[] = [];
       const saved: { state?: SearchState } = {};
       await expect(
@@ -104,10 +113,10 @@ describe('FxP-QNet search', () => {
       const resumed = await new FxpQNetSearch(syntheticEnv(plan, log, saved), options).run(
         structuredClone(saved.state!),
       );
-      expect(resumed.assignment).toEqual(reference.assignment);
-      expect(resumed.evaluations).toBe(reference.evaluations);
-      expect(log.map((s) => [s.structure, s.bits, s.frac, s.accepted])).toEqual(
-        refLog.map((s) => [s.structure, s.bits, s.frac, s.accepted]),
+      expect({ crashAt, assignment: resumed.assignment }).toEqual({ crashAt, assignment: reference.assignment });
+      expect({ crashAt, evaluations: resumed.evaluations }).toEqual({ crashAt, evaluations: reference.evaluations });
+      expect(log.map((s) => [s.structure, s.bits, s.frac, s.accepted, s.note])).toEqual(
+        refLog.map((s) => [s.structure, s.bits, s.frac, s.accepted, s.note]),
       );
     }
   });

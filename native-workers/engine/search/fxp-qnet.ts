@@ -511,16 +511,22 @@ export class FxpQNetSearch {
     const within = dropUpperBound(check, this.o.z) <= eps;
     if (!within) state.assignment = state.beforeDistill!;
     else this.markGood(state, check, eps);
-    await this.step(state, {
-      structure: null,
-      bits: null,
-      frac: null,
-      accepted: within,
-      ...this.measured(check),
-      budget: this.o.budget,
-      reduction: this.reduction(state.assignment),
-      note: within ? 'distilled mapping kept' : 'distilled mapping left the budget: reverted',
-    });
+    // Checkpointed once, with the next phase: a checkpoint between the two would resume into this
+    // check again (one more evaluation, and a reverted mapping measured as the distilled one).
+    await this.step(
+      state,
+      {
+        structure: null,
+        bits: null,
+        frac: null,
+        accepted: within,
+        ...this.measured(check),
+        budget: this.o.budget,
+        reduction: this.reduction(state.assignment),
+        note: within ? 'distilled mapping kept' : 'distilled mapping left the budget: reverted',
+      },
+      false,
+    );
     state.phase = this.o.biasCorrection ? 'bias' : 'final-reduce';
     state.cursor = 0;
     state.order = [];
