@@ -340,7 +340,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   // Read before the import, which must use the checkpoint's equalization limit (absent: a run
   // checkpointed before it was recorded, equalized with LEGACY_MAX_SCALE); a restart deletes, so
   // it waits until the inputs are checked.
-  let previous = choice === 'restart' ? undefined : await readCheckpoint(o.out, choice);
+  const previous = choice === 'restart' ? undefined : await readCheckpoint(o.out, choice);
   const equalizeMaxScale =
     o.equalizeMaxScale ?? (previous ? (previous.identity.equalizeMaxScale ?? LEGACY_MAX_SCALE) : MAX_SCALE);
   const s: WorkSession = await openSession({ ...o, equalizeMaxScale });
@@ -351,7 +351,8 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       'io',
     );
   }
-  if (choice === 'restart') previous = await readCheckpoint(o.out, choice);
+  // Deletes the old run's checkpoints, trajectory, report and rounding (there is nothing to resume).
+  if (choice === 'restart') await readCheckpoint(o.out, choice);
   // A run checkpointed before the output's floor went from 8 to 16 bits finishes with the floor it
   // started with (its identity has no logitsFloor).
   const logitsFloor =
