@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 
@@ -41,6 +42,17 @@ export function workerEntryUrl(entry: WorkerEntry): string {
     : new URL(SOURCE_ENTRIES[entry], import.meta.url).href;
 }
 
+/**
+ * tsx's loader as a file URL resolved from this package, not from the current folder: a bare
+ * `--import tsx` makes every worker look for tsx under the working directory, so a job started
+ * from any other folder died with a raw stack trace. The package's `.` export is the loader.
+ */
+export function tsxLoaderUrl(): string {
+  const require = createRequire(import.meta.url);
+  const pkg = require.resolve('tsx/package.json');
+  return pathToFileURL(join(pkg, '..', 'dist', 'loader.mjs')).href;
+}
+
 /** Thread counts: every core for the inner loops, and enough job threads that the queue, not Piscina, decides. */
 function maxThreads(entry: WorkerEntry): number {
   return entry === 'job-worker' ? 8 : Math.max(1, availableParallelism());
@@ -52,7 +64,7 @@ export function workerPool(entry: WorkerEntry): Piscina {
   if (!pool) {
     pool = new Piscina({
       filename: workerEntryUrl(entry),
-      execArgv: location.builtDir ? [] : ['--import', 'tsx'],
+      execArgv: location.builtDir ? [] : ['--import', tsxLoaderUrl()],
       workerData: { workers: location },
       maxThreads: maxThreads(entry),
       minThreads: 0,
