@@ -2,8 +2,14 @@
  * Batches of preprocessed images for inference: cached pixels when present, otherwise
  * decoded and prepared on the worker pool (all images of a batch in flight at once, and the
  * next batch prefetched while the current one runs).
+ *
+ * Every image file is read and hashed on each use, cache hit or not: the cache is keyed by the
+ * hash of the bytes read, and an image whose bytes are not what dataset.json recorded (deleted,
+ * replaced, or a forged hash) is skipped with its reason, never scored from stale pixels.
  */
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
 import {
   geometryKey,
   normalizeInto,
@@ -11,7 +17,9 @@ import {
   type PreprocessSpec,
 } from '../native-workers/engine/data/preprocess.js';
 import type { PrepareResult, PrepareTask } from '../native-workers/pool/preprocess-worker.js';
+import { ImageFileError, readImageFile } from '../native-workers/pool/image-file.js';
 import type { Dataset } from './datasets.js';
+import { isWithin } from './owned-paths.js';
 import { workerPool } from './pool.js';
 import { TensorCache } from './tensor-cache.js';
 
@@ -34,6 +42,50 @@ export interface FeedOptions {
   onSkip: (index: number, reason: string) => void;
 }
 
+const REINDEX = 'import the dataset again to use it';
+
+/**
+ * The bytes of one indexed image and their SHA-256, read now, or why the image cannot be
+ * used: gone since the index was written, changed (size or content not what dataset.json
+ * records), outside the dataset's folder, or not a readable image file.
+ */
+export async function readIndexedImage(
+  dataset: Dataset,
+  index: number,
+): Promise<{ bytes: Uint8Array; sha256: string } | { reason: string }> {
+  const image = dataset.images[index]!;
+  if (typeof image.path !== 'string' || typeof dataset.root !== 'string' || !isAbsolute(dataset.root))
+    return { reason: 'its entry in dataset.json is malformed (no path, or no absolute root)' };
+  const root = resolve(dataset.root);
+  const abs = resolve(root, image.path);
+  if (isAbsolute(image.path) || abs === root || !isWithin(root, abs))
+    return { reason: `its path leads outside the dataset folder ${root}; not read` };
+  try {
+    await stat(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      return { reason: `missing: deleted or moved since the dataset was indexed; ${REINDEX}` };
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await readImageFile(abs, root);
+  } catch (e) {
+    if (e instanceof ImageFileError) return { reason: e.reason };
+    return { reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
+  }
+  if (bytes.length !== image.bytes)
+    return {
+      reason: `changed since the dataset was indexed (${String(image.bytes)} bytes then, ${bytes.length} now); not scored, ${REINDEX}`,
+    };
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== image.sha256)
+    return {
+      reason: `changed since the dataset was indexed (its content is not the one dataset.json records); not scored, ${REINDEX}`,
+    };
+  return { bytes, sha256 };
+}
+
 /** Prepared uint8 pixels of one dataset image, from the cache or the pool. */
 export async function preparedImage(
   dataset: Dataset,
@@ -41,15 +93,17 @@ export async function preparedImage(
   spec: PreprocessSpec,
   cache: TensorCache,
 ): Promise<PixelImage | string> {
-  const image = dataset.images[index]!;
+  const read = await readIndexedImage(dataset, index);
+  if ('reason' in read) return read.reason;
+  // Keyed by the hash of the bytes just read, never by the index's word for them.
   const geometry = geometryKey(spec);
-  const cached = await cache.get(image.sha256, geometry);
+  const cached = await cache.get(read.sha256, geometry);
   if (cached) return cached;
-  const task: PrepareTask = { path: join(dataset.root, image.path), spec };
+  const task: PrepareTask = { bytes: read.bytes, spec };
   const result = (await workerPool('preprocess-worker').run(task)) as PrepareResult;
   if (!result.ok) return result.reason;
   const img: PixelImage = { width: result.width, height: result.height, channels: result.channels, data: result.data };
-  await cache.put(image.sha256, geometry, img);
+  await cache.put(read.sha256, geometry, img);
   return img;
 }
 

@@ -1,7 +1,11 @@
 /**
  * On-disk cache of prepared images (uint8 after channels, resize and crop), keyed by the
- * image's content hash and the preprocessing geometry; normalization is applied on the fly.
+ * SHA-256 of the image file's bytes as they were read for this lookup (never a hash a
+ * dataset.json records: a forged or stale index would otherwise serve, or store, another
+ * image's pixels) and the preprocessing geometry; normalization is applied on the fly.
  * Entries are written atomically and carry a CRC: a torn or corrupt entry is rebuilt.
+ * The cache is only an optimisation: a folder that cannot be written turns it off for this
+ * instance with one warning, and the work goes on without it.
  */
 import { crc32 } from 'node:zlib';
 import { homedir } from 'node:os';
@@ -22,10 +26,19 @@ export class TensorCache {
   hits = 0;
   misses = 0;
   rebuilt = 0;
+  /** Why entries are no longer written (the first write that failed), once one failed. */
+  warning: string | undefined;
 
-  constructor(readonly dir: string) {}
+  /** `onWarning`: told once when the cache turns itself off (default: a line on stderr). */
+  constructor(
+    readonly dir: string,
+    private readonly onWarning: (message: string) => void = (m) => process.stderr.write(`fxpq: warning: ${m}\n`),
+  ) {}
 
   private path(sha256: string, geometry: string): string {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`tensor cache key is not a SHA-256: ${sha256.slice(0, 80)}`);
+    if (!/^[A-Za-z0-9._,=-]+$/.test(geometry) || geometry.startsWith('.'))
+      throw new Error(`tensor cache geometry key is not a plain name: ${geometry.slice(0, 80)}`);
     return join(this.dir, geometry, sha256.slice(0, 2), `${sha256}.px`);
   }
 
@@ -45,7 +58,7 @@ export class TensorCache {
       crc32(buf.subarray(HEADER)) === buf.readUInt32LE(20);
     if (!valid) {
       // Never trust a damaged entry: drop it, and the caller decodes again.
-      await rm(file, { force: true });
+      await rm(file, { force: true }).catch(() => undefined);
       this.rebuilt++;
       this.misses++;
       return undefined;
@@ -59,7 +72,10 @@ export class TensorCache {
     };
   }
 
+  /** Store an entry; never throws for the file system (the cache turns off instead, see `warning`). */
   async put(sha256: string, geometry: string, img: PixelImage): Promise<void> {
+    if (this.warning !== undefined) return;
+    const file = this.path(sha256, geometry);
     const buf = Buffer.alloc(HEADER + img.data.length);
     buf.write(MAGIC, 0, 'latin1');
     buf.writeUInt32LE(img.width, 8);
@@ -67,6 +83,13 @@ export class TensorCache {
     buf.writeUInt32LE(img.channels, 16);
     buf.set(img.data, HEADER);
     buf.writeUInt32LE(crc32(buf.subarray(HEADER)), 20);
-    await writeFileAtomic(this.path(sha256, geometry), buf);
+    try {
+      await writeFileAtomic(file, buf);
+    } catch (e) {
+      if (this.warning !== undefined) return;
+      const why = (e as Error).message.replace(/\.$/, '');
+      this.warning = `the tensor cache ${this.dir} cannot be written (${why}); going on without it (set FXPQ_CACHE_DIR to a writable folder to cache prepared images)`;
+      this.onWarning(this.warning);
+    }
   }
 }

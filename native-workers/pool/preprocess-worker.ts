@@ -4,7 +4,9 @@ import { decodeRgb, ImageDecodeError } from './image-decode.js';
 import { ImageFileError, readImageFile } from './image-file.js';
 
 export interface PrepareTask {
-  path: string;
+  /** The file to read, or `bytes`: the file's content already read (and hashed) by the caller. */
+  path?: string;
+  bytes?: Uint8Array;
   spec: PreprocessSpec;
 }
 
@@ -14,7 +16,7 @@ export type PrepareResult =
 export default async function prepare(task: PrepareTask): Promise<PrepareResult> {
   let bytes: Uint8Array;
   try {
-    bytes = await readImageFile(task.path);
+    bytes = task.bytes ?? (await readImageFile(task.path ?? ''));
   } catch (e) {
     if (e instanceof ImageFileError) return { ok: false, reason: e.reason };
     return { ok: false, reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
