@@ -14,6 +14,7 @@ import { ImageFileError, readImageFile } from '../native-workers/pool/image-file
 import { loadClassOption, sortedFolderClasses } from './classes.js';
 import { describeFsError, readUserFile, writeFileAtomic } from './files.js';
 import { engineEntry } from './engine-thread.js';
+import { resolveOwnedForReading } from './owned-paths.js';
 
 export type DatasetLayout = 'imagefolder' | 'imagenet-val' | 'csv';
 
@@ -460,4 +461,66 @@ export function datasetInfo(dataset: Dataset): DatasetInfo {
     skipped: dataset.skipped,
     duplicates: dataset.duplicates,
   };
+}
+
+/** Where a project keeps a dataset's images, from its project.json entry. */
+export interface ImagePlace {
+  /** Copied at import: the images are in `<indexDir>/images`, whatever the index says. */
+  copied?: boolean;
+  /** The project folder: a copy's images folder must really lie inside it. */
+  projectDir: string;
+  /** The folder holding dataset.json. */
+  indexDir: string;
+  /** The folder (or CSV file) it was imported from: an in-place dataset's images are there. */
+  sourcePath: string;
+}
+
+/**
+ * The real path of one image for the app's preview: only a path the index lists, only inside
+ * the folder the images live in (the project's copy, or the folder the dataset was imported
+ * from; an index whose root says otherwise is refused), checked by its real path (no `..`,
+ * no absolute path, no link out of the folder). A hostile dataset.json cannot make the
+ * preview read any other image on the disk.
+ */
+export async function previewImagePath(dataset: Dataset, rel: string, place?: ImagePlace): Promise<string> {
+  if (typeof rel !== 'string' || !dataset.images.some((i) => i.path === rel))
+    throw new FxpqError(`${String(rel)} is not an image of this dataset.`, 'not-found');
+  let root: string;
+  if (place?.copied) {
+    const images = join(place.indexDir, 'images');
+    const real = await resolveOwnedForReading(
+      place.projectDir,
+      relative(place.projectDir, images),
+      'the images folder',
+    );
+    if (real === undefined) throw new FxpqError(`${images} does not exist; import the dataset again.`, 'not-found');
+    root = real;
+  } else {
+    if (typeof dataset.root !== 'string' || !isAbsolute(dataset.root))
+      throw new FxpqError(
+        `The index in ${place?.indexDir ?? 'this dataset'} records no image folder; import it again.`,
+        'io',
+      );
+    root = resolve(dataset.root);
+    // Imported from a folder: that folder; from a CSV file: the folder holding it.
+    const source = resolve(place?.sourcePath ?? root);
+    const expected = extname(source).toLowerCase() === '.csv' ? dirname(source) : source;
+    if (place && root !== expected)
+      throw new FxpqError(
+        `The index in ${place.indexDir} says its images are in ${root}, but the dataset was imported from ${place.sourcePath}; its images are not shown. Import it again.`,
+        'io',
+      );
+  }
+  let real: string | undefined;
+  try {
+    real = await resolveOwnedForReading(root, rel, 'the image');
+  } catch (e) {
+    throw e instanceof FxpqError ? e : describeFsError(e, root, 'a folder');
+  }
+  if (real === undefined)
+    throw new FxpqError(
+      `${join(root, rel)} does not exist (deleted or moved since the dataset was imported).`,
+      'not-found',
+    );
+  return real;
 }

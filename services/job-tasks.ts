@@ -20,10 +20,12 @@ import type {
 import { preparePixels } from '../native-workers/engine/data/preprocess.js';
 import { formatRange } from '../native-workers/engine/fixedpoint/format.js';
 import { decodeRgb } from '../native-workers/pool/image-decode.js';
+import { ImageFileError, readImageFile } from '../native-workers/pool/image-file.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
 import { datasetInfo, importDataset, type DatasetLayout, type ImportOptions } from './datasets.js';
 import { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluate.js';
 import { exportRun, type ExportOptions } from './export.js';
-import { readUserFile } from './files.js';
+import { describeFsError } from './files.js';
 import { inspectModelFile, loadModelFile, modelHints } from './models.js';
 import { quantize, type QuantizeOptions } from './quantize.js';
 import { readActivationHistograms } from './run-statistics.js';
@@ -138,7 +140,12 @@ async function histogram(o: HistogramTaskOptions): Promise<HistogramData> {
 }
 
 async function preview(o: PreviewTaskOptions): Promise<ImagePreview> {
-  const bytes = await readUserFile(o.imagePath, 'an image');
+  // Regular files only, a size limit, and photos only (no FIFO, device or SVG).
+  const bytes = await readImageFile(o.imagePath).catch((e: unknown) => {
+    throw e instanceof ImageFileError
+      ? new FxpqError(`${o.imagePath}: ${e.reason}.`, 'io')
+      : describeFsError(e, o.imagePath);
+  });
   let image: Sharp;
   if (o.modelPath) {
     const { spec } = await resolvePreprocess(await loadModelFile(o.modelPath), undefined);

@@ -40,7 +40,7 @@ import type {
   ResumeFrom,
 } from '../api/contract.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
-import { detectLayout, openDataset } from './datasets.js';
+import { detectLayout, openDataset, previewImagePath } from './datasets.js';
 import { writeFileAtomic } from './files.js';
 import type { ImportSummary } from './job-tasks.js';
 import type { Job, JobManager } from './jobs.js';
@@ -473,12 +473,17 @@ export class ProjectService {
     const doc = await this.readDoc(dir);
     const entry = this.dataset(dir, doc, datasetId);
     const ds = await openDataset(join(dir, entry.dir));
-    // Only images of the dataset: the preview never reads an arbitrary path.
+    // Only images of the dataset, by their real path inside where this project keeps them.
     if (!ds.images.some((i) => i.path === imagePath))
       throw new FxpqError(`${imagePath} is not an image of dataset "${datasetId}".`, 'not-found');
     const model = modelId ? join(dir, this.model(dir, doc, modelId).file) : undefined;
     return this.jobs.call('preview', {
-      imagePath: join(ds.root, imagePath),
+      imagePath: await previewImagePath(ds, imagePath, {
+        copied: entry.copied,
+        projectDir: dir,
+        indexDir: join(dir, entry.dir),
+        sourcePath: entry.sourcePath,
+      }),
       size: Math.max(16, Math.min(512, Math.round(size) || 96)),
       ...(model ? { modelPath: model } : {}),
     });

@@ -3,15 +3,18 @@
  * 127.0.0.1 only; every API call and the event stream need the random token printed in the
  * URL. The first page load with that token moves it into an HttpOnly, SameSite=Strict cookie
  * and redirects to the address without it, so it leaves the address bar and the history.
- * Requests whose Host is not this loopback address (DNS rebinding) or whose Origin is another
- * site are refused; pages carry a Content-Security-Policy that forbids framing.
+ * Requests whose Host is not this loopback address (DNS rebinding), whose Origin is another
+ * site, or whose browser says they come from another site (`Sec-Fetch-Site`, sent even where
+ * Origin is not) are refused; pages carry a Content-Security-Policy that forbids framing.
+ * `/files` serves only real files inside the real `exports/` folder of a known project.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readFile, realpath, stat } from 'node:fs/promises';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { extname, join, normalize, relative, resolve, sep } from 'node:path';
 import { createServices, dispatchApiCall, type Services } from '../services/api.js';
 import { refuseEngineOnMainThread } from '../services/engine-thread.js';
+import { isWithin, resolveOwnedForReading } from '../services/owned-paths.js';
 import type { AppEvent } from '../api/contract.js';
 
 const MIME: Record<string, string> = {
@@ -90,6 +93,49 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
   send(res, status, 'application/json', JSON.stringify({ error: { code, message } }));
 }
 
+/**
+ * The browser's own word that a request comes from another site (`cross-site`) or from
+ * another origin of this machine's site (`same-site`: another port of 127.0.0.1, where the
+ * SameSite cookie is still sent). Browsers send it where they send no Origin (a GET from an
+ * <img>, a form, a top-level navigation), so the cookie alone never authorizes those.
+ */
+function fromAnotherSite(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return site === 'cross-site' || site === 'same-site';
+}
+
+/**
+ * The address a token-bearing page load is sent on to without its token: always a path of
+ * this server (one leading '/'), never `//host/` or `/\host/`, which a browser reads as
+ * another host.
+ */
+export function redirectTarget(url: URL): string {
+  return `/${url.pathname.replace(/^[/\\]+/, '')}${url.search}`;
+}
+
+/**
+ * The real location of `wanted` when it is a file inside the `exports/` folder of a known
+ * project, that folder and the file both checked by their real paths (an `exports` link to
+ * /etc, or a link inside exports/ to /etc/shadow, serves nothing); undefined otherwise.
+ */
+async function exportedFile(services: Services, wanted: string): Promise<string | undefined> {
+  for (const project of await services.projects.recent()) {
+    try {
+      const exportsDir = await resolveOwnedForReading(project.path, 'exports', 'the exports folder');
+      if (exportsDir === undefined) continue;
+      // The path as the app knows it (under the project's path) or as it really lies.
+      for (const base of new Set([resolve(project.path, 'exports'), exportsDir])) {
+        if (wanted === base || !isWithin(base, wanted)) continue;
+        const real = await resolveOwnedForReading(exportsDir, relative(base, wanted));
+        if (real !== undefined) return real;
+      }
+    } catch {
+      // Not inside this project's own exports (or unreadable): try the next one.
+    }
+  }
+  return undefined;
+}
+
 export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
   const token = options.token ?? randomBytes(24).toString('hex');
   const services = options.services ?? createServices({ host: 'web' });
@@ -129,6 +175,8 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
         url.searchParams.get('token') ?? '',
         cookieToken(req),
       ].some((given) => given !== '' && sameToken(given, token));
+    if ((pathname.startsWith('/api/') || pathname === '/files') && fromAnotherSite(req))
+      return sendError(res, 403, 'forbidden', 'Requests from other sites are refused.');
     if (pathname.startsWith('/api/')) {
       if (!allowedOrigin(req)) return sendError(res, 403, 'forbidden', 'Requests from other sites are refused.');
       if (pathname === '/api/events') {
@@ -173,22 +221,10 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
       // A browser cannot open files on this machine: exported files (report.html above all) are
       // served from the exports/ folder of a project this app knows, to the token's holder only.
       if (!authorized()) return sendError(res, 403, 'forbidden', 'Missing or wrong access token.');
-      const wanted = resolve(url.searchParams.get('path') ?? '');
-      const projects = await Promise.all(
-        (await services.projects.recent()).map((p) =>
-          realpath(join(p.path, 'exports')).then(
-            (e) => e + sep,
-            () => '\0',
-          ),
-        ),
-      );
-      let real: string;
-      try {
-        real = await realpath(wanted);
-      } catch {
-        return send(res, 404, 'text/plain', 'Not found');
-      }
-      if (!projects.some((p) => real.startsWith(p))) return send(res, 404, 'text/plain', 'Not found');
+      const asked = url.searchParams.get('path') ?? '';
+      if (asked === '' || asked.includes('\0')) return send(res, 404, 'text/plain', 'Not found');
+      const real = await exportedFile(services, resolve(asked));
+      if (real === undefined) return send(res, 404, 'text/plain', 'Not found');
       try {
         if (!(await stat(real)).isFile()) return send(res, 404, 'text/plain', 'Not found');
         const type =
@@ -204,7 +240,7 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
       url.searchParams.delete('token');
       res.writeHead(303, {
         ...SECURITY_HEADERS,
-        location: `${url.pathname}${url.search}`,
+        location: redirectTarget(url),
         'set-cookie': `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`,
       });
       res.end();
