@@ -44,6 +44,11 @@ export function describeFsError(e: unknown, path: string, what = 'a file'): Erro
     return new FxpqError(`${path} cannot be accessed: permission denied.`, 'io');
   if (code === 'EISDIR') return new FxpqError(`${path} is a folder, not ${what}.`, 'io');
   if (code === 'ENOSPC') return new FxpqError(`${path} cannot be written: the disk is full.`, 'io');
+  if (code === 'EROFS')
+    return new FxpqError(
+      `${path} cannot be written: it is on a read-only file system (a read-only mount or medium).`,
+      'io',
+    );
   return new FxpqError(`${path} cannot be read or written (${code ?? String(e)}).`, 'io');
 }
 

@@ -11,10 +11,10 @@
  * documents, atomically, one writer per project at a time. A run's state survives the app:
  * a run recorded as queued or running with no live job is shown as interrupted and resumable.
  */
-import { copyFile, mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type {
   ApiError,
   DatasetDetails,
@@ -41,10 +41,18 @@ import type {
 } from '../api/contract.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { detectLayout, openDataset, previewImagePath } from './datasets.js';
-import { writeFileAtomic } from './files.js';
+import { describeFsError, prepareOutputFolder, writeFileAtomic } from './files.js';
 import type { ImportSummary } from './job-tasks.js';
 import type { Job, JobManager } from './jobs.js';
 import { sidecarPath } from './models.js';
+import {
+  isWithin,
+  OutsideError,
+  removeOwned,
+  removeOwnedIfEmpty,
+  resolveOwned,
+  resolveOwnedForReading,
+} from './owned-paths.js';
 import { readRunConfig, runEqualized } from './runs.js';
 
 const PROJECT_FILE = 'project.json';
@@ -75,8 +83,31 @@ export function defaultConfigDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config'), 'fxpq');
 }
 
-/** A file-name-safe id from a name, unique among `taken`. */
-function uniqueId(name: string, taken: Iterable<string>): string {
+/** Whether anything (a file, a folder, a link, even a dangling one) is at `path`. */
+async function occupied(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw describeFsError(e, path);
+  }
+}
+
+/**
+ * A file-name-safe id from a name, unique among `taken` and free on disk: none of the paths
+ * `onDisk(id)` gives (relative to the project folder) may exist. The project's folders may hold
+ * what is not the app's (images kept in datasets/digits, a run folder the CLI wrote in
+ * runs/uniform-8, a model of the user's in models/); a new item never takes over such a path,
+ * so removing it later deletes only what the app wrote.
+ */
+async function uniqueId(
+  dir: string,
+  name: string,
+  taken: Iterable<string>,
+  onDisk: (id: string) => string[],
+): Promise<string> {
   const base =
     name
       .toLowerCase()
@@ -84,8 +115,32 @@ function uniqueId(name: string, taken: Iterable<string>): string {
       .replace(/^[-.]+|[-.]+$/g, '')
       .slice(0, 48) || 'item';
   const used = new Set(taken);
-  if (!used.has(base)) return base;
-  for (let i = 2; ; i++) if (!used.has(`${base}-${i}`)) return `${base}-${i}`;
+  const free = async (id: string): Promise<boolean> => {
+    if (used.has(id)) return false;
+    for (const rel of onDisk(id)) if (await occupied(join(dir, rel))) return false;
+    return true;
+  };
+  for (let i = 1; i <= 10_000; i++) {
+    const id = i === 1 ? base : `${base}-${i}`;
+    if (await free(id)) return id;
+  }
+  throw new FxpqError(`${dir} has no free name for "${base}" (10,000 taken); tidy the project folder.`, 'io');
+}
+
+/** The real location `path` will have: its nearest existing ancestor resolved, the rest appended. */
+async function realDestination(path: string): Promise<string> {
+  let head = path;
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return join(await realpath(head), ...tail.reverse());
+    } catch {
+      const up = dirname(head);
+      if (up === head) return path;
+      tail.push(basename(head));
+      head = up;
+    }
+  }
 }
 
 const now = (): string => new Date().toISOString();
@@ -149,13 +204,19 @@ export class ProjectService {
   /** Read-modify-write of project.json, one at a time per project, written atomically. */
   private async update<T>(dir: string, fn: (doc: ProjectDoc) => T | Promise<T>): Promise<T> {
     const key = resolve(dir);
-    const previous = this.locks.get(key) ?? Promise.resolve();
-    const next = previous.then(async () => {
+    return this.withLock(key, async () => {
       const doc = await this.readDoc(key);
       const out = await fn(doc);
       await writeFileAtomic(join(key, PROJECT_FILE), JSON.stringify(doc, null, 2));
       return out;
     });
+  }
+
+  /** Run `fn` after every earlier update of this project has settled, before any later one. */
+  private withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+    const key = resolve(dir);
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const next = previous.then(fn);
     this.locks.set(
       key,
       next.catch(() => undefined),
@@ -245,6 +306,11 @@ export class ProjectService {
       throw new FxpqError(`${dir} already holds a project; open it instead.`, 'io');
     const info = await stat(dir).catch(() => undefined);
     if (info && !info.isDirectory()) throw new FxpqError(`${dir} is a file, not a folder.`, 'io');
+    // Never in the system's own folders, by the path given or the one its links lead to (a link
+    // in /tmp to /etc): the CLI's rule for output folders, through every front end.
+    const real = await realDestination(dir);
+    // The real location first: checking the given path first would create the folder through the link.
+    for (const p of new Set([real, dir])) await prepareOutputFolder(p, 'the project folder');
     const doc: ProjectDoc = {
       format: 'fxpq-project',
       version: 1,
@@ -255,7 +321,10 @@ export class ProjectService {
       runs: [],
       exports: [],
     };
-    for (const sub of ['models', 'datasets', 'runs', 'exports']) await mkdir(join(dir, sub), { recursive: true });
+    for (const sub of ['models', 'datasets', 'runs', 'exports'])
+      await mkdir(join(dir, sub), { recursive: true }).catch((e: unknown) => {
+        throw describeFsError(e, join(dir, sub), 'a folder');
+      });
     await writeFileAtomic(join(dir, PROJECT_FILE), JSON.stringify(doc, null, 2));
     await this.remember(dir, doc.name);
     return this.view(dir, doc);
@@ -279,26 +348,114 @@ export class ProjectService {
     return this.view(dir, doc);
   }
 
-  /** Forget a project; with deleteFiles remove what it owns (never images it only references). */
+  /**
+   * Forget a project; with deleteFiles remove what it owns (never images it only references,
+   * never what a link in it leads to). Crash-consistent: each part leaves project.json (written
+   * atomically) before its files are deleted, project.json goes after the last part, and the
+   * recent-list entry last of all, so a kill at any point leaves a project.json that lists only
+   * what still exists, still on the recent list; removing it again finishes the job.
+   */
   async remove(dirArg: string, deleteFiles: boolean): Promise<void> {
     const dir = this.abs(dirArg);
     if (this.jobs.active().some((j) => j.snapshot().project === dir))
       throw new FxpqError(`${dir} has jobs running; cancel them before removing the project.`, 'io');
+    if (deleteFiles && (await occupied(join(dir, PROJECT_FILE)))) {
+      const doc = await this.readDoc(dir);
+      // Only what the project lists is its own: a folder may have held the user's files before.
+      for (const m of doc.models) {
+        await this.update(dir, (d) => void (d.models = d.models.filter((x) => x.id !== m.id)));
+        await this.deleteModelFiles(dir, m, 'skip');
+      }
+      for (const ds of doc.datasets) {
+        await this.update(dir, (d) => void (d.datasets = d.datasets.filter((x) => x.id !== ds.id)));
+        await this.deleteDatasetFiles(dir, ds, 'skip');
+      }
+      for (const x of doc.exports) {
+        await this.update(dir, (d) => void (d.exports = d.exports.filter((e) => e.id !== x.id)));
+        await removeOwned(dir, x.dir, `export "${x.id}"`, { ifOutside: 'skip' });
+      }
+      for (const r of doc.runs) {
+        await this.update(dir, (d) => void (d.runs = d.runs.filter((e) => e.id !== r.id)));
+        await removeOwned(dir, r.dir, `run "${r.id}"`, { ifOutside: 'skip' });
+      }
+      await this.withLock(dir, () => removeOwned(dir, PROJECT_FILE, 'the project file', { ifOutside: 'skip' }));
+      // Folders, and the project folder itself, go only when nothing of the user's is left in them.
+      for (const sub of ['models', 'datasets', 'runs', 'exports']) await removeOwnedIfEmpty(dir, sub);
+      const parent = dirname(dir);
+      if (parent !== dir) await removeOwnedIfEmpty(parent, basename(dir));
+    }
     await this.forget(dir);
-    if (!deleteFiles) return;
-    const doc = await this.readDoc(dir);
-    // Only what the project lists is its own: a folder may have held the user's files before.
-    const owned = [
-      ...doc.models.flatMap((m) => [m.file, join('models', `${m.id}.json`)]),
-      ...doc.datasets.map((d) => d.dir),
-      ...doc.runs.map((r) => r.dir),
-      ...doc.exports.map((x) => x.dir),
-      PROJECT_FILE,
-    ];
-    for (const rel of owned) await rm(join(dir, rel), { recursive: true, force: true });
-    // Folders, and the project folder itself, go only when nothing of the user's is left in them.
-    for (const sub of ['models', 'datasets', 'runs', 'exports']) await rmdir(join(dir, sub)).catch(() => undefined);
-    await rmdir(dir).catch(() => undefined);
+  }
+
+  /** models/<id>.onnx and its sidecar models/<id>.json: both the app's copies. */
+  private async deleteModelFiles(dir: string, m: ProjectModel, ifOutside: 'throw' | 'skip' = 'skip'): Promise<void> {
+    await removeOwned(dir, m.file, `model "${m.id}"`, { ifOutside });
+    await removeOwned(dir, join('models', `${m.id}.json`), `the sidecar of model "${m.id}"`, { ifOutside });
+  }
+
+  /**
+   * What the app wrote for a dataset: datasets/<id>/dataset.json (and a temporary file of its
+   * atomic write) and, only when it was imported with copy, the copies it listed in
+   * datasets/<id>/images. Anything else in the folder (the user's images, kept there and
+   * imported in place by an older version) stays, and so does the folder when not empty.
+   */
+  private async deleteDatasetFiles(
+    dir: string,
+    entry: ProjectDataset,
+    ifOutside: 'throw' | 'skip' = 'skip',
+  ): Promise<void> {
+    const what = `dataset "${entry.id}"`;
+    let folder: string | undefined;
+    try {
+      folder = await resolveOwned(dir, entry.dir, what);
+    } catch (e) {
+      if (ifOutside === 'skip' && e instanceof OutsideError) return;
+      throw e;
+    }
+    if (folder === undefined) return;
+    const info = await lstat(folder);
+    // A link is not the app's: unlink it, never look inside.
+    if (info.isSymbolicLink() || !info.isDirectory()) {
+      await removeOwned(dir, entry.dir, what, { ifOutside });
+      return;
+    }
+    if (entry.copied) {
+      const images = join(folder, 'images');
+      const imagesInfo = await lstat(images).catch(() => undefined);
+      if (imagesInfo?.isDirectory()) {
+        const listed = await this.copiedImages(folder);
+        const folders = new Set<string>();
+        for (const rel of listed) {
+          // Inside images/ by the path and by its real location; a `..` or a link in a hostile index is skipped.
+          if (!isWithin(images, resolve(images, rel)) || resolve(images, rel) === images) continue;
+          await removeOwned(images, rel, `a copied image of ${what}`, { ifOutside: 'skip' });
+          for (let up = dirname(rel); up !== '.' && up !== '/' && up !== ''; up = dirname(up)) folders.add(up);
+        }
+        // Deepest first: a folder goes only once nothing else is left in it.
+        for (const sub of [...folders].sort((a, b) => b.split(/[\\/]/).length - a.split(/[\\/]/).length))
+          await removeOwnedIfEmpty(images, sub);
+        await removeOwnedIfEmpty(folder, 'images');
+      }
+    }
+    await removeOwned(folder, 'dataset.json', `the index of ${what}`, { ifOutside: 'skip' });
+    await removeOwnedIfEmpty(dir, entry.dir);
+  }
+
+  /** The image paths a copied dataset's index lists (relative to its images/ folder); none when unreadable. */
+  private async copiedImages(folder: string): Promise<string[]> {
+    try {
+      const index = await resolveOwnedForReading(folder, 'dataset.json', 'the dataset index');
+      if (!index) return [];
+      const doc = JSON.parse(await readFile(index, 'utf8')) as { images?: unknown };
+      if (!Array.isArray(doc.images)) return [];
+      return doc.images.flatMap((i: unknown) =>
+        typeof (i as { path?: unknown })?.path === 'string' && (i as { path: string }).path !== ''
+          ? [(i as { path: string }).path]
+          : [],
+      );
+    } catch {
+      return [];
+    }
   }
 
   // ---- models -------------------------------------------------------------------------
@@ -309,14 +466,25 @@ export class ProjectService {
     // Parse and check it on the pool first: a model the engine refuses is never added.
     const report = await this.jobs.call('inspect', { path: source });
     const doc = await this.update(dir, async (d) => {
-      const id = uniqueId(
+      const id = await uniqueId(
+        dir,
         basename(source, extname(source)),
         d.models.map((m) => m.id),
+        (id) => [join('models', `${id}.onnx`), join('models', `${id}.json`)],
       );
       const file = join('models', `${id}.onnx`);
-      await mkdir(join(dir, 'models'), { recursive: true });
-      await copyFile(source, join(dir, file));
-      if (existsSync(sidecarPath(source))) await copyFile(sidecarPath(source), join(dir, 'models', `${id}.json`));
+      await mkdir(join(dir, 'models'), { recursive: true }).catch((e: unknown) => {
+        throw describeFsError(e, join(dir, 'models'), 'a folder');
+      });
+      // Written only inside the project: a models/ that is a link elsewhere is refused.
+      await this.writable(dir, file, `model "${id}"`);
+      await copyFile(source, join(dir, file)).catch((e: unknown) => {
+        throw describeFsError(e, join(dir, file));
+      });
+      if (existsSync(sidecarPath(source)))
+        await copyFile(sidecarPath(source), join(dir, 'models', `${id}.json`)).catch((e: unknown) => {
+          throw describeFsError(e, join(dir, 'models', `${id}.json`));
+        });
       d.models.push({
         id,
         name: basename(source),
@@ -346,16 +514,26 @@ export class ProjectService {
     return { model: m, inspect, ...hints };
   }
 
+  /** Unlisted first (project.json written atomically), deleted after: a kill between the two leaves files, never a listing of none. */
   async removeModel(dirArg: string, modelId: string): Promise<Project> {
     const dir = this.abs(dirArg);
-    const doc = await this.update(dir, async (d) => {
-      const m = this.model(dir, d, modelId);
-      d.models = d.models.filter((x) => x !== m);
-      await rm(join(dir, m.file), { force: true });
-      await rm(join(dir, 'models', `${m.id}.json`), { force: true });
+    let removed: ProjectModel | undefined;
+    const doc = await this.update(dir, (d) => {
+      removed = this.model(dir, d, modelId);
+      d.models = d.models.filter((x) => x !== removed);
       return d;
     });
+    await this.deleteModelFiles(dir, removed!);
     return this.view(dir, doc);
+  }
+
+  /**
+   * Check that the app may write `rel` in the project: every folder above it is inside the
+   * project by its real path, and what is there already (a link) leads nowhere outside it.
+   */
+  private async writable(dir: string, rel: string, what: string): Promise<void> {
+    await resolveOwned(dir, rel, what);
+    await resolveOwnedForReading(dir, rel, what);
   }
 
   // ---- datasets -----------------------------------------------------------------------
@@ -382,10 +560,18 @@ export class ProjectService {
     const source = resolve(request.source);
     const doc = await this.readDoc(dir);
     const reserved = [...this.pending].filter((k) => k.startsWith(`${dir}\0dataset:`)).map((k) => k.split(':').pop()!);
-    const id = uniqueId(request.name ?? basename(source), [...doc.datasets.map((d) => d.id), ...reserved]);
+    // Free on disk too: images kept in <project>/datasets/digits and imported in place must not
+    // get the id digits, or the dataset's folder would be the images' folder.
+    const id = await uniqueId(
+      dir,
+      request.name ?? basename(source),
+      [...doc.datasets.map((d) => d.id), ...reserved],
+      (id) => [join('datasets', id)],
+    );
+    const rel = join('datasets', id);
+    await this.writable(dir, rel, `dataset "${id}"`);
     const key = `${dir}\0dataset:${id}`;
     this.pending.add(key);
-    const rel = join('datasets', id);
     const job = this.jobs.start(
       'import',
       {
@@ -491,13 +677,14 @@ export class ProjectService {
 
   async removeDataset(dirArg: string, datasetId: string): Promise<Project> {
     const dir = this.abs(dirArg);
-    const doc = await this.update(dir, async (d) => {
-      const entry = this.dataset(dir, d, datasetId);
+    let entry: ProjectDataset | undefined;
+    const doc = await this.update(dir, (d) => {
+      entry = this.dataset(dir, d, datasetId);
       d.datasets = d.datasets.filter((x) => x !== entry);
-      // datasets/<id> holds the index and, only when imported with copy, the copied images.
-      await rm(join(dir, entry.dir), { recursive: true, force: true });
       return d;
     });
+    // datasets/<id> holds the index and, only when imported with copy, the copied images: only those go.
+    await this.deleteDatasetFiles(dir, entry!);
     return this.view(dir, doc);
   }
 
@@ -615,16 +802,20 @@ export class ProjectService {
   async startRun(dirArg: string, request: RunRequest): Promise<JobSnapshot> {
     const dir = this.abs(dirArg);
     this.validateRequest(request);
-    const { run, model, dataset } = await this.update(dir, (d) => {
+    const { run, model, dataset } = await this.update(dir, async (d) => {
       const model = this.model(dir, d, request.model);
       const dataset = this.dataset(dir, d, request.dataset);
       const label =
         request.name?.trim() ||
         (request.uniform !== undefined ? `uniform-${request.uniform}` : `budget-${request.budget}`);
-      const id = uniqueId(
+      // Free on disk too: a runs/<id> the CLI wrote earlier is not this run's to resume or delete.
+      const id = await uniqueId(
+        dir,
         label,
         d.runs.map((r) => r.id),
+        (id) => [join('runs', id)],
       );
+      await this.writable(dir, join('runs', id), `run "${id}"`);
       const run: StoredRun = {
         id,
         name: request.name?.trim() || id,
@@ -752,16 +943,22 @@ export class ProjectService {
     });
   }
 
+  /**
+   * Unlisted first (project.json written atomically), deleted after: a kill mid-delete leaves an
+   * unlisted folder (a later run never reuses its id), never a run listed "done" with part of
+   * its files. The folder is deleted by its real path, inside the project only.
+   */
   async removeRun(dirArg: string, runId: string): Promise<Project> {
     const dir = this.abs(dirArg);
     if (this.jobs.active().some((j) => j.snapshot().project === dir && j.snapshot().target?.run === runId))
       throw new FxpqError(`Run "${runId}" is running; cancel it first.`, 'io');
-    const doc = await this.update(dir, async (d) => {
-      const r = this.run(dir, d, runId);
-      d.runs = d.runs.filter((x) => x !== r);
-      await rm(join(dir, r.dir), { recursive: true, force: true });
+    let removed: StoredRun | undefined;
+    const doc = await this.update(dir, (d) => {
+      removed = this.run(dir, d, runId);
+      d.runs = d.runs.filter((x) => x !== removed);
       return d;
     });
+    await removeOwned(dir, removed!.dir, `run "${runId}"`, { ifOutside: 'skip' });
     return this.view(dir, doc);
   }
 
@@ -776,14 +973,17 @@ export class ProjectService {
     const dir = this.abs(dirArg);
     const chosen = [...new Set(formats)].filter((f) => ['qdq', 'fxpq', 'c'].includes(f));
     if (chosen.length === 0) throw new FxpqError('Choose at least one export format (qdq, fxpq, c).', 'bad-request');
-    const entry = await this.update(dir, (d) => {
+    const entry = await this.update(dir, async (d) => {
       const run = this.run(dir, d, runId);
       if (run.state !== 'done' || !existsSync(join(dir, run.dir, 'report.json')))
         throw new FxpqError(`Run "${runId}" has not finished; only a finished run can be exported.`, 'io');
-      const id = uniqueId(
+      const id = await uniqueId(
+        dir,
         `${runId}-export`,
         d.exports.map((x) => x.id),
+        (id) => [join('exports', id)],
       );
+      await this.writable(dir, join('exports', id), `export "${id}"`);
       const entry: StoredExport = {
         id,
         run: runId,

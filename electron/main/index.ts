@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { createServices, dispatchApiCall } from '../../services/api.js';
 import { refuseEngineOnMainThread } from '../../services/engine-thread.js';
 import { configureWorkers } from '../../services/pool.js';
+import { openablePath } from './open-path.js';
 
 /** The IPC channels; electron/preload/index.ts uses the same names. */
 const API_CHANNEL = 'fxpq:api';
@@ -42,7 +43,15 @@ const services = createServices({
       });
       return r.canceled ? null : (r.filePaths[0] ?? null);
     },
-    openPath: async (path) => (await shell.openPath(path)) === '',
+    // Only a folder or report.html inside a project the app knows, by its real path: the path
+    // comes from a project.json, which a project from git or a zip may have written.
+    openPath: async (path) =>
+      (await shell.openPath(
+        await openablePath(
+          path,
+          (await services.projects.recent()).map((r) => r.path),
+        ),
+      )) === '',
   },
 });
 
