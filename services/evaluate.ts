@@ -10,6 +10,7 @@ import { evaluateOn, type QuantEngine } from './engines.js';
 import { writeFileAtomic } from './files.js';
 import { runRoundedWeights } from './optimized-rounding.js';
 import { readRunConfig, runEqualized, sha256, withDropStandardError } from './runs.js';
+import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan } from './run-schemas.js';
 import { openSession, splitIndices } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
@@ -51,6 +52,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
       'io',
     );
   }
+  if (run) checkRunConfigAgainstDataset(run, s.dataset.images.length, options.run!);
   const recorded = run ? { seed: run.data.seed, calib: run.data.calib, eval: run.data.eval } : s.dataset.split;
   const indices = splitIndices(s.dataset, options.split, recorded);
   const cache = new TensorCache(options.cacheDir ?? defaultCacheDir());
@@ -73,7 +75,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   let sim: SimRunner | undefined;
   if (run) {
     const plan = buildPlan(s.model.canonical, { inputNonNegative: run.inputNonNegative });
-    const rounded = run.rounding === 'optimized' ? await runRoundedWeights(options.run!, run.assignment) : undefined;
+    checkRunConfigAgainstPlan(run, plan, options.run!);
+    const rounded =
+      run.rounding === 'optimized' ? await runRoundedWeights(options.run!, run.assignment, plan) : undefined;
     if ((options.engine ?? 'sim') === 'sim') {
       sim = await SimRunner.create(plan);
       sim.quantized.setRounded(rounded);

@@ -7,7 +7,7 @@
  * (structure, format) in memory and in RUN/rounding/ (one file each, written atomically), so a
  * resumed search, `evaluate` and every export use exactly the same integers.
  */
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ import { GramRunner } from '../native-workers/engine/runtime/gram-runner.js';
 import type { StatsRunner } from '../native-workers/engine/runtime/stats-runner.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { writeFileAtomic } from './files.js';
+import { checkDocument, RoundingHeaderSchema } from './run-schemas.js';
 
 export type Rounding = 'nearest' | 'optimized';
 export const ROUNDINGS: Rounding[] = ['nearest', 'optimized'];
@@ -95,31 +96,53 @@ async function writeEntry(dir: string, id: string, f: Format, values: Int32Array
 
 /**
  * The rounded weights a run folder holds (`only`: just these structure formats, e.g. the final
- * assignment's). A damaged file is an error that names it.
+ * assignment's). Each header goes through its schema (run-schemas.ts) and must match the file's
+ * name; with `plan`, its structure must be a weight of the model and its length the weight's. A
+ * damaged or edited file is an error that names it.
  */
-export async function readRoundedWeights(run: string, only?: Assignment): Promise<RoundedWeights> {
+export async function readRoundedWeights(run: string, only?: Assignment, plan?: QuantPlan): Promise<RoundedWeights> {
   const store = new RoundedWeights();
   const dir = join(run, ROUNDING_DIR);
   if (!existsSync(dir)) return store;
   const wanted = only ? new Set(Object.entries(only).map(([id, f]) => fileName(id, f))) : undefined;
+  const damaged = (file: string, why: string): FxpqError =>
+    new FxpqError(`${file} is damaged (${why}); delete the run folder's rounding/ and quantize again.`, 'io');
   for (const name of (await readdir(dir)).sort()) {
     if (!name.endsWith('.bin') || (wanted && !wanted.has(name))) continue;
-    const bytes = await readFile(join(dir, name));
+    const file = join(dir, name);
+    const info = await lstat(file);
+    if (!info.isFile()) throw damaged(file, 'not a regular file');
+    const bytes = await readFile(file);
     const nl = bytes.indexOf(10);
-    let header: { id: string; bits: number; frac: number; signed: boolean; length: number };
+    if (nl < 0) throw damaged(file, 'its rounded weights are not complete');
+    let value: unknown;
     try {
-      header = JSON.parse(bytes.subarray(0, nl).toString('utf8')) as typeof header;
+      value = JSON.parse(bytes.subarray(0, nl).toString('utf8'));
     } catch {
-      header = { id: '', bits: 0, frac: 0, signed: true, length: -1 };
+      throw damaged(file, 'its header is not valid JSON');
     }
-    if (nl < 0 || bytes.length - nl - 1 !== header.length * 2)
-      throw new FxpqError(
-        `${join(dir, name)} is damaged (its rounded weights are not complete); delete the run folder and quantize again.`,
-        'io',
-      );
+    const header = checkDocument(
+      RoundingHeaderSchema,
+      value,
+      file,
+      "a rounded-weights file's header",
+      "delete the run folder's rounding/ and quantize again",
+    );
+    const f: Format = { bits: header.bits, frac: header.frac, signed: header.signed };
+    if (bytes.length - nl - 1 !== header.length * 2) throw damaged(file, 'its rounded weights are not complete');
+    if (fileName(header.id, f) !== name)
+      throw damaged(file, `its header names ${header.id}, not this file's structure`);
+    if (plan) {
+      const st = plan.byId.get(header.id);
+      if (!st || st.kind !== 'W') throw damaged(file, `${header.id} is no weight of the model`);
+      const w = plan.graph.initializers.get(st.tensor);
+      const elements = w ? w.dims.reduce((a, b) => a * b, 1) : -1;
+      if (header.length !== elements)
+        throw damaged(file, `it holds ${header.length} weights, ${header.id} has ${elements}`);
+    }
     const values = new Int32Array(header.length);
     for (let i = 0; i < header.length; i++) values[i] = bytes.readInt16LE(nl + 1 + i * 2);
-    store.set(header.id, { bits: header.bits, frac: header.frac, signed: header.signed }, values);
+    store.set(header.id, f, values);
   }
   return store;
 }
@@ -293,8 +316,12 @@ export class WeightRounder {
 export const roundingDir = (run: string): string => join(run, ROUNDING_DIR);
 
 /** The rounded weights of a finished run's assignment; every weight structure at 8 bits or less must have its own. */
-export async function runRoundedWeights(run: string, assignment: Assignment): Promise<RoundedWeights> {
-  const store = await readRoundedWeights(run, assignment);
+export async function runRoundedWeights(
+  run: string,
+  assignment: Assignment,
+  plan?: QuantPlan,
+): Promise<RoundedWeights> {
+  const store = await readRoundedWeights(run, assignment, plan);
   for (const [id, f] of Object.entries(assignment))
     if (id.startsWith('W:') && f.bits <= OPTIMIZED_MAX_BITS && !store.has(id, f))
       throw new FxpqError(

@@ -17,6 +17,7 @@ import { chooseSplit, inputNonNegative, openSession } from './session.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import { writeActivationHistograms } from './run-statistics.js';
 import { prepareOutputFolder } from './files.js';
+import { claimRunFolder, lockRunFolder, removeRunFiles } from './run-folder.js';
 import { StatsRunner } from '../native-workers/engine/runtime/stats-runner.js';
 import { imageBatches } from './image-feed.js';
 import {
@@ -43,27 +44,55 @@ export interface QuantizeOptions extends Omit<SearchJobOptions, 'budget'> {
   budget?: number;
 }
 
+/**
+ * A run folder is written only when it is new, empty or FxPQ's own (services/run-folder.ts: the
+ * marker, written first), and by one process at a time (its lock, released however this ends).
+ */
 export async function quantize(o: QuantizeOptions): Promise<RunReport> {
-  await prepareOutputFolder(o.out, 'the run folder (--out)');
   if (o.uniform === undefined) {
     if (o.weightBits !== undefined) throw new FxpqError('--weight-bits goes with --uniform B.', 'io');
     if (o.budget === undefined)
       throw new FxpqError('quantize needs a budget (--budget PP) or a uniform word length (--uniform B).', 'io');
-    return quantizeSearch({ ...o, budget: o.budget, onProgress: (p) => o.onProgress?.(p) });
   }
+  await prepareOutputFolder(o.out, 'the run folder (--out)');
+  await claimRunFolder(o.out);
+  const lock = await lockRunFolder(o.out);
+  try {
+    // Checked again under the lock: another process may have written into it in between.
+    await claimRunFolder(o.out);
+    if (o.uniform === undefined)
+      return await quantizeSearch({ ...o, budget: o.budget!, onProgress: (p) => o.onProgress?.(p) });
+    return await quantizeUniform(o, o.uniform);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function quantizeUniform(o: QuantizeOptions, uniform: number): Promise<RunReport> {
   if (
     o.weightBits !== undefined &&
     (!Number.isInteger(o.weightBits) || o.weightBits < MIN_BITS || o.weightBits > UNIFORM_MAX_BITS)
   )
     throw new FxpqError(`--weight-bits ${o.weightBits} is outside ${MIN_BITS}..${UNIFORM_MAX_BITS} bits.`, 'io');
-  if (!Number.isInteger(o.uniform) || o.uniform < MIN_BITS || o.uniform > UNIFORM_MAX_BITS) {
+  if (!Number.isInteger(uniform) || uniform < MIN_BITS || uniform > UNIFORM_MAX_BITS) {
     throw new FxpqError(
-      `--uniform ${o.uniform} is outside ${MIN_BITS}..${UNIFORM_MAX_BITS} bits (above 16 bits the float32 simulation is no longer exact, and the integer sums pass 52 bits).`,
+      `--uniform ${uniform} is outside ${MIN_BITS}..${UNIFORM_MAX_BITS} bits (above 16 bits the float32 simulation is no longer exact, and the integer sums pass 52 bits).`,
       'io',
     );
   }
   const started = performance.now();
   const s = await openSession(o);
+  // The old run's report goes first: until the new one is written last, the folder reads as
+  // unfinished, and an old report never pairs with a new config.json. Its rounded weights go too
+  // (they belong to the old formats).
+  // A search's checkpoints and trajectory left in the folder would no longer go with its config.
+  await removeRunFiles(o.out, [
+    'report.json',
+    'checkpoint.json',
+    'checkpoint.prev.json',
+    'trajectory.jsonl',
+    'rounding',
+  ]);
   const split = chooseSplit(s, o.calib, o.eval, o.seed);
   if (split.calib.length === 0 || split.eval.length === 0) {
     throw new FxpqError(
@@ -77,7 +106,7 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
   const stats = await collectStatistics(s, plan, split.calib, cache, o.onProgress);
   const ranges = structureRanges(plan, (t) => stats.get(t)?.maxAbs ?? 0);
   await writeActivationHistograms(o.out, stats);
-  const assignment: Assignment = uniformAssignment(plan, o.uniform, ranges);
+  const assignment: Assignment = uniformAssignment(plan, uniform, ranges);
   const weightBits = o.weightBits;
   if (weightBits !== undefined) {
     for (const st of plan.structures)
@@ -158,7 +187,7 @@ export async function quantize(o: QuantizeOptions): Promise<RunReport> {
       inputNonNegative: nonNegative,
       equalize: o.equalize ?? DEFAULT_EQUALIZE,
       equalizeMaxScale: o.equalizeMaxScale ?? MAX_SCALE,
-      mode: { kind: 'uniform', bits: o.uniform, ...(weightBits !== undefined ? { weightBits } : {}) },
+      mode: { kind: 'uniform', bits: uniform, ...(weightBits !== undefined ? { weightBits } : {}) },
       rounding,
       budget: o.budget ?? null,
       result,

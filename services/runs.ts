@@ -1,11 +1,13 @@
 /** The run folder: RUN/config.json (what was decided) and RUN/report.json (contracts.md), written atomically. */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Assignment, QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import { memoryReport } from '../native-workers/engine/fixedpoint/assignment.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { writeFileAtomic } from './files.js';
+import { assertRunNotLocked } from './run-folder.js';
+import { readRunDocument, RunConfigSchema, RunReportSchema } from './run-schemas.js';
 import type { EqualizeMode, RunReport } from '../api/contract.js';
 import { LEGACY_MAX_SCALE } from '../native-workers/engine/passes/equalize.js';
 import { dropStandardError } from '../native-workers/engine/search/prediction-error.js';
@@ -60,28 +62,44 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/**
+ * config.json first, report.json last (each atomically): a run folder is finished exactly when
+ * its report.json exists (run-folder.ts), and every write session removes the old one first.
+ */
 export async function writeRun(dir: string, config: RunConfig, report: RunReport): Promise<void> {
   await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 1));
   await writeFileAtomic(join(dir, 'report.json'), JSON.stringify(report, null, 2));
 }
 
+const REPORT_ADVICE = 'quantize the run again';
+
+/**
+ * A finished run's config.json, through its schema (run-schemas.ts): refused while another
+ * process writes the run (its lock), and when report.json, written last, is missing (the run did
+ * not finish). Semantic checks against the model and the dataset follow where those are open
+ * (checkRunConfigAgainstPlan, checkRunConfigAgainstDataset).
+ */
 export async function readRunConfig(dir: string): Promise<RunConfig> {
   const file = join(dir, 'config.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new FxpqError(`${dir} is not a finished FxPQ run: ${file} is missing.`, 'not-found');
-  }
-  let config: RunConfig;
-  try {
-    config = JSON.parse(text) as RunConfig;
-  } catch {
-    throw new FxpqError(`${file} is not valid JSON; the run folder is damaged.`, 'io');
-  }
-  if (typeof config !== 'object' || config === null || config.format !== 'fxpq-run' || !config.assignment)
-    throw new FxpqError(`${file} is not an FxPQ run configuration.`, 'io');
+  await assertRunNotLocked(dir);
+  if (!existsSync(file)) throw new FxpqError(`${dir} is not a finished FxPQ run: ${file} is missing.`, 'not-found');
+  const config = (await readRunDocument(
+    file,
+    RunConfigSchema,
+    'an FxPQ run configuration',
+    'the run folder is damaged; quantize the run again',
+  )) as RunConfig;
+  if (!existsSync(join(dir, 'report.json')))
+    throw new FxpqError(
+      `${dir} is incomplete: report.json is missing (the quantize run did not finish; run the same quantize command again to resume it).`,
+      'not-found',
+    );
   return config;
+}
+
+/** A finished run's report.json, through its schema. */
+export async function readRunReport(dir: string): Promise<RunReport> {
+  return (await readRunDocument(join(dir, 'report.json'), RunReportSchema, 'a run report', REPORT_ADVICE)) as RunReport;
 }
 
 export interface RunParts {

@@ -10,7 +10,7 @@ import {
   MAX_SCALE,
   type EqualizeMode,
 } from '../native-workers/engine/passes/equalize.js';
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { appendFile, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { totalmem } from 'node:os';
@@ -37,7 +37,15 @@ import type { Node } from '../native-workers/engine/ir/graph.js';
 import { evaluateOn } from './engines.js';
 import { engineEntry } from './engine-thread.js';
 import { writeActivationHistograms } from './run-statistics.js';
-import { readJsonDocument, writeFileAtomic } from './files.js';
+import { writeFileAtomic } from './files.js';
+import { removeRunFiles } from './run-folder.js';
+import {
+  checkCheckpointAgainstPlan,
+  CheckpointSchema,
+  parseTrajectoryLines,
+  readRunDocument,
+  RunReportSchema,
+} from './run-schemas.js';
 import {
   defaultSearchRounding,
   layerInputs,
@@ -286,20 +294,15 @@ const CHECKPOINT = 'checkpoint.json';
 /** The checkpoint before the latest: a damaged latest one need not cost the whole search. */
 const PREVIOUS_CHECKPOINT = 'checkpoint.prev.json';
 
-const readCheckpointFile = (file: string): Promise<Checkpoint> =>
-  readJsonDocument<Checkpoint>(
-    file,
-    'a search checkpoint',
-    (v) => typeof v === 'object' && v !== null && 'identity' in v && 'state' in v,
-    'delete it (and trajectory.jsonl) to start the run over',
-  );
+const CHECKPOINT_ADVICE = 'delete it (and trajectory.jsonl) to start the run over';
+const readCheckpointFile = async (file: string): Promise<Checkpoint> =>
+  (await readRunDocument(file, CheckpointSchema, 'a search checkpoint', CHECKPOINT_ADVICE)) as Checkpoint;
 
 async function readCheckpoint(dir: string, choice: CheckpointChoice): Promise<Checkpoint | undefined> {
   const [file, previous] = [join(dir, CHECKPOINT), join(dir, PREVIOUS_CHECKPOINT)];
   if (choice === 'restart') {
-    for (const name of [CHECKPOINT, PREVIOUS_CHECKPOINT, 'trajectory.jsonl', 'report.json'])
-      await rm(join(dir, name), { force: true });
-    await rm(roundingDir(dir), { recursive: true, force: true });
+    // By name, never the folder: a file the user keeps in the run folder stays.
+    await removeRunFiles(dir, [CHECKPOINT, PREVIOUS_CHECKPOINT, 'trajectory.jsonl', 'report.json', 'rounding']);
     return undefined;
   }
   if (choice === 'previous') {
@@ -326,11 +329,35 @@ async function readCheckpoint(dir: string, choice: CheckpointChoice): Promise<Ch
   }
 }
 
-/** Keep the first `lines` lines of the trajectory (a step recorded after the last checkpoint is redone). */
-async function truncateTrajectory(path: string, lines: number): Promise<void> {
-  if (!existsSync(path)) return;
-  const kept = (await readFile(path, 'utf8')).split('\n').filter(Boolean).slice(0, lines);
+/**
+ * Keep the first `lines` lines of the trajectory (a step recorded after the last checkpoint is
+ * redone); each kept line is read through the schema. A trajectory shorter than the checkpoint
+ * says is damaged.
+ */
+async function truncateTrajectory(dir: string, lines: number): Promise<TrajectoryStep[]> {
+  const path = join(dir, 'trajectory.jsonl');
+  if (!existsSync(path)) {
+    if (lines === 0) return [];
+    throw new FxpqError(
+      `${path} is missing, though ${join(dir, CHECKPOINT)} records ${lines} steps; start the run over with --restart.`,
+      'io',
+    );
+  }
+  const text = await readFile(path, 'utf8');
+  // Only the lines the checkpoint covers are read: a line torn after it is dropped unread.
+  const kept = text.split('\n').filter(Boolean).slice(0, lines);
+  const steps = parseTrajectoryLines(
+    path,
+    kept,
+    'start the run over with --restart, or resume from --previous-checkpoint',
+  ) as TrajectoryStep[];
+  if (steps.length < lines)
+    throw new FxpqError(
+      `${path} has ${steps.length} steps, though ${join(dir, CHECKPOINT)} records ${lines}; start the run over with --restart.`,
+      'io',
+    );
   await writeFileAtomic(path, kept.map((l) => l + '\n').join(''));
+  return steps;
 }
 
 class Stop extends Error {}
@@ -344,6 +371,16 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   const equalizeMaxScale =
     o.equalizeMaxScale ?? (previous ? (previous.identity.equalizeMaxScale ?? LEGACY_MAX_SCALE) : MAX_SCALE);
   const s: WorkSession = await openSession({ ...o, equalizeMaxScale });
+  const nonNegative = inputNonNegative(s.spec);
+  const plan = buildPlan(s.model.canonical, { inputNonNegative: nonNegative });
+  // A hand-edited checkpoint whose ids or lengths do not fit the model is named, not run.
+  if (previous)
+    checkCheckpointAgainstPlan(
+      previous.state,
+      plan,
+      join(o.out, choice === 'previous' ? PREVIOUS_CHECKPOINT : CHECKPOINT),
+      'start the run over with --restart',
+    );
   const split = chooseSplit(s, o.calib, o.eval, o.seed);
   if (split.calib.length < 10 || split.eval.length === 0) {
     throw new FxpqError(
@@ -410,20 +447,22 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
   }
   const reportFile = join(o.out, 'report.json');
   if (previous?.state.phase === 'done' && existsSync(reportFile))
-    return readJsonDocument<RunReport>(reportFile, 'a run report', undefined, 'delete it to finish the run again');
-  if (previous) await truncateTrajectory(trajectoryFile, previous.state.steps);
-  else {
+    return (await readRunDocument(
+      reportFile,
+      RunReportSchema,
+      'a run report',
+      'delete it to finish the run again',
+    )) as RunReport;
+  // Until the new report is written (last), the folder reads as an unfinished run.
+  await removeRunFiles(o.out, ['report.json']);
+  const steps = previous ? await truncateTrajectory(o.out, previous.state.steps) : [];
+  if (!previous) {
     await writeFileAtomic(trajectoryFile, '');
-    await rm(roundingDir(o.out), { recursive: true, force: true });
+    await removeRunFiles(o.out, ['rounding']);
   }
-  if (previous && o.onStep) {
-    for (const line of (await readFile(trajectoryFile, 'utf8')).split('\n').filter(Boolean))
-      o.onStep(JSON.parse(line) as TrajectoryStep);
-  }
+  if (o.onStep) for (const step of steps) o.onStep(step);
 
   const cache = new TensorCache(o.cacheDir ?? defaultCacheDir());
-  const nonNegative = inputNonNegative(s.spec);
-  const plan = buildPlan(s.model.canonical, { inputNonNegative: nonNegative });
   // The slice must represent every class: a seeded shuffle of the (class-sorted) calibration split.
   const rand = seededRandom(split.seed + 1);
   const calibOrder = [...split.calib];
@@ -453,7 +492,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       evaluator.batches,
       roundingDir(o.out),
       // A resumed search uses the integers its earlier part chose (they depend on what it had accepted then).
-      previous ? await readRoundedWeights(o.out) : undefined,
+      previous ? await readRoundedWeights(o.out, undefined, plan) : undefined,
     );
   const endsInSoftmax = plan.graph.nodes.some((n) => n.op === 'Softmax');
   try {
