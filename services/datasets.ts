@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
+import { z } from 'zod';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { classIndex, type ClassList } from '../native-workers/engine/data/classes.js';
 import { stratifiedSplit, type Split } from '../native-workers/engine/data/split.js';
@@ -434,14 +435,60 @@ export async function openDataset(path: string, options: ImportOptions = {}): Pr
   } catch {
     throw new FxpqError(`${file} is not valid JSON; import the dataset again with fxpq dataset import.`, 'io');
   }
-  if (dataset.format !== 'fxpq-dataset' || !Array.isArray(dataset.images)) {
+  if (dataset?.format !== 'fxpq-dataset' || !Array.isArray(dataset.images)) {
     throw new FxpqError(
       `${file} is not an FxPQ dataset index; import the dataset again with fxpq dataset import.`,
       'io',
     );
   }
+  const checked = DatasetIndexSchema.safeParse(dataset);
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    throw new FxpqError(
+      `${file} is damaged or was edited by hand (${issue.path.join('.') || 'the document'}: ${issue.message}); import the dataset again with fxpq dataset import.`,
+      'io',
+    );
+  }
+  const n = dataset.images.length;
+  for (const part of ['calib', 'eval'] as const)
+    if (dataset.split && dataset.split[part].some((i) => i >= n))
+      throw new FxpqError(
+        `${file} names a ${part} image beyond its ${n} images; import the dataset again with fxpq dataset import.`,
+        'io',
+      );
   return dataset;
 }
+
+/** What a dataset.json must hold before anything reads it (a foreign or edited index is refused in a sentence). */
+const DatasetIndexSchema = z.looseObject({
+  root: z.string().refine((r) => isAbsolute(r), 'not an absolute folder'),
+  layout: z.enum(['imagefolder', 'imagenet-val', 'csv']),
+  classes: z.union([
+    z.null(),
+    z.looseObject({ ids: z.array(z.string()), names: z.array(z.string()), source: z.string() }),
+  ]),
+  images: z.array(
+    z.looseObject({
+      path: z.string().min(1),
+      classId: z.string(),
+      label: z.number().int().nonnegative().optional(),
+      bytes: z.number().int().nonnegative(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/, 'not a SHA-256'),
+      width: z.number().optional(),
+      height: z.number().optional(),
+    }),
+  ),
+  skipped: z.array(z.looseObject({ path: z.string(), reason: z.string() })),
+  duplicates: z.array(z.tuple([z.string(), z.string()])),
+  split: z.union([
+    z.null(),
+    z.looseObject({
+      seed: z.number(),
+      calib: z.array(z.number().int().nonnegative()),
+      eval: z.array(z.number().int().nonnegative()),
+    }),
+  ]),
+});
 
 export interface DatasetInfo {
   images: number;

@@ -135,6 +135,31 @@ describe('tensor cache against changed and hostile datasets', () => {
     expect(await cache.get('0'.repeat(64), 'r28-c28-ch1-rgb')).toBeUndefined();
   });
 
+  it('refuses a dataset.json whose fields have the wrong types, in a sentence naming the field', async () => {
+    const src = digits('malformed', ['0']);
+    const dir = join(tmp, 'malformed-index');
+    const good = await importDataset(src, dir);
+    const cases: [string, (d: Dataset) => unknown][] = [
+      ['images.0', (d) => ({ ...d, images: [null, ...d.images.slice(1)] })],
+      ['images.0.sha256', (d) => ({ ...d, images: [{ ...d.images[0]!, sha256: '../../x' }] })],
+      ['images.0.bytes', (d) => ({ ...d, images: [{ ...d.images[0]!, bytes: '12' }] })],
+      ['root', (d) => ({ ...d, root: 'relative/folder' })],
+      ['classes', (d) => ({ ...d, classes: 'digits' })],
+      ['split', (d) => ({ ...d, split: { seed: 0, calib: { 0: 1 }, eval: [] } })],
+      ['beyond its 10 images', (d) => ({ ...d, split: { seed: 0, calib: [0, 999], eval: [] } })],
+    ];
+    for (const [field, edit] of cases) {
+      writeFileSync(join(dir, 'dataset.json'), JSON.stringify(edit(good)));
+      await expect(evaluate(dir, join(tmp, 'cache-malformed')), field).rejects.toThrow(
+        new RegExp(
+          `dataset\\.json (is damaged or was edited by hand \\(${field.replace(/\./g, '\\.')}|names a calib image ${field})`,
+        ),
+      );
+    }
+    writeFileSync(join(dir, 'dataset.json'), 'null');
+    await expect(evaluate(dir, join(tmp, 'cache-malformed'))).rejects.toThrow(/is not an FxPQ dataset index/);
+  });
+
   it('refuses cache keys that are not a SHA-256 or geometries that are not plain names', async () => {
     const dir = join(tmp, 'cache-keys');
     mkdirSync(dir);
