@@ -22,6 +22,23 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'fxpq', 'tensors');
 }
 
+const ERRNO_WORDS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'a read-only file system',
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'the disk quota is used up',
+  ENOTDIR: 'a file is where a folder should be',
+  EEXIST: 'a file is where a folder should be',
+};
+
+/** Why a cache write failed, in words (an errno code, or the sentence of a described error). */
+function cannotWrite(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code && /^E[A-Z]+$/.test(code)) return ERRNO_WORDS[code] ?? code;
+  return (e as Error).message.replace(/\.$/, '');
+}
+
 export class TensorCache {
   hits = 0;
   misses = 0;
@@ -87,7 +104,7 @@ export class TensorCache {
       await writeFileAtomic(file, buf);
     } catch (e) {
       if (this.warning !== undefined) return;
-      const why = (e as Error).message.replace(/\.$/, '');
+      const why = cannotWrite(e);
       this.warning = `the tensor cache ${this.dir} cannot be written (${why}); going on without it (set FXPQ_CACHE_DIR to a writable folder to cache prepared images)`;
       this.onWarning(this.warning);
     }
