@@ -73,7 +73,22 @@ interface ProjectDoc {
   datasets: ProjectDataset[];
   runs: StoredRun[];
   exports: StoredExport[];
+  /**
+   * Items unlisted whose files are still being deleted, written in the same atomic write that
+   * unlists them: a kill mid-delete leaves them here, and the next open or removal finishes
+   * them. Their ids stay taken until then.
+   */
+  removing?: Removal[];
 }
+
+type ItemKind = 'model' | 'dataset' | 'run' | 'export';
+interface Removal {
+  kind: ItemKind;
+  id: string;
+  /** A dataset imported with copy: its copies in images/ go too. */
+  copied?: boolean;
+}
+const KINDS: readonly ItemKind[] = ['model', 'dataset', 'run', 'export'];
 
 /** The user's config folder (recent projects): FXPQ_CONFIG_DIR, else the platform's. */
 export function defaultConfigDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -125,6 +140,25 @@ async function uniqueId(
     if (await free(id)) return id;
   }
   throw new FxpqError(`${dir} has no free name for "${base}" (10,000 taken); tidy the project folder.`, 'io');
+}
+
+/**
+ * Why a folder cannot be made, level by level: a recursive mkdir reports ENOENT where the
+ * real cause is a read-only file system (EROFS) or a missing permission.
+ */
+async function mkdirFailure(path: string): Promise<Error | undefined> {
+  const missing: string[] = [];
+  for (let p = path; !(await occupied(p)); p = dirname(p)) {
+    missing.unshift(p);
+    if (dirname(p) === p) break;
+  }
+  for (const level of missing)
+    try {
+      await mkdir(level);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return describeFsError(e, level, 'a folder');
+    }
+  return undefined;
 }
 
 /** The real location `path` will have: its nearest existing ancestor resolved, the rest appended. */
@@ -198,6 +232,21 @@ export class ProjectService {
     for (const d of doc.datasets) expect('dataset', d.id, d.dir, (id) => join('datasets', id));
     for (const r of doc.runs) expect('run', r.id, r.dir, (id) => join('runs', id));
     for (const x of doc.exports) expect('export', x.id, x.dir, (id) => join('exports', id));
+    if (doc.removing !== undefined) {
+      if (!Array.isArray(doc.removing))
+        throw new FxpqError(`${file} has a damaged list of items being removed; the project file is damaged.`, 'io');
+      for (const r of doc.removing)
+        if (
+          !KINDS.includes(r?.kind) ||
+          typeof r.id !== 'string' ||
+          !SAFE_ID.test(r.id) ||
+          (r.copied !== undefined && typeof r.copied !== 'boolean')
+        )
+          throw new FxpqError(
+            `${file} lists an item being removed with an unsafe id (${String(r?.id)}); the project file is damaged.`,
+            'io',
+          );
+    }
     return doc;
   }
 
@@ -310,7 +359,10 @@ export class ProjectService {
     // in /tmp to /etc): the CLI's rule for output folders, through every front end.
     const real = await realDestination(dir);
     // The real location first: checking the given path first would create the folder through the link.
-    for (const p of new Set([real, dir])) await prepareOutputFolder(p, 'the project folder');
+    for (const p of new Set([real, dir]))
+      await prepareOutputFolder(p, 'the project folder').catch(async (e: unknown) => {
+        throw (e instanceof FxpqError && e.code === 'not-found' ? await mkdirFailure(p) : undefined) ?? e;
+      });
     const doc: ProjectDoc = {
       format: 'fxpq-project',
       version: 1,
@@ -332,6 +384,8 @@ export class ProjectService {
 
   async open(dirArg: string): Promise<Project> {
     const dir = this.abs(dirArg);
+    // A removal a kill interrupted is finished now; a project that cannot be written still opens.
+    await this.finishRemovals(dir).catch(() => undefined);
     const doc = await this.readDoc(dir);
     await this.remember(dir, doc.name);
     return this.view(dir, doc);
@@ -360,24 +414,23 @@ export class ProjectService {
     if (this.jobs.active().some((j) => j.snapshot().project === dir))
       throw new FxpqError(`${dir} has jobs running; cancel them before removing the project.`, 'io');
     if (deleteFiles && (await occupied(join(dir, PROJECT_FILE)))) {
-      const doc = await this.readDoc(dir);
       // Only what the project lists is its own: a folder may have held the user's files before.
-      for (const m of doc.models) {
-        await this.update(dir, (d) => void (d.models = d.models.filter((x) => x.id !== m.id)));
-        await this.deleteModelFiles(dir, m, 'skip');
-      }
-      for (const ds of doc.datasets) {
-        await this.update(dir, (d) => void (d.datasets = d.datasets.filter((x) => x.id !== ds.id)));
-        await this.deleteDatasetFiles(dir, ds, 'skip');
-      }
-      for (const x of doc.exports) {
-        await this.update(dir, (d) => void (d.exports = d.exports.filter((e) => e.id !== x.id)));
-        await removeOwned(dir, x.dir, `export "${x.id}"`, { ifOutside: 'skip' });
-      }
-      for (const r of doc.runs) {
-        await this.update(dir, (d) => void (d.runs = d.runs.filter((e) => e.id !== r.id)));
-        await removeOwned(dir, r.dir, `run "${r.id}"`, { ifOutside: 'skip' });
-      }
+      // Everything is unlisted at once, into the journal of removals, then deleted item by item.
+      const removals = await this.update(dir, (d) => {
+        d.removing = [
+          ...(d.removing ?? []),
+          ...d.models.map((m) => ({ kind: 'model' as const, id: m.id })),
+          ...d.datasets.map((x) => ({ kind: 'dataset' as const, id: x.id, copied: x.copied })),
+          ...d.exports.map((x) => ({ kind: 'export' as const, id: x.id })),
+          ...d.runs.map((r) => ({ kind: 'run' as const, id: r.id })),
+        ];
+        d.models = [];
+        d.datasets = [];
+        d.exports = [];
+        d.runs = [];
+        return d.removing;
+      });
+      for (const r of removals) await this.deleteParts(dir, r);
       await this.withLock(dir, () => removeOwned(dir, PROJECT_FILE, 'the project file', { ifOutside: 'skip' }));
       // Folders, and the project folder itself, go only when nothing of the user's is left in them.
       for (const sub of ['models', 'datasets', 'runs', 'exports']) await removeOwnedIfEmpty(dir, sub);
@@ -387,10 +440,72 @@ export class ProjectService {
     await this.forget(dir);
   }
 
+  /**
+   * Unlist an item and journal its removal in one atomic write of project.json, delete its
+   * files, then drop the journal entry: a kill at any point leaves project.json listing only
+   * what still exists, and the next open or removal finishes the deletion.
+   */
+  private async removeItem(dir: string, kind: ItemKind, id: string): Promise<ProjectDoc> {
+    await this.finishRemovals(dir);
+    let removal: Removal | undefined;
+    await this.update(dir, (d) => {
+      if (kind === 'model') {
+        const m = this.model(dir, d, id);
+        d.models = d.models.filter((x) => x !== m);
+        removal = { kind, id };
+      } else if (kind === 'dataset') {
+        const x = this.dataset(dir, d, id);
+        d.datasets = d.datasets.filter((e) => e !== x);
+        removal = { kind, id, copied: x.copied };
+      } else if (kind === 'run') {
+        const r = this.run(dir, d, id);
+        d.runs = d.runs.filter((e) => e !== r);
+        removal = { kind, id };
+      } else {
+        const x = d.exports.find((e) => e.id === id);
+        if (!x) throw notFound('export', id, dir);
+        d.exports = d.exports.filter((e) => e !== x);
+        removal = { kind, id };
+      }
+      d.removing = [...(d.removing ?? []), removal];
+    });
+    await this.deleteParts(dir, removal!);
+    return this.update(dir, (d) => {
+      d.removing = (d.removing ?? []).filter((r) => !(r.kind === kind && r.id === id));
+      if (d.removing.length === 0) delete d.removing;
+      return d;
+    });
+  }
+
+  /** Delete what an interrupted removal left, as listed in project.json's journal. */
+  private async finishRemovals(dir: string): Promise<void> {
+    const doc = await this.readDoc(dir);
+    if (!doc.removing?.length) return;
+    for (const r of doc.removing) await this.deleteParts(dir, r);
+    const done = new Set(doc.removing.map((r) => `${r.kind}:${r.id}`));
+    await this.update(dir, (d) => {
+      d.removing = (d.removing ?? []).filter((r) => !done.has(`${r.kind}:${r.id}`));
+      if (d.removing.length === 0) delete d.removing;
+    });
+  }
+
+  /** Ids of `kind` being removed: still taken, so a new item never gets files the journal will delete. */
+  private static removingIds(doc: ProjectDoc, kind: ItemKind): string[] {
+    return (doc.removing ?? []).filter((r) => r.kind === kind).map((r) => r.id);
+  }
+
+  /** The files one item owns, by its id: never followed through a link out of the project. */
+  private async deleteParts(dir: string, r: Removal): Promise<void> {
+    if (r.kind === 'model') await this.deleteModelFiles(dir, r.id);
+    else if (r.kind === 'dataset')
+      await this.deleteDatasetFiles(dir, { id: r.id, dir: join('datasets', r.id), copied: r.copied ?? false });
+    else await removeOwned(dir, join(`${r.kind}s`, r.id), `${r.kind} "${r.id}"`, { ifOutside: 'skip' });
+  }
+
   /** models/<id>.onnx and its sidecar models/<id>.json: both the app's copies. */
-  private async deleteModelFiles(dir: string, m: ProjectModel, ifOutside: 'throw' | 'skip' = 'skip'): Promise<void> {
-    await removeOwned(dir, m.file, `model "${m.id}"`, { ifOutside });
-    await removeOwned(dir, join('models', `${m.id}.json`), `the sidecar of model "${m.id}"`, { ifOutside });
+  private async deleteModelFiles(dir: string, id: string): Promise<void> {
+    await removeOwned(dir, join('models', `${id}.onnx`), `model "${id}"`, { ifOutside: 'skip' });
+    await removeOwned(dir, join('models', `${id}.json`), `the sidecar of model "${id}"`, { ifOutside: 'skip' });
   }
 
   /**
@@ -401,7 +516,7 @@ export class ProjectService {
    */
   private async deleteDatasetFiles(
     dir: string,
-    entry: ProjectDataset,
+    entry: Pick<ProjectDataset, 'id' | 'dir' | 'copied'>,
     ifOutside: 'throw' | 'skip' = 'skip',
   ): Promise<void> {
     const what = `dataset "${entry.id}"`;
@@ -469,7 +584,7 @@ export class ProjectService {
       const id = await uniqueId(
         dir,
         basename(source, extname(source)),
-        d.models.map((m) => m.id),
+        [...d.models.map((m) => m.id), ...ProjectService.removingIds(d, 'model')],
         (id) => [join('models', `${id}.onnx`), join('models', `${id}.json`)],
       );
       const file = join('models', `${id}.onnx`);
@@ -517,14 +632,7 @@ export class ProjectService {
   /** Unlisted first (project.json written atomically), deleted after: a kill between the two leaves files, never a listing of none. */
   async removeModel(dirArg: string, modelId: string): Promise<Project> {
     const dir = this.abs(dirArg);
-    let removed: ProjectModel | undefined;
-    const doc = await this.update(dir, (d) => {
-      removed = this.model(dir, d, modelId);
-      d.models = d.models.filter((x) => x !== removed);
-      return d;
-    });
-    await this.deleteModelFiles(dir, removed!);
-    return this.view(dir, doc);
+    return this.view(dir, await this.removeItem(dir, 'model', modelId));
   }
 
   /**
@@ -565,7 +673,7 @@ export class ProjectService {
     const id = await uniqueId(
       dir,
       request.name ?? basename(source),
-      [...doc.datasets.map((d) => d.id), ...reserved],
+      [...doc.datasets.map((d) => d.id), ...ProjectService.removingIds(doc, 'dataset'), ...reserved],
       (id) => [join('datasets', id)],
     );
     const rel = join('datasets', id);
@@ -677,15 +785,8 @@ export class ProjectService {
 
   async removeDataset(dirArg: string, datasetId: string): Promise<Project> {
     const dir = this.abs(dirArg);
-    let entry: ProjectDataset | undefined;
-    const doc = await this.update(dir, (d) => {
-      entry = this.dataset(dir, d, datasetId);
-      d.datasets = d.datasets.filter((x) => x !== entry);
-      return d;
-    });
     // datasets/<id> holds the index and, only when imported with copy, the copied images: only those go.
-    await this.deleteDatasetFiles(dir, entry!);
-    return this.view(dir, doc);
+    return this.view(dir, await this.removeItem(dir, 'dataset', datasetId));
   }
 
   // ---- runs ---------------------------------------------------------------------------
@@ -812,7 +913,7 @@ export class ProjectService {
       const id = await uniqueId(
         dir,
         label,
-        d.runs.map((r) => r.id),
+        [...d.runs.map((r) => r.id), ...ProjectService.removingIds(d, 'run')],
         (id) => [join('runs', id)],
       );
       await this.writable(dir, join('runs', id), `run "${id}"`);
@@ -952,14 +1053,7 @@ export class ProjectService {
     const dir = this.abs(dirArg);
     if (this.jobs.active().some((j) => j.snapshot().project === dir && j.snapshot().target?.run === runId))
       throw new FxpqError(`Run "${runId}" is running; cancel it first.`, 'io');
-    let removed: StoredRun | undefined;
-    const doc = await this.update(dir, (d) => {
-      removed = this.run(dir, d, runId);
-      d.runs = d.runs.filter((x) => x !== removed);
-      return d;
-    });
-    await removeOwned(dir, removed!.dir, `run "${runId}"`, { ifOutside: 'skip' });
-    return this.view(dir, doc);
+    return this.view(dir, await this.removeItem(dir, 'run', runId));
   }
 
   // ---- exports ------------------------------------------------------------------------
@@ -980,7 +1074,7 @@ export class ProjectService {
       const id = await uniqueId(
         dir,
         `${runId}-export`,
-        d.exports.map((x) => x.id),
+        [...d.exports.map((x) => x.id), ...ProjectService.removingIds(d, 'export')],
         (id) => [join('exports', id)],
       );
       await this.writable(dir, join('exports', id), `export "${id}"`);

@@ -189,8 +189,9 @@ function writeItems(dir: string, doc: Doc, runFiles = 6): void {
     writeFileSync(join(dir, 'models', `${m.id}.json`), '{}');
   }
   for (const d of doc.datasets) {
-    mkdirSync(join(dir, d.dir, 'images', 'a'), { recursive: true });
-    writeFileSync(join(dir, d.dir, 'images', 'a', '1.png'), 'copy');
+    // Imported in place, the images are elsewhere; with copy, they are in images/.
+    mkdirSync(join(dir, d.dir, d.copied ? join('images', 'a') : ''), { recursive: true });
+    if (d.copied) writeFileSync(join(dir, d.dir, 'images', 'a', '1.png'), 'copy');
     writeFileSync(
       join(dir, d.dir, 'dataset.json'),
       JSON.stringify({ format: 'fxpq-dataset', images: [{ path: 'a/1.png' }] }),
@@ -290,7 +291,7 @@ describe('item 2: deleting never follows a link out of the project', () => {
             } else {
               const one = { ...doc, models: [], datasets: [], runs: [], exports: [] } as Doc;
               if (sub === 'models') one.models = [model(id)];
-              if (sub === 'datasets') one.datasets = [dataset(id, true)];
+              if (sub === 'datasets') one.datasets = doc.datasets.filter((d) => d.id === id);
               if (sub === 'runs') one.runs = [run(id)];
               if (sub === 'exports') one.exports = [exp(id)];
               writeItems(dir, one);
@@ -479,6 +480,12 @@ describe('item 14: a kill at any point of a removal leaves project.json listing 
     listsNothingMissing(dir, BIG);
     // Still on the recent list while its project.json is there; removing again finishes the job.
     if (existsSync(join(dir, 'project.json'))) expect((await projects.recent()).some((r) => r.path === dir)).toBe(true);
+    if (op === 'run') {
+      // The next open finishes the deletion the kill interrupted.
+      await projects.open(dir);
+      expect(existsSync(join(dir, 'runs', 'big'))).toBe(false);
+      expect(readDoc(dir).models.map((m) => m.id)).toEqual(['m']);
+    }
     if (op === 'project') {
       await projects.remove(dir, true);
       expect(existsSync(dir) ? snapshot(dir) : {}).toEqual({});
@@ -540,7 +547,13 @@ describe('item 14: a kill at any point of a removal leaves project.json listing 
       await expect(remove()).rejects.toThrow(/injected crash/);
       hooks.failAt = -1;
       listsNothingMissing(dir, 6);
+      // The next open finishes the interrupted deletion from project.json's journal.
+      await projects.open(dir);
+      expect(readDoc(dir)).not.toHaveProperty('removing');
     }
+    expect(existsSync(join(dir, 'runs', 'r1'))).toBe(false);
+    expect(existsSync(join(dir, 'models', 'm1.onnx'))).toBe(false);
+    expect(existsSync(join(dir, 'datasets', 'd1'))).toBe(false);
     const left = readDoc(dir);
     expect([left.runs, left.models, left.datasets].map((l) => l.map((i) => i.id))).toEqual([['r2'], ['m2'], ['d2']]);
   }, 120_000);
