@@ -4,8 +4,18 @@
  * leave for another host, cookie requests that the browser marks as cross-site without an
  * Origin, and dataset indexes that point the preview at images outside the dataset.
  */
-import { request } from 'node:http';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -17,6 +27,7 @@ import { closePools } from '../../services/pool.js';
 import { ProjectService } from '../../services/projects.js';
 import { redirectTarget, startWebHost, type WebHost } from '../../web/server.js';
 import { modelPath, repoRoot } from '../helpers/fixtures.js';
+import { CHROMIUM, launchChromium } from './renderer-under-test.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fxpq-hostile-web-'));
 process.env['FXPQ_CACHE_DIR'] = join(tmp, 'cache');
@@ -185,5 +196,51 @@ describe('image preview against hostile dataset indexes', () => {
     c.images.push(entry('secret.png'));
     writeFileSync(copiedIndex, JSON.stringify(c));
     await expect(projects.datasetImage(dir, 'copied', 'secret.png', 64)).rejects.toThrow(/outside/);
+  }, 120_000);
+});
+
+describe.skipIf(!existsSync(CHROMIUM))('in chromium: a page on another port of 127.0.0.1', () => {
+  it('cannot load a project file through /files with the cookie the browser sends it', async () => {
+    const dir = join(tmp, 'browser-project');
+    await call('createProject', [dir, 'browser']);
+    mkdirSync(join(dir, 'exports', 'e1'), { recursive: true });
+    const png = join(dir, 'exports', 'e1', 'chart.png');
+    writeFileSync(
+      png,
+      await sharp({ create: { width: 5, height: 3, channels: 3, background: 'blue' } })
+        .png()
+        .toBuffer(),
+    );
+    const src = `${base.origin}/files?path=${encodeURIComponent(png)}`;
+    // Another local server (a dev server, a notebook): same site, another origin, no Origin on an <img>.
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><img id="x" src="${src}">`);
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
+    const port = (other.address() as { port: number }).port;
+    const context = await launchChromium(join(tmp, 'chromium'));
+    try {
+      const page = await context.newPage();
+      await page.goto(host.url); // the cookie is set, the token leaves the address
+      const own = await page.evaluate(`new Promise((done) => {
+        const img = new Image();
+        img.onload = () => done(img.naturalWidth);
+        img.onerror = () => done(-1);
+        img.src = ${JSON.stringify(src)};
+      })`);
+      expect(own).toBe(5); // the app's own page still gets it
+      await page.goto(`http://127.0.0.1:${port}/`);
+      const foreign = await page.evaluate(`new Promise((done) => {
+        const img = document.getElementById('x');
+        if (img.complete) done(img.naturalWidth);
+        img.onload = () => done(img.naturalWidth);
+        img.onerror = () => done(-1);
+      })`);
+      expect(foreign).toBe(0);
+    } finally {
+      await context.close();
+      other.close();
+    }
   }, 120_000);
 });
