@@ -942,6 +942,8 @@ export class ProjectService {
         'io',
       );
     const run = this.run(dir, doc, runId);
+    // The search writes into the run folder: never through a link out of the project.
+    await this.writable(dir, run.dir, `run "${runId}"`);
     // A second click before the first job is visible must not start a second search on the same folder.
     const key = `${dir}\0run:${runId}`;
     if (this.pending.has(key)) throw new FxpqError(`Run "${runId}" is already being resumed.`, 'io');

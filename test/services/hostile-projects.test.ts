@@ -331,6 +331,36 @@ describe('item 2: deleting never follows a link out of the project', () => {
   }, 120_000);
 });
 
+describe('item 2: no job writes through a link out of the project either', () => {
+  it('resuming a run in a linked runs/ and exporting into a linked exports/ are refused before any job starts', async () => {
+    const home = join(tmp, 'home-jobs');
+    mkdirSync(join(home, 'documents'), { recursive: true });
+    writeFileSync(join(home, 'documents', 'keep.txt'), 'mine');
+    const dir = join(home, 'work', 'proj');
+    const projects = new ProjectService(new JobManager(), configDir);
+    await projects.create(dir, 'jobs');
+    rmSync(join(dir, 'runs'), { recursive: true });
+    rmSync(join(dir, 'exports'), { recursive: true });
+    symlinkSync('../..', join(dir, 'runs'));
+    symlinkSync(home, join(dir, 'exports'));
+    const doc = readDoc(dir);
+    doc.models = [model('m')];
+    doc.datasets = [dataset('d', false)];
+    doc.runs = [{ ...run('documents'), state: 'running', request: { model: 'm', dataset: 'd', uniform: 8 } } as never];
+    writeDoc(dir, doc);
+    const before = snapshot(home, ['work']);
+    await expect(projects.resumeRun(dir, 'documents')).rejects.toThrow(/leads outside/);
+    writeFileSync(join(home, 'documents', 'report.json'), '{}'); // a "finished" run, as far as a link can tell
+    const done = readDoc(dir);
+    done.runs[0]!.state = 'done';
+    writeDoc(dir, done);
+    await expect(projects.startExport(dir, 'documents', ['qdq'])).rejects.toThrow(/leads outside/);
+    rmSync(join(home, 'documents', 'report.json'));
+    expect(projects.jobs.list()).toEqual([]);
+    expect(snapshot(home, ['work'])).toEqual(before);
+  });
+});
+
 describe('item 3: removing deletes only what the app wrote', () => {
   it('a dataset kept in <project>/datasets/digits and imported in place keeps its images', async () => {
     const projects = new ProjectService(new JobManager(), configDir);
