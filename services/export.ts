@@ -25,6 +25,7 @@ import { C_EVAL_BYTES, C_EVAL_FILES, writeAndCheckCEval } from './export-c-eval.
 import { describeFsError, readJsonDocument } from './files.js';
 import { imageBatches } from './image-feed.js';
 import { readRunConfig, runEqualized, sha256, type RunReport } from './runs.js';
+import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan } from './run-schemas.js';
 import { openSession } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
@@ -112,7 +113,11 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
   }
   try {
     const plan = buildPlan(s.model.canonical, { inputNonNegative: config.inputNonNegative });
-    const rounded = config.rounding === 'optimized' ? await runRoundedWeights(o.run, config.assignment) : undefined;
+    // A hand-edited config.json that does not fit the model or the dataset is named (run-schemas.ts).
+    checkRunConfigAgainstPlan(config, plan, o.run);
+    checkRunConfigAgainstDataset(config, s.dataset.images.length, o.run);
+    const rounded =
+      config.rounding === 'optimized' ? await runRoundedWeights(o.run, config.assignment, plan) : undefined;
     const program = compileProgram(plan, config.assignment, config.biases ?? {}, undefined, rounded);
     const formatOfConstant = (name: string): Format | undefined =>
       config.assignment[structureId('W', name)] ?? config.assignment[structureId('B', name)];

@@ -99,7 +99,7 @@ export async function runFolderKind(
   if (names.includes(RUN_MARKER)) {
     const text = await readSmall(join(dir, RUN_MARKER));
     if (parses(text, (v) => RunMarkerSchema.safeParse(v).success)) return { kind: 'marked' };
-    return { kind: 'foreign', reason: `its ${RUN_MARKER} is not the marker FxPQ writes` };
+    return { kind: 'foreign', reason: `${join(dir, RUN_MARKER)} is not the marker FxPQ writes` };
   }
   const foreign = names.find((n) => !isToolName(n));
   if (foreign !== undefined) return { kind: 'foreign', reason: `it holds ${foreign}, which FxPQ does not write` };

@@ -218,7 +218,11 @@ export const ActivationStatsSchema = z.record(
 );
 
 /** The marker FxPQ writes first into a run folder (services/run-folder.ts). */
-export const RunMarkerSchema = z.looseObject({ format: z.literal('fxpq-run-folder'), version: z.literal(1) });
+export const RunMarkerSchema = z.looseObject({
+  format: z.literal('fxpq-run-folder'),
+  version: z.literal(1),
+  created: z.string().optional(),
+});
 
 /** The lock of a run folder being written (services/run-folder.ts). */
 export const RunLockSchema = z.looseObject({

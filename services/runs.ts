@@ -94,6 +94,22 @@ export async function readRunConfig(dir: string): Promise<RunConfig> {
       `${dir} is incomplete: report.json is missing (the quantize run did not finish; run the same quantize command again to resume it).`,
       'not-found',
     );
+  // The two documents of one attempt agree: an edit of either, or a report of another attempt, is named.
+  const report = await readRunReport(dir);
+  const mismatch = (what: string, inConfig: number, inReport: number): FxpqError =>
+    new FxpqError(
+      `${file} does not go with ${join(dir, 'report.json')}: ${what} ${inConfig} in config.json, ${inReport} in report.json; the run folder is damaged; quantize the run again.`,
+      'io',
+    );
+  if (config.classes.ids.length !== report.classes.count)
+    throw mismatch('classes.ids lists', config.classes.ids.length, report.classes.count);
+  if (new Set(config.classes.ids).size !== config.classes.ids.length)
+    throw new FxpqError(`${file} lists a class twice in classes.ids; quantize the run again.`, 'io');
+  const structures = Object.keys(config.assignment).length;
+  if (structures !== report.structures.length)
+    throw mismatch('the data structures number', structures, report.structures.length);
+  if (config.data.calib.length !== report.data.calib)
+    throw mismatch('the calibration images number', config.data.calib.length, report.data.calib);
   return config;
 }
 
