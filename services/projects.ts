@@ -667,19 +667,32 @@ export class ProjectService {
     const dir = this.abs(dirArg);
     const source = resolve(request.source);
     const doc = await this.readDoc(dir);
-    const reserved = [...this.pending].filter((k) => k.startsWith(`${dir}\0dataset:`)).map((k) => k.split(':').pop()!);
     // Free on disk too: images kept in <project>/datasets/digits and imported in place must not
-    // get the id digits, or the dataset's folder would be the images' folder.
-    const id = await uniqueId(
-      dir,
-      request.name ?? basename(source),
-      [...doc.datasets.map((d) => d.id), ...ProjectService.removingIds(doc, 'dataset'), ...reserved],
-      (id) => [join('datasets', id)],
-    );
-    const rel = join('datasets', id);
-    await this.writable(dir, rel, `dataset "${id}"`);
-    const key = `${dir}\0dataset:${id}`;
+    // get the id digits, or the dataset's folder would be the images' folder. Choosing an id
+    // awaits the disk, so a concurrent import may reserve the same one meanwhile: then choose again.
+    let id: string;
+    let key: string;
+    for (;;) {
+      const reserved = [...this.pending]
+        .filter((k) => k.startsWith(`${dir}\0dataset:`))
+        .map((k) => k.split(':').pop()!);
+      id = await uniqueId(
+        dir,
+        request.name ?? basename(source),
+        [...doc.datasets.map((d) => d.id), ...ProjectService.removingIds(doc, 'dataset'), ...reserved],
+        (id) => [join('datasets', id)],
+      );
+      key = `${dir}\0dataset:${id}`;
+      if (!this.pending.has(key)) break;
+    }
     this.pending.add(key);
+    const rel = join('datasets', id);
+    try {
+      await this.writable(dir, rel, `dataset "${id}"`);
+    } catch (e) {
+      this.pending.delete(key);
+      throw e;
+    }
     const job = this.jobs.start(
       'import',
       {

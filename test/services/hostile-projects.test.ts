@@ -391,6 +391,17 @@ describe('item 3: removing deletes only what the app wrote', () => {
     expect(snapshot(images)).toEqual(before);
   }, 120_000);
 
+  it('two imports started at once under one name get two ids (the disk check awaits, the reservation does not)', async () => {
+    const projects = new ProjectService(new JobManager(), configDir);
+    const dir = join(tmp, 'concurrent');
+    await projects.create(dir, 'concurrent');
+    const source = join(repoRoot, 'test/fixtures/mnist');
+    const jobs = await Promise.all([0, 1, 2].map(() => projects.importDataset(dir, { source, name: 'same' })));
+    expect(new Set(jobs.map((j) => j.target?.dataset)).size).toBe(3);
+    for (const j of jobs) await projects.jobs.get(j.id)!.result;
+    expect((await projects.open(dir)).datasets.map((d) => d.id).sort()).toEqual(['same', 'same-2', 'same-3']);
+  }, 120_000);
+
   it('a dataset an older version listed on top of the user images keeps them; only its index and copies go', async () => {
     const projects = new ProjectService(new JobManager(), configDir);
     const dir = join(tmp, 'legacy');
