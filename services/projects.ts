@@ -404,10 +404,11 @@ export class ProjectService {
 
   /**
    * Forget a project; with deleteFiles remove what it owns (never images it only references,
-   * never what a link in it leads to). Crash-consistent: each part leaves project.json (written
-   * atomically) before its files are deleted, project.json goes after the last part, and the
-   * recent-list entry last of all, so a kill at any point leaves a project.json that lists only
-   * what still exists, still on the recent list; removing it again finishes the job.
+   * never what a link in it leads to). Crash-consistent: one atomic write of project.json moves
+   * every part from its list into the journal of removals before any file is deleted,
+   * project.json goes after the last part, and the recent-list entry last of all, so a kill at
+   * any point leaves a project.json that lists only what still exists, still on the recent
+   * list; opening or removing it again finishes the job from the journal.
    */
   async remove(dirArg: string, deleteFiles: boolean): Promise<void> {
     const dir = this.abs(dirArg);
@@ -509,8 +510,8 @@ export class ProjectService {
   }
 
   /**
-   * What the app wrote for a dataset: datasets/<id>/dataset.json (and a temporary file of its
-   * atomic write) and, only when it was imported with copy, the copies it listed in
+   * What the app wrote for a dataset: datasets/<id>/dataset.json and, only when it was
+   * imported with copy, the copies it listed in
    * datasets/<id>/images. Anything else in the folder (the user's images, kept there and
    * imported in place by an older version) stays, and so does the folder when not empty.
    */
