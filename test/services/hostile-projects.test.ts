@@ -227,6 +227,7 @@ describe('item 2: deleting never follows a link out of the project', () => {
 
   it('over a seeded corpus of projects whose sub-folders or items are links outside, every remove operation leaves the outside alone', async () => {
     const tried: Record<string, number> = {};
+    let operations = 0;
     for (let seed = 0; seed < 40; seed++) {
       const rand = rng(1000 + seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -310,6 +311,7 @@ describe('item 2: deleting never follows a link out of the project', () => {
       ops.sort(() => rand() - 0.5);
       ops.push(() => projects.remove(dir, true));
       for (const op of ops) {
+        operations++;
         const failure = await op().then(
           () => undefined,
           (e: unknown) => e,
@@ -324,6 +326,8 @@ describe('item 2: deleting never follows a link out of the project', () => {
         if (modes[sub] === 'plain')
           expect(existsSync(join(dir, sub)) ? snapshot(join(dir, sub)) : {}, `seed ${seed}: ${sub} left`).toEqual({});
     }
+    // Seeded, so the corpus is the same on every machine: 40 projects, 213 remove operations.
+    expect(operations).toBe(213);
     // Every kind of link was tried on every sub-folder.
     for (const sub of SUBS)
       for (const mode of ['plain', 'sub-link-relative', 'sub-link-absolute', 'item-link', 'hostile-inside'])
