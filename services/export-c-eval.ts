@@ -4,10 +4,9 @@
  * the program with the export's flags and requires its argmax to equal the executor's on every
  * image, so the C is checked on the whole evaluation split, not only on the golden vectors.
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   MAKEFILE,
   evalInputsBin,
@@ -17,7 +16,100 @@ import {
 } from '../native-workers/engine/export/c-eval.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 
-const run = promisify(execFile);
+/**
+ * How long the export lets gcc and the programs it built run (each call). gcc: 60 s, plus 0.5 s
+ * a layer (its optimizer grows with the one function of all layers) and 30 s per MB of C (the
+ * constant arrays); the programs: 30 s plus a second per ten million multiply-accumulates
+ * (a slow core at -O2 does several hundred million a second). Past the limit the whole process
+ * group is killed and the export fails with one sentence.
+ */
+export function compileLimitMs(layers: number, sourceBytes: number): number {
+  return Math.round(60_000 + 500 * layers + (30_000 * sourceBytes) / 2 ** 20);
+}
+export function runLimitMs(operationsPerImage: number, images: number): number {
+  return Math.round(30_000 + (operationsPerImage * images) / 10_000);
+}
+
+export interface BoundedResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run a program with a time limit, in a process group of its own so that a timeout kills what it
+ * started too (gcc's cc1 and as). `what` names it in the sentence a timeout throws. A non-zero
+ * exit is returned, not thrown; a program that cannot start throws.
+ */
+export function runBounded(
+  file: string,
+  args: string[],
+  o: { limitMs: number; what: string; maxBuffer?: number; signal?: AbortSignal },
+): Promise<BoundedResult> {
+  const maxBuffer = o.maxBuffer ?? 1024 * 1024;
+  return new Promise((resolvePromise, reject) => {
+    const group = process.platform !== 'win32';
+    const child = spawn(file, args, { detached: group, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let outBytes = 0;
+    let errBytes = 0;
+    let ended: 'timeout' | 'aborted' | undefined;
+    const kill = (): void => {
+      try {
+        if (group && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        else child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => {
+      ended = 'timeout';
+      kill();
+    }, o.limitMs);
+    const onAbort = (): void => {
+      ended = 'aborted';
+      kill();
+    };
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (o.signal?.aborted) onAbort();
+    child.stdout.on('data', (b: Buffer) => {
+      if (outBytes < maxBuffer) out.push(b);
+      outBytes += b.length;
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      if (errBytes < maxBuffer) err.push(b);
+      errBytes += b.length;
+    });
+    const finish = (): void => {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+    };
+    child.on('error', (e) => {
+      finish();
+      reject(e);
+    });
+    child.on('close', (code) => {
+      finish();
+      // A timeout or a cancel also ends whatever the program left running in its group.
+      if (ended) kill();
+      if (ended === 'timeout')
+        reject(
+          new FxpqError(
+            `Verification failed: ${o.what} did not finish within ${o.limitMs >= 10_000 ? Math.round(o.limitMs / 1000) : (o.limitMs / 1000).toFixed(1)} s, the limit for a model of this size; it was stopped and nothing was written.`,
+            'io',
+          ),
+        );
+      else if (ended === 'aborted') reject(new FxpqError('The export was cancelled.', 'io'));
+      else
+        resolvePromise({
+          code,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+        });
+    });
+  });
+}
 
 /** At most this many bytes of evaluation images in c/eval/inputs.bin. */
 export const C_EVAL_BYTES = 32 * 1024 * 1024;
@@ -38,6 +130,7 @@ export async function writeAndCheckCEval(
   build: string,
   set: EvalSet,
   input: { bits: number; signed: boolean },
+  limits: { compileMs: number; runMs: number; signal?: AbortSignal },
 ): Promise<CEvalResult> {
   await mkdir(join(dir, 'eval'), { recursive: true });
   await writeFile(join(dir, 'Makefile'), MAKEFILE);
@@ -45,27 +138,25 @@ export async function writeAndCheckCEval(
   await writeFile(join(dir, 'eval', 'inputs.bin'), evalInputsBin(set, input));
   await writeFile(join(dir, 'eval', 'labels.txt'), evalLabelsTxt(set));
   const bin = join(build, 'fxpq_eval');
-  try {
-    await run('gcc', [
+  const compiled = await runBounded(
+    'gcc',
+    [
       ...['-std=c99', '-Wall', '-Wextra', '-Werror', '-O2', `-I${dir}`],
       ...[join(dir, 'model.c'), join(dir, 'eval', 'eval_main.c'), '-o', bin],
-    ]);
-  } catch (e) {
+    ],
+    { limitMs: limits.compileMs, what: 'gcc, building the C evaluation program,', signal: limits.signal },
+  );
+  if (compiled.code !== 0)
     throw new FxpqError(
-      `Verification failed: the C evaluation program does not compile warning-free (${String((e as { stderr?: string }).stderr ?? e).split('\n')[0]}).`,
+      `Verification failed: the C evaluation program does not compile warning-free (${compiled.stderr.split('\n')[0]}).`,
       'io',
     );
-  }
-  let stdout: string;
-  try {
-    stdout = (
-      await run(bin, [join(dir, 'eval', 'inputs.bin'), join(dir, 'eval', 'labels.txt')], {
-        maxBuffer: 64 * 1024 * 1024,
-      })
-    ).stdout;
-  } catch (e) {
-    stdout = String((e as { stdout?: string }).stdout ?? '');
-  }
+  const { stdout } = await runBounded(bin, [join(dir, 'eval', 'inputs.bin'), join(dir, 'eval', 'labels.txt')], {
+    limitMs: limits.runMs,
+    what: `the C evaluation program on ${set.reference.length} images`,
+    maxBuffer: 64 * 1024 * 1024,
+    signal: limits.signal,
+  });
   const argmax = [...stdout.matchAll(/^image (\d+): label (-?\d+), argmax (\d+)$/gm)].map((m) => Number(m[3]));
   const differing = set.reference.filter((r, i) => argmax[i] !== r).length;
   if (argmax.length !== set.reference.length || differing > 0)

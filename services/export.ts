@@ -3,11 +3,9 @@
  * written (a failed verification is an error, never a warning). Everything is built in a
  * temporary folder beside DIR and moved in only when every format passed.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { topK } from '../native-workers/engine/data/metrics.js';
 import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
@@ -18,21 +16,26 @@ import { cTypeFor, emitC, type CWeights } from '../native-workers/engine/export/
 import { readFxpqPackage, writeFxpqPackage } from '../native-workers/engine/export/fxpq-package.js';
 import { runRoundedWeights } from './optimized-rounding.js';
 import { writeQdqModel } from '../native-workers/engine/export/qdq.js';
-import { renderHtmlReport } from '../native-workers/engine/export/report-html.js';
+import { renderHtmlReport, type HtmlTrajectoryPoint } from '../native-workers/engine/export/report-html.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { runIntOnPool } from './engines.js';
-import { C_EVAL_BYTES, C_EVAL_FILES, writeAndCheckCEval } from './export-c-eval.js';
-import { describeFsError, readJsonDocument } from './files.js';
+import {
+  C_EVAL_BYTES,
+  C_EVAL_FILES,
+  compileLimitMs,
+  runBounded,
+  runLimitMs,
+  writeAndCheckCEval,
+} from './export-c-eval.js';
+import { describeFsError } from './files.js';
 import { imageBatches } from './image-feed.js';
-import { readRunConfig, runEqualized, sha256, type RunReport } from './runs.js';
-import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan } from './run-schemas.js';
+import { readRunConfig, readRunReport, runEqualized, sha256 } from './runs.js';
+import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan, readTrajectory } from './run-schemas.js';
 import { openSession } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import { engineEntry } from './engine-thread.js';
 import type { ExportFormat, ExportResult } from '../api/contract.js';
-
-const run = promisify(execFile);
 
 export type { ExportFormat };
 export const EXPORT_FORMATS: ExportFormat[] = ['qdq', 'fxpq', 'c'];
@@ -49,14 +52,18 @@ export interface ExportOptions {
   cWeights?: CWeights;
   onProgress?: (stage: string) => void;
   signal?: AbortSignal;
+  /**
+   * Time limits of each gcc call and of each program it built, in ms (default: by the model's
+   * size, `compileLimitMs` and `runLimitMs` in export-c-eval.ts).
+   */
+  cTimeLimits?: { compileMs?: number; runMs?: number };
 }
 
 export type { ExportResult };
 
 async function gccAvailable(): Promise<boolean> {
   try {
-    await run('gcc', ['--version']);
-    return true;
+    return (await runBounded('gcc', ['--version'], { limitMs: 30_000, what: 'gcc --version' })).code === 0;
   } catch {
     return false;
   }
@@ -65,19 +72,10 @@ async function gccAvailable(): Promise<boolean> {
 export async function exportRun(o: ExportOptions): Promise<ExportResult> {
   engineEntry('export');
   const formats = o.formats ?? EXPORT_FORMATS;
+  // Both through their schemas, opened without blocking: a FIFO named config.json or report.json
+  // is refused at once (run-schemas.ts readRunText), and a missing report.json is named.
   const config = await readRunConfig(o.run);
-  const reportPath = join(o.run, 'report.json');
-  if (!existsSync(reportPath))
-    throw new FxpqError(
-      `${o.run} is incomplete: report.json is missing (the quantize run did not finish; run the same quantize command again to resume it).`,
-      'not-found',
-    );
-  const report = await readJsonDocument<RunReport>(
-    reportPath,
-    'a run report',
-    (v) => typeof v === 'object' && v !== null && 'structures' in v,
-    'quantize the run again',
-  );
+  const report = await readRunReport(o.run);
   const model = await loadModelFile(config.model.path);
   if (sha256(model.bytes) !== config.model.sha256) {
     throw new FxpqError(
@@ -266,8 +264,12 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
       await writeFile(join(dir, 'test_main.c'), c.harness);
       const build = join(staging, 'build');
       await mkdir(build);
-      try {
-        await run('gcc', [
+      // Bounded by the model's size: a model (or a run) must not hold the export forever.
+      const compileMs = o.cTimeLimits?.compileMs ?? compileLimitMs(program.nodes.length, Buffer.byteLength(c.source));
+      const runMs = (images: number): number => o.cTimeLimits?.runMs ?? runLimitMs(c.operations, images);
+      const compiled = await runBounded(
+        'gcc',
+        [
           '-std=c99',
           '-Wall',
           '-Wextra',
@@ -277,26 +279,27 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
           join(dir, 'test_main.c'),
           '-o',
           join(build, 'golden'),
-        ]);
-      } catch (e) {
+        ],
+        { limitMs: compileMs, what: 'gcc, compiling the generated C,', signal: o.signal },
+      );
+      if (compiled.code !== 0)
         throw new FxpqError(
-          `Verification failed: the generated C does not compile warning-free (${String((e as { stderr?: string }).stderr ?? e).split('\n')[0]}).`,
+          `Verification failed: the generated C does not compile warning-free (${compiled.stderr.split('\n')[0]}).`,
           'io',
         );
-      }
-      try {
-        await run(join(build, 'golden'));
-      } catch (e) {
+      const tested = await runBounded(join(build, 'golden'), [], {
+        limitMs: runMs(goldenCount),
+        what: `the golden-vector test of the generated C (${goldenCount} vectors)`,
+        signal: o.signal,
+      });
+      if (tested.code !== 0)
         throw new FxpqError(
-          `Verification failed: the generated C differs from the integer executor on the golden vectors (${String(
-            (e as { stdout?: string }).stdout ?? '',
-          )
+          `Verification failed: the generated C differs from the integer executor on the golden vectors (${tested.stdout
             .trim()
             .split('\n')
             .pop()}).`,
           'io',
         );
-      }
       o.onProgress?.('c-eval');
       // The evaluation images go into the export folder: as many as fit in C_EVAL_BYTES (all 1000
       // of a CIFAR-10 run, about 200 ImageNet-sized ones).
@@ -311,14 +314,27 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
           reference: evalImages.map((im) => topK(Float64Array.from(im.reference), 1)[0]!),
         },
         inputFormat,
+        { compileMs, runMs: runMs(evalImages.length), signal: o.signal },
       );
-      await run('gcc', ['-std=c99', '-O2', '-c', join(dir, 'model.c'), '-o', join(build, 'model.o')]);
-      const size = (await run('size', [join(build, 'model.o')])).stdout
-        .trim()
-        .split('\n')[1]!
-        .trim()
-        .split(/\s+/)
-        .map(Number);
+      const object = await runBounded(
+        'gcc',
+        ['-std=c99', '-O2', '-c', join(dir, 'model.c'), '-o', join(build, 'model.o')],
+        {
+          limitMs: compileMs,
+          what: 'gcc, compiling model.c for its size,',
+          signal: o.signal,
+        },
+      );
+      const sized =
+        object.code === 0
+          ? await runBounded('size', [join(build, 'model.o')], { limitMs: 60_000, what: 'size', signal: o.signal })
+          : object;
+      if (sized.code !== 0)
+        throw new FxpqError(
+          `The size of the compiled model.c could not be measured (${(sized.stderr || sized.stdout).split('\n')[0]}).`,
+          'io',
+        );
+      const size = sized.stdout.trim().split('\n')[1]!.trim().split(/\s+/).map(Number);
       await rm(build, { recursive: true, force: true });
       result.c = {
         text: size[0]!,
@@ -348,14 +364,15 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
     }
 
     o.onProgress?.('report');
-    const trajectoryPath = join(o.run, 'trajectory.jsonl');
-    const trajectory = existsSync(trajectoryPath)
-      ? (await readFile(trajectoryPath, 'utf8'))
-          .split('\n')
-          .filter(Boolean)
-          .map(
-            (l) => JSON.parse(l) as { step: number; accepted: boolean; reduction: number; drop: number; phase: string },
-          )
+    // Read like config.json: a FIFO is refused, each line through the schema.
+    const trajectory: HtmlTrajectoryPoint[] = existsSync(join(o.run, 'trajectory.jsonl'))
+      ? (await readTrajectory(o.run)).map((t) => ({
+          step: t.step,
+          accepted: t.accepted,
+          reduction: t.reduction,
+          drop: t.drop,
+          phase: t.phase,
+        }))
       : [];
     await writeFile(join(staging, 'report.json'), JSON.stringify({ ...report, export: result }, null, 2));
     await writeFile(
