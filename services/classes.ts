@@ -1,7 +1,8 @@
 /** Class lists from the places contracts.md names: --classes, the model's metadata or sidecar, folder names. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseClassList, type ClassList } from '../native-workers/engine/data/classes.js';
+import { checkClassIds, MAX_CLASSES, parseClassList, type ClassList } from '../native-workers/engine/data/classes.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
 import { projectRoot } from './app-info.js';
 import { readUserFile } from './files.js';
 
@@ -29,11 +30,25 @@ export async function classesFromValue(
   baseDir: string,
   source: string,
 ): Promise<ClassList | undefined> {
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return { ids: value, names: value, source };
+  if (Array.isArray(value)) {
+    if (value.length > MAX_CLASSES || !value.every((v) => typeof v === 'string'))
+      throw new FxpqError(
+        value.length > MAX_CLASSES
+          ? `${source} lists ${value.length} classes, more than the ${MAX_CLASSES} FxPQ accepts.`
+          : `${source}: "classes" must be a list of class ids (strings).`,
+        'invalid-model',
+      );
+    const ids = value.map((v: string) => v.trim());
+    checkClassIds(ids, source);
+    return { ids, names: ids, source };
+  }
   if (typeof value === 'string') {
     if (value === 'imagenet1k') return imagenet1k();
     const path = join(baseDir, value);
     return { ...parseClassList(new TextDecoder().decode(await readUserFile(path, 'a class list file')), path), source };
   }
-  return undefined;
+  throw new FxpqError(
+    `${source}: "classes" must be a list of class ids, a class list file or imagenet1k, not ${value === null ? 'null' : typeof value}.`,
+    'invalid-model',
+  );
 }

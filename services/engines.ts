@@ -36,8 +36,22 @@ export interface EngineEvaluation {
   perClassBoth?: { classId: string; n: number; fpTop1: number; quantTop1: number }[];
   /** Images whose fixed-point top logit is tied with another class (top-1 then decided by class order). */
   ties?: number;
-  /** Rows: true class, columns: predicted class (fixed point when present, else float). */
-  confusion: number[][];
+  /**
+   * Rows: true class, columns: predicted class (fixed point when present, else float); left out
+   * above MAX_CONFUSION_CLASSES classes (it grows with their square).
+   */
+  confusion?: number[][];
+}
+
+/** The most classes a confusion matrix is kept for: 2048^2 cells (32 MB); ImageNet-1k's 1000 or 1001 fit. */
+export const MAX_CONFUSION_CLASSES = 2048;
+
+/** Outputs per image the model declares, when every dimension after the batch is fixed. */
+function declaredOutputs(s: WorkSession): number | undefined {
+  const shape = s.model.original.outputs[0]?.shape;
+  if (!shape || shape.length < 1) return undefined;
+  const rest = shape.slice(1);
+  return rest.every((d) => d > 0) ? rest.reduce((a, b) => a * b, 1) : undefined;
 }
 
 // Program ids for the int-worker tasks: a worker keeps the packed weights of the last id it saw.
@@ -105,6 +119,14 @@ export interface EvaluateOnOptions {
 export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateOnOptions): Promise<EngineEvaluation> {
   engineEntry('evaluation');
   const classes = s.classes.ids.length;
+  const mismatch = (outputs: number): FxpqError =>
+    new FxpqError(
+      `${s.model.source} has ${outputs} outputs but the class list (${s.classes.source}) has ${classes} classes.`,
+      'invalid-model',
+    );
+  // Compared before anything is allocated per class (the confusion matrix grows with its square).
+  const declared = declaredOutputs(s);
+  if (declared !== undefined && declared !== classes) throw mismatch(declared);
   const fpMeter = o.float ? new AccuracyMeter(classes) : undefined;
   const qMeter = o.quant ? new AccuracyMeter(classes) : undefined;
   const skipped: EngineEvaluation['skipped'] = [];
@@ -113,7 +135,8 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   let n10 = 0;
   let n01 = 0;
   let done = 0;
-  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  // Allocated once the first batch has shown the model's outputs match the class list.
+  let confusion: number[][] | undefined;
   let ties = 0;
   const imageSize = s.model.original.inputs[0]!.shape.slice(1).reduce((a, b) => a * b, 1);
   const fixed = o.float?.fixedBatch ?? null;
@@ -132,14 +155,9 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
       const labels = batch.indices.map((i) => s.labels[i]!);
       const fp = o.float ? await o.float.run(batch.data, count) : undefined;
       const q = o.quant ? await quantLogits(o.quant, batch.data, count) : undefined;
-      for (const out of [fp, q]) {
-        if (out && out.length !== count * classes) {
-          throw new FxpqError(
-            `${s.model.source} has ${out.length / count} outputs but the class list (${s.classes.source}) has ${classes} classes.`,
-            'invalid-model',
-          );
-        }
-      }
+      for (const out of [fp, q]) if (out && out.length !== count * classes) throw mismatch(out.length / count);
+      if (!confusion && classes <= MAX_CONFUSION_CLASSES)
+        confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
       const fpTop = fp ? fpMeter!.add(fp, labels) : undefined;
       const qTop = q ? qMeter!.add(q, labels) : undefined;
       if (fpTop && qTop)
@@ -150,7 +168,7 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
           n10 += fpRight && !qRight ? 1 : 0;
           n01 += !fpRight && qRight ? 1 : 0;
         });
-      (qTop ?? fpTop)?.forEach((p, i) => confusion[labels[i]!]![p]!++);
+      if (confusion) (qTop ?? fpTop)?.forEach((p, i) => confusion![labels[i]!]![p]!++);
       if (q) ties += countTies(q, count, classes);
       if (o.keepLogits) logits.push((q ?? fp)!.slice());
     }
@@ -164,7 +182,7 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   main.perClass.forEach((c, i) => {
     if (c.seen > 0) perClass[s.classes.ids[i]!] = { n: c.seen, top1: c.top1 };
   });
-  const result: EngineEvaluation = { n: main.n, perClass, skipped, confusion };
+  const result: EngineEvaluation = { n: main.n, perClass, skipped, ...(confusion ? { confusion } : {}) };
   if (fpMeter && qMeter) {
     const fpClasses = fpMeter.result().perClass;
     result.perClassBoth = main.perClass.flatMap((c, i) =>

@@ -1,4 +1,6 @@
 /** `fxpq evaluate`: the float model, and with a run its fixed-point network (simulated or integer-only). */
+import { lstat, readFile, realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { buildPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import { compileProgram } from '../native-workers/engine/fixedpoint/compile.js';
 import { FloatRunner } from '../native-workers/engine/runtime/float-runner.js';
@@ -11,8 +13,8 @@ import { writeFileAtomic } from './files.js';
 import { runRoundedWeights } from './optimized-rounding.js';
 import { readRunConfig, runEqualized, sha256, withDropStandardError } from './runs.js';
 import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan } from './run-schemas.js';
-import { openSession, splitIndices } from './session.js';
-import { loadModelFile } from './models.js';
+import { openSession, splitIndices, type WorkSession } from './session.js';
+import { loadModelFile, sidecarPath } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
 import type { EvaluationResult } from '../api/contract.js';
 
@@ -53,6 +55,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     );
   }
   if (run) checkRunConfigAgainstDataset(run, s.dataset.images.length, options.run!);
+  if (options.saveLogits) await checkLogitsTarget(options.saveLogits, s, options.run);
   const recorded = run ? { seed: run.data.seed, calib: run.data.calib, eval: run.data.eval } : s.dataset.split;
   const indices = splitIndices(s.dataset, options.split, recorded);
   const cache = new TensorCache(options.cacheDir ?? defaultCacheDir());
@@ -116,6 +119,59 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     await float.release();
     await sim?.release();
   }
+}
+
+/** Where a path really is: its real path, or its folder's real path and its name when it does not exist yet. */
+async function realLocation(path: string): Promise<string> {
+  const abs = resolve(path);
+  try {
+    return await realpath(abs);
+  } catch {
+    try {
+      return join(await realpath(dirname(abs)), basename(abs));
+    } catch {
+      return abs;
+    }
+  }
+}
+
+const inside = (path: string, folder: string): boolean => path === folder || path.startsWith(folder + sep);
+
+/** The largest existing file `--save-logits` reads to recognise earlier logits. */
+const MAX_LOGITS_CHECK_BYTES = 2 ** 30;
+
+/**
+ * Whether an existing file can be logits this command wrote for this class count: raw float32,
+ * a whole number of rows, every value finite and of a size logits have. A model, an image or a
+ * text file fails (their bytes read as float32 hold NaNs, infinities or huge values).
+ */
+function looksLikeLogits(bytes: Uint8Array, classes: number): boolean {
+  if (bytes.length === 0 || bytes.length % (4 * classes) !== 0) return false;
+  const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  for (const v of values) if (!(Math.abs(v) < 1e9)) return false;
+  return true;
+}
+
+/**
+ * `--save-logits F` never overwrites what is not earlier logits: not the model or its sidecar,
+ * nothing inside the dataset's folder or the run folder (by real path, through links), nothing
+ * that is not a regular file, and no existing file that does not read as logits of this model.
+ */
+async function checkLogitsTarget(path: string, s: WorkSession, runPath?: string): Promise<void> {
+  const target = await realLocation(path);
+  const refuse = (why: string): never => {
+    throw new FxpqError(`--save-logits ${path}: ${why}; choose another file for the logits.`, 'io');
+  };
+  if (target === (await realLocation(s.model.source))) refuse('that is the model file');
+  if (target === (await realLocation(sidecarPath(s.model.source)))) refuse("that is the model's sidecar");
+  if (inside(target, await realLocation(s.dataset.root)))
+    refuse(`that is inside the dataset's folder ${s.dataset.root}`);
+  if (runPath && inside(target, await realLocation(runPath))) refuse(`that is inside the run folder ${runPath}`);
+  const info = await lstat(target).catch(() => undefined);
+  if (!info) return;
+  if (!info.isFile()) refuse('that exists and is not a regular file');
+  if (info.size > MAX_LOGITS_CHECK_BYTES || !looksLikeLogits(await readFile(target), s.classes.ids.length))
+    refuse(`that file exists and is not logits of this model's ${s.classes.ids.length} classes`);
 }
 
 /** Float evaluation only (kept for callers that never pass a run). */

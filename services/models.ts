@@ -5,7 +5,8 @@ import { inspectModel as inspectImported } from '../native-workers/engine/analys
 import { decodeModel, importModel, type ImportedModel } from '../native-workers/engine/model.js';
 import { createOrtSession } from '../native-workers/engine/runtime/ort-session.js';
 import type { ClassList } from '../native-workers/engine/data/classes.js';
-import { FxpqError } from '../native-workers/engine/errors.js';
+import { FxpqError, isFxpqError } from '../native-workers/engine/errors.js';
+import { parsePreprocess } from '../native-workers/engine/data/preprocess.js';
 import type { EqualizeMode, InspectReport } from '../api/contract.js';
 import { classesFromValue } from './classes.js';
 import { readUserFile } from './files.js';
@@ -51,6 +52,20 @@ export interface ModelHints {
   classes?: ClassList;
 }
 
+/**
+ * A spec a model file carries, checked where it is read so that a refusal names the file:
+ * every size it sets is bounded (data/preprocess.ts) before any image is resized.
+ */
+function checkedPreprocess(spec: string, source: string): string {
+  try {
+    parsePreprocess(spec);
+  } catch (e) {
+    if (isFxpqError(e)) throw new FxpqError(`${source}: ${e.message}`, e.code);
+    throw e;
+  }
+  return spec;
+}
+
 export function sidecarPath(modelPath: string): string {
   return modelPath.replace(/\.onnx$/i, '') + '.json';
 }
@@ -60,15 +75,24 @@ export async function modelHints(model: LoadedModel): Promise<ModelHints> {
   const hints: ModelHints = {};
   const metaPre = meta['fxpq.preprocess'] ?? meta['preprocess'];
   if (metaPre) {
-    hints.preprocess = metaPre;
+    hints.preprocess = checkedPreprocess(metaPre, `model metadata of ${model.source}`);
     hints.preprocessSource = `model metadata of ${model.source}`;
   }
   const metaClasses = meta['fxpq.classes'] ?? meta['classes'];
   if (metaClasses) {
-    const parsed = metaClasses.trim().startsWith('[')
-      ? (JSON.parse(metaClasses) as unknown)
-      : metaClasses.split(/\r?\n/).filter(Boolean);
-    hints.classes = await classesFromValue(parsed, dirname(model.source), `model metadata of ${model.source}`);
+    const where = `model metadata of ${model.source}`;
+    let parsed: unknown;
+    if (metaClasses.trim().startsWith('[')) {
+      try {
+        parsed = JSON.parse(metaClasses) as unknown;
+      } catch {
+        throw new FxpqError(
+          `${where}: the "classes" entry starts like a JSON list but is not valid JSON.`,
+          'invalid-model',
+        );
+      }
+    } else parsed = metaClasses.split(/\r?\n/).filter((l) => l.trim() !== '');
+    hints.classes = await classesFromValue(parsed, dirname(model.source), where);
   }
   const sidecar = sidecarPath(model.source);
   let text: string | undefined;
@@ -83,8 +107,15 @@ export async function modelHints(model: LoadedModel): Promise<ModelHints> {
   } catch {
     throw new FxpqError(`${sidecar} (the model's sidecar) is not valid JSON.`, 'io');
   }
-  if (!hints.preprocess && typeof json.preprocess === 'string') {
-    hints.preprocess = json.preprocess;
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new FxpqError(`${sidecar} (the model's sidecar) is not a JSON object.`, 'io');
+  if (!hints.preprocess && json.preprocess !== undefined) {
+    if (typeof json.preprocess !== 'string')
+      throw new FxpqError(
+        `sidecar ${sidecar}: "preprocess" must be a spec string such as "imagenet".`,
+        'invalid-model',
+      );
+    hints.preprocess = checkedPreprocess(json.preprocess, `sidecar ${sidecar}`);
     hints.preprocessSource = `sidecar ${sidecar}`;
   }
   if (!hints.classes && json.classes !== undefined)

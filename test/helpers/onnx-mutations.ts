@@ -18,6 +18,7 @@ import {
   type ModelProto,
 } from 'onnx-buf';
 import { seededRandom } from '../../native-workers/engine/data/split.js';
+import type { AttrValue } from '../../native-workers/engine/ir/graph.js';
 import { GraphBuilder, int, ints } from './graph-builder.js';
 
 type Rand = () => number;
@@ -336,6 +337,241 @@ export function mutatedModels(count: number, seed: number): MutatedModel[] {
       whats.push(r.what);
     }
     out.push({ name: `m${String(i).padStart(3, '0')}-${base.name}.onnx`, bytes, what: whats.join('; ') });
+  }
+  return out;
+}
+
+/** Rename tensor `from` to `to` everywhere in a graph (node inputs and outputs, initializers, graph outputs). */
+function renameTensor(g: ReturnType<GraphBuilder['graph']>, from: string, to: string): void {
+  for (const n of g.nodes) {
+    n.inputs = n.inputs.map((x) => (x === from ? to : x));
+    n.outputs = n.outputs.map((x) => (x === from ? to : x));
+  }
+  const t = g.initializers.get(from);
+  if (t) {
+    g.initializers.delete(from);
+    g.initializers.set(to, { ...t, name: to });
+  }
+  for (const o of g.outputs) if (o.name === from) o.name = to;
+  for (const i of g.inputs) if (i.name === from) i.name = to;
+}
+
+/** A Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm classifier; `conv` sets the Conv's attributes. */
+function plainClassifier(
+  conv: Record<string, AttrValue> = { pads: ints([1, 1, 1, 1]) },
+  edit?: (b: GraphBuilder, names: { x: string; w: string; b: string; conv: string; gemm: string }) => void,
+): GraphBuilder {
+  const b = new GraphBuilder();
+  const x = b.input('x', [-1, 2, 8, 8]);
+  const w = b.weight([4, 2, 3, 3], 1);
+  const bias = b.weight([4], 2);
+  const c = b.node('Conv', [x, w, bias], conv);
+  const r = b.node('Relu', [c]);
+  const p = b.node('GlobalAveragePool', [r]);
+  const f = b.node('Flatten', [p]);
+  const gemm = b.node('Gemm', [f, b.weight([3, 4], 3), b.weight([3], 4)], { transB: int(1) });
+  b.output(gemm, [-1, 3]);
+  edit?.(b, { x, w, b: bias, conv: c, gemm });
+  return b;
+}
+
+export interface HostileModel {
+  name: string;
+  bytes: Uint8Array;
+  what: string;
+}
+
+/**
+ * Hand-made hostile models (issue 30, item 13 and item 8), each one a file that once made FxPQ
+ * print an internal error or allocate without bound: every one must be refused with a sentence
+ * naming the file, or go through the whole engine (the QDQ export included) correctly.
+ */
+export function hostileModels(): HostileModel[] {
+  const out: HostileModel[] = [];
+  const add = (name: string, what: string, b: GraphBuilder): void => {
+    out.push({ name: `h-${name}.onnx`, bytes: b.bytes(), what });
+  };
+  const auto = (v: string): AttrValue => ({ kind: 'string', value: v });
+  add(
+    'dilation-same-upper',
+    'Conv with dilations 2 and auto_pad SAME_UPPER',
+    plainClassifier({ dilations: ints([2, 2]), auto_pad: auto('SAME_UPPER') }),
+  );
+  add(
+    'dilation-same-lower',
+    'Conv with dilations 2 and auto_pad SAME_LOWER',
+    plainClassifier({ dilations: ints([2, 2]), auto_pad: auto('SAME_LOWER') }),
+  );
+  add(
+    'dilation-huge',
+    'Conv with dilations 1e6',
+    plainClassifier({ dilations: ints([1e6, 1e6]), pads: ints([1, 1, 1, 1]) }),
+  );
+  add(
+    'flatten-axis-0',
+    'Flatten with axis 0',
+    plainClassifier(undefined, (b) => {
+      const n = b.graph().nodes.find((m) => m.op === 'Flatten')!;
+      n.attrs['axis'] = int(0);
+    }),
+  );
+  const qdqNames = [
+    ['input', 'output', 'logits', 'w'],
+    ['logits', 'input', 'qdq/Gemm_40', 'input/scale'],
+    ['qdq/QuantizeLinear_0', 'input/qdq', 'input/down', 'logits/int'],
+  ];
+  qdqNames.forEach(([relu, pool, flat, gemmWeight], i) => {
+    add(
+      `tensors-named-like-qdq-${i}`,
+      `intermediate tensors named ${relu}, ${pool}, ${flat}, a weight named ${gemmWeight}`,
+      plainClassifier(undefined, (b) => {
+        const g = b.graph();
+        const out = (op: string): string => g.nodes.find((m) => m.op === op)!.outputs[0]!;
+        renameTensor(g, out('Relu'), relu!);
+        renameTensor(g, out('GlobalAveragePool'), pool!);
+        renameTensor(g, out('Flatten'), flat!);
+        renameTensor(g, g.nodes.find((m) => m.op === 'Gemm')!.inputs[1]!, gemmWeight!);
+      }),
+    );
+  });
+  const names = [
+    ['__proto__', 'constructor', 'toString', 'hasOwnProperty'],
+    ['toString', '__proto__', 'constructor', 'valueOf'],
+    ['constructor', 'valueOf', '__proto__', 'toString'],
+  ];
+  names.forEach(([w, bias, conv, relu], i) => {
+    add(
+      `names-object-keys-${i}`,
+      `weight ${w}, bias ${bias}, Conv output ${conv}, Relu output ${relu}, node ${w}`,
+      plainClassifier(undefined, (b, n) => {
+        const g = b.graph();
+        const reluOut = g.nodes.find((m) => m.op === 'Relu')!.outputs[0]!;
+        renameTensor(g, n.w, w!);
+        renameTensor(g, n.b, bias!);
+        renameTensor(g, n.conv, conv!);
+        renameTensor(g, reluOut, relu!);
+        g.nodes[0]!.name = w!;
+        g.nodes[1]!.name = bias!;
+      }),
+    );
+  });
+  add(
+    'graph-input-proto',
+    'the graph input named __proto__',
+    plainClassifier(undefined, (b, n) => renameTensor(b.graph(), n.x, '__proto__')),
+  );
+  for (const alpha of [-3, 0, 1, 5]) {
+    const b = new GraphBuilder();
+    const x = b.input('x', [-1, 2, 8, 8]);
+    const c = b.node('Conv', [x, b.weight([4, 2, 3, 3], 1), b.weight([4], 2)], { pads: ints([1, 1, 1, 1]) });
+    const l = b.node('LeakyRelu', [c], { alpha: { kind: 'float', value: alpha } });
+    const f = b.node('Flatten', [b.node('GlobalAveragePool', [l])]);
+    b.output(b.node('Gemm', [f, b.weight([3, 4], 3), b.weight([3], 4)], { transB: int(1) }), [-1, 3]);
+    add(`leaky-alpha-${alpha}`, `LeakyRelu with alpha ${alpha}`, b);
+  }
+  add(
+    'zero-dim-weight',
+    'a Conv weight with a zero dimension',
+    plainClassifier(undefined, (b, n) => {
+      const g = b.graph();
+      g.initializers.set(n.w, { ...g.initializers.get(n.w)!, dims: [0, 2, 3, 3], data: new Float32Array(0) });
+    }),
+  );
+  add(
+    'zero-dim-bias',
+    'a Conv bias with a zero dimension',
+    plainClassifier(undefined, (b, n) => {
+      const g = b.graph();
+      g.initializers.set(n.b, { ...g.initializers.get(n.b)!, dims: [0], data: new Float32Array(0) });
+    }),
+  );
+  for (const len of [3, 5, 1]) {
+    add(
+      `bias-length-${len}`,
+      `a Conv bias of ${len} values for 4 channels`,
+      plainClassifier(undefined, (b, n) => {
+        const g = b.graph();
+        g.initializers.set(n.b, { ...g.initializers.get(n.b)!, dims: [len], data: new Float32Array(len).fill(0.1) });
+      }),
+    );
+  }
+  add(
+    'gemm-bias-length',
+    'a Gemm bias of 2 values for 3 outputs',
+    plainClassifier(undefined, (b) => {
+      const g = b.graph();
+      const gemm = g.nodes.find((m) => m.op === 'Gemm')!;
+      const name = gemm.inputs[2]!;
+      g.initializers.set(name, { ...g.initializers.get(name)!, dims: [2], data: new Float32Array(2).fill(0.1) });
+    }),
+  );
+  // Shared parameters (item 6): one weight or bias initializer read by two layers whose inputs
+  // have different formats, so the bias is aligned differently in each.
+  const shared = (what: 'bias' | 'weights' | 'both' | 'weights-bn'): GraphBuilder => {
+    const b = new GraphBuilder();
+    const x = b.input('x', [-1, 4, 6, 6]);
+    const w = b.weight([4, 4, 3, 3], 21, 0.3);
+    const bias = b.weight([4], 22, 2);
+    const w2 = what === 'bias' ? b.weight([4, 4, 3, 3], 23, 0.3) : w;
+    const b1 = what === 'weights' || what === 'weights-bn' ? b.weight([4], 24, 2) : bias;
+    const pads = { pads: ints([1, 1, 1, 1]) };
+    const bn = (t: string, seed: number): string =>
+      what !== 'weights-bn'
+        ? t
+        : b.node('BatchNormalization', [
+            t,
+            b.weight([4], seed, 0.5),
+            b.weight([4], seed + 1, 0.5),
+            b.weight([4], seed + 2, 0.5),
+            b.constant({ name: `var${seed}`, dataType: 1, dims: [4], data: Float32Array.of(1, 2, 0.5, 3) }),
+          ]);
+    const first = b.node('Relu', [bn(b.node('Conv', [x, w, b1], pads), 30)]);
+    const second = b.node('Relu', [bn(b.node('Conv', [first, w2, bias], pads), 40)]);
+    const f = b.node('Flatten', [b.node('GlobalAveragePool', [second])]);
+    b.output(b.node('Gemm', [f, b.weight([3, 4], 25), b.weight([3], 26)], { transB: int(1) }), [-1, 3]);
+    return b;
+  };
+  add('shared-bias', 'two Convs sharing one bias initializer', shared('bias'));
+  add('shared-weights', 'two Convs sharing one weight initializer', shared('weights'));
+  add('shared-weights-and-bias', 'two Convs sharing their weights and bias', shared('both'));
+  add(
+    'shared-weights-bn',
+    'two Convs sharing weights, each followed by its own BatchNormalization',
+    shared('weights-bn'),
+  );
+  for (const nhwcMean of [false, true]) {
+    // tf2onnx's SqueezeNet ending: an NHWC input transposed, Conv, Relu, a spatial ReduceMean
+    // kept to rank 4 then a Squeeze (named like tf2onnx's, with '/' and ':'), then Softmax.
+    // `nhwcMean`: the mean taken over axes 1 and 2 after a Transpose back to NHWC.
+    const b = new GraphBuilder(9);
+    const x = b.input('input_1:0', [-1, 8, 8, 2]);
+    const t = b.node('Transpose', [x], { perm: ints([0, 3, 1, 2]) });
+    const c = b.node('Conv', [t, b.weight([3, 2, 3, 3], 1), b.weight([3], 2)], { pads: ints([1, 1, 1, 1]) });
+    const r = b.node('Relu', [c]);
+    const back = nhwcMean ? b.node('Transpose', [r], { perm: ints([0, 2, 3, 1]) }) : r;
+    const axes = nhwcMean ? [1, 2] : [2, 3];
+    const m = b.node('ReduceMean', [back], { axes: ints(axes), keepdims: int(1) });
+    const s = b.node('Squeeze', [m], { axes: ints(axes) });
+    const sm = b.node('Softmax', [s], { axis: int(1) });
+    b.output(sm, [-1, 3]);
+    const g = b.graph();
+    renameTensor(g, s, 'squeezenet/Mean_Squeeze__83:0');
+    renameTensor(g, m, 'squeezenet/Mean:0');
+    renameTensor(g, sm, 'Identity:0');
+    add(
+      `tf2onnx-squeezenet-tail${nhwcMean ? '-nhwc-mean' : ''}`,
+      `tf2onnx SqueezeNet ending: NHWC input Transpose, Conv, ${nhwcMean ? 'Transpose back, ' : ''}ReduceMean, Squeeze, Softmax`,
+      b,
+    );
+  }
+  {
+    const b = new GraphBuilder(9);
+    const x = b.input('x', [-1, 2, 8, 8]);
+    const c = b.node('Conv', [x, b.weight([3, 2, 3, 3], 1), b.weight([3], 2)], { pads: ints([1, 1, 1, 1]) });
+    const r = b.node('Relu', [c]);
+    const m = b.node('ReduceMean', [r], { axes: ints([2, 3]), keepdims: int(0) });
+    b.output(b.node('Softmax', [m], { axis: int(1) }), [-1, 3]);
+    add('reducemean-softmax', 'Conv, Relu, spatial ReduceMean (keepdims 0), Softmax', b);
   }
   return out;
 }

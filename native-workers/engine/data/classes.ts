@@ -13,6 +13,9 @@ export interface ClassList {
  * `index<TAB>id<TAB>name` lines as in imagenet_classes.tsv.
  */
 export function parseClassList(text: string, source: string): ClassList {
+  // Bounded before splitting: a class id takes at least two bytes (a character and a newline).
+  if (text.length > 2 * MAX_CLASSES * 64)
+    throw new FxpqError(`${source} is too large for a class list (${text.length} characters).`, 'invalid-model');
   const lines = text
     .split(/\r?\n/)
     .map((l) => l.trimEnd())
@@ -35,12 +38,33 @@ export function parseClassList(text: string, source: string): ClassList {
       names.push((cols[1] ?? cols[0]!).trim());
     }
   });
+  checkClassIds(ids, source);
+  return { ids, names, source };
+}
+
+/**
+ * The most classes a list may have: ImageNet-21k has 21,841. Per-class tables and the confusion
+ * matrix grow with it (a 1,000,000-class list once ran out of memory before any check).
+ */
+export const MAX_CLASSES = 100_000;
+
+/** Refuse a class list that is too long or names a class twice (labels would be ambiguous). */
+export function checkClassIds(ids: readonly string[], source: string): void {
+  if (ids.length > MAX_CLASSES)
+    throw new FxpqError(
+      `${source} lists ${ids.length} classes, more than the ${MAX_CLASSES} FxPQ accepts.`,
+      'invalid-model',
+    );
   const seen = new Set<string>();
   for (const id of ids) {
-    if (seen.has(id)) throw new FxpqError(`${source} lists class ${id} twice.`, 'invalid-model');
+    if (id === '') throw new FxpqError(`${source} lists an empty class id.`, 'invalid-model');
+    if (seen.has(id))
+      throw new FxpqError(
+        `${source} lists class ${id} twice; every output of the model needs its own class id.`,
+        'invalid-model',
+      );
     seen.add(id);
   }
-  return { ids, names, source };
 }
 
 export function classIndex(list: ClassList): Map<string, number> {

@@ -31,11 +31,30 @@ function parseNumber(key: string, value: string, spec: string): number {
   return n;
 }
 
+/**
+ * The largest `resize` and `crop` a spec may ask for: four times what the largest classifiers
+ * take (ImageNet models up to 600 pixels, detection backbones about 1,300). A spec comes from a
+ * model's metadata or sidecar too, and `resize=20000` once allocated 1.7 GB per image.
+ */
+export const MAX_IMAGE_SIDE = 4096;
+/** The most pixels a resized image may have (a very long image keeps its aspect ratio). */
+export const MAX_RESIZED_PIXELS = 4 * MAX_IMAGE_SIDE * MAX_IMAGE_SIDE;
+
 function positiveInt(key: string, value: string, spec: string): number {
   const n = parseNumber(key, value, spec);
   if (!Number.isInteger(n) || n <= 0)
     throw new FxpqError(
       `Preprocessing spec "${spec}": ${key} must be a positive integer, not ${value}.`,
+      'invalid-model',
+    );
+  return n;
+}
+
+function imageSide(key: string, value: string, spec: string): number {
+  const n = positiveInt(key, value, spec);
+  if (n > MAX_IMAGE_SIDE)
+    throw new FxpqError(
+      `Preprocessing spec "${spec}": ${key}=${value} is larger than the ${MAX_IMAGE_SIDE} pixels FxPQ accepts.`,
       'invalid-model',
     );
   return n;
@@ -68,10 +87,10 @@ export function parsePreprocess(spec: string): PreprocessSpec {
     const value = part.slice(eq + 1).trim();
     switch (key) {
       case 'resize':
-        result.resize = positiveInt(key, value, spec);
+        result.resize = imageSide(key, value, spec);
         break;
       case 'crop':
-        result.crop = positiveInt(key, value, spec);
+        result.crop = imageSide(key, value, spec);
         break;
       case 'channels':
         if (value !== '1' && value !== '3')
@@ -290,6 +309,11 @@ export function preparePixels(rgb: PixelImage, p: PreprocessSpec): PixelImage {
   let img = p.channels === 1 ? toLuma(rgb) : rgb;
   if (p.resize !== null) {
     const [w, h] = resizeTarget(img.width, img.height, p.resize);
+    if (w * h > MAX_RESIZED_PIXELS)
+      throw new FxpqError(
+        `resizing its ${img.width} x ${img.height} pixels to a shorter side of ${p.resize} would make ${w} x ${h}, more than the ${MAX_RESIZED_PIXELS} pixels FxPQ allows`,
+        'invalid-model',
+      );
     if (w !== img.width || h !== img.height) img = resizeBilinear(img, w, h);
   }
   if (p.crop !== null) img = centerCrop(img, p.crop);

@@ -51,15 +51,28 @@ export function buildQdqGraph(
   const nodes: Node[] = [];
   const inits = new Map<string, Tensor>();
   let k = 0;
+  // Every name in the QDQ graph is given once: the model's own tensor names (which the names of
+  // their scales and integers are built from) may be anything, `input`, `logits` or
+  // `qdq/Conv_3` included, and two tensors of one name would silently share a value.
+  const used = new Set<string>(['input', 'logits']);
+  const fresh = (base: string): string => {
+    let name = base;
+    for (let i = 1; used.has(name); i++) name = `${base}~${i}`;
+    used.add(name);
+    return name;
+  };
   const emit = (op: string, inputs: string[], attrs: Node['attrs'] = {}, output?: string): string => {
-    const out = output ?? `qdq/${op}_${k++}`;
-    nodes.push({ name: `qdq/${op}_${k++}`, op, inputs, outputs: [out], attrs });
+    const out = fresh(output ?? `qdq/${op}_${k++}`);
+    nodes.push({ name: fresh(`qdq/${op}_${k++}`), op, inputs, outputs: [out], attrs });
     return out;
   };
   const constant = (t: Tensor): string => {
-    inits.set(t.name, t);
-    return t.name;
+    const name = fresh(t.name);
+    inits.set(name, { ...t, name });
+    return name;
   };
+  /** The model's own constants (Reshape shapes, Pad amounts), each under one fresh name. */
+  const modelConstants = new Map<string, string>();
   const scalar = (name: string, type: number, v: number): string =>
     constant({ name, dataType: type as DataType, dims: [], data: typedFor(type, [v]) });
   const fscalar = (name: string, v: number): string => constant(floatTensor(name, [], Float32Array.of(v)));
@@ -242,8 +255,10 @@ export function buildQdqGraph(
       // Data movement, MaxPool, Relu: float semantics equal the integer ones on grid values.
       const extra = node.inputs.slice(1).map((name) => {
         const init = plan.graph.initializers.get(name);
-        if (init) inits.set(name, init);
-        return name;
+        if (!init) return name === '' ? name : t(name);
+        let given = modelConstants.get(name);
+        if (given === undefined) modelConstants.set(name, (given = constant(init)));
+        return given;
       });
       // Before a Pad, Reshape or Transpose, an exact Max(x, lowest float) keeps a
       // DequantizeLinear from feeding it directly: onnxruntime's QDQ propagation would insert a
@@ -257,7 +272,7 @@ export function buildQdqGraph(
     }
   }
   const logits = t(program.output.name);
-  nodes.push({ name: 'qdq/output', op: 'Identity', inputs: [logits], outputs: ['logits'], attrs: {} });
+  nodes.push({ name: fresh('qdq/output'), op: 'Identity', inputs: [logits], outputs: ['logits'], attrs: {} });
   const inputShape = plan.graph.inputs[0]!.shape;
   return {
     name: `${plan.graph.name}-fxpq-qdq`,

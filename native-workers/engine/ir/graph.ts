@@ -114,6 +114,15 @@ export function tensorToNumbers(t: Tensor): number[] {
   return Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
 }
 
+/**
+ * Whether a name is a key every plain JavaScript object already has (`__proto__`, `constructor`,
+ * `toString`, ...): such a name must never key a plain object (it would read or replace the
+ * prototype's member), and onnxruntime's JavaScript API keys its feeds and fetches by name.
+ */
+export function isObjectKeyName(name: string): boolean {
+  return name in Object.prototype;
+}
+
 /** `base`, or `base_1`, `base_2`, ... : the first name no initializer of the graph has yet. */
 export function uniqueName(graph: Graph, base: string): string {
   let name = base;

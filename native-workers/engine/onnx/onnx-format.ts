@@ -27,6 +27,7 @@ import {
 import { FxpqError } from '../errors.js';
 import {
   DataType,
+  isObjectKeyName,
   type AttrValue,
   type Graph,
   type Node,
@@ -108,7 +109,8 @@ export function readOnnx(bytes: Uint8Array, source: string, options: { minOpset?
 
   const nodes: Node[] = g.node.map((n, i) => decodeNode(n, i, source));
   const metadata: Record<string, string> = {};
-  for (const p of model.metadataProps) metadata[p.key] = p.value;
+  // A key such as __proto__ or toString would replace a member of the plain object: such keys mean nothing to FxPQ.
+  for (const p of model.metadataProps) if (!isObjectKeyName(p.key)) metadata[p.key] = p.value;
 
   return {
     name: g.name || 'graph',
@@ -162,6 +164,11 @@ function decodeNode(n: NodeProto, index: number, source: string): Node {
       throw new FxpqError(
         `${source}: node ${n.name || n.opType} (${n.opType}) carries a subgraph (attribute ${a.name}); FxPQ quantizes feed-forward CNNs without control flow.`,
         'unsupported-model',
+      );
+    if (isObjectKeyName(a.name))
+      throw new FxpqError(
+        `${source}: node ${n.name || n.opType} (${n.opType}) has an attribute named ${a.name}, which no ONNX operator has; the model is damaged.`,
+        'invalid-model',
       );
     const v = decodeAttribute(a, source);
     if (v) attrs[a.name] = v;

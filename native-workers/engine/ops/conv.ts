@@ -37,7 +37,17 @@ export const conv: OperatorModule = {
     if (x[1] !== w[1]! * group) {
       throw shapeError(ctx.node, `input has ${x[1]} channels but weights expect ${w[1]! * group}`);
     }
+    if (w.some((d) => !(d > 0)))
+      throw shapeError(ctx.node, `its weights have the shape [${w.join(', ')}], with a zero dimension`);
+    const b = ctx.node.inputs[2] ? ctx.inputs[2] : undefined;
+    if (b && !(b.length === 1 && b[0] === w[0]))
+      throw shapeError(ctx.node, `its bias has the shape [${b.join(', ')}] but the layer has ${w[0]} output channels`);
     const kernel = attrInts(ctx.node, 'kernel_shape', w.slice(2));
+    if (kernel.join() !== w.slice(2).join())
+      throw shapeError(
+        ctx.node,
+        `kernel_shape [${kernel.join(', ')}] differs from its weights' [${w.slice(2).join(', ')}]`,
+      );
     const window = resolveWindow(ctx.node, x, kernel);
     return [[x[0]!, w[0]!, ...windowOutputSize(x, window)]];
   },

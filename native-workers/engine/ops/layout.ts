@@ -21,6 +21,11 @@ export const flatten: OperatorModule = {
     const x = requireInput(ctx, 0);
     const a = attrInt(ctx.node, 'axis', 1);
     const axis = a < 0 ? a + x.length : a;
+    if (!Number.isInteger(axis) || axis < 0 || axis > x.length)
+      throw shapeError(ctx.node, `axis ${a} is outside the input's rank ${x.length}`);
+    // Axis 0 folds the whole batch into one row: the output would depend on the batch size.
+    if (axis === 0)
+      throw shapeError(ctx.node, 'axis 0 folds the batch into one row; a classifier flattens from axis 1');
     const outer = x.slice(0, axis).reduce((p, d) => p * d, 1);
     const inner = x.slice(axis).reduce((p, d) => p * d, 1);
     return [[outer, inner]];

@@ -2,6 +2,9 @@
 import { attrInt, attrInts, attrString, type Node, type Shape } from '../ir/graph.js';
 import { shapeError } from './operator.js';
 
+/** The largest kernel, stride or dilation a window may have (the validator's largest dimension). */
+export const MAX_WINDOW = 1 << 16;
+
 export interface Window {
   kernel: number[];
   strides: number[];
@@ -16,6 +19,20 @@ export function resolveWindow(node: Node, input: Shape, kernel: number[], ceilMo
   const dilations = attrInts(node, 'dilations', Array(rank).fill(1));
   const autoPad = attrString(node, 'auto_pad', 'NOTSET');
   let pads = attrInts(node, 'pads', Array(2 * rank).fill(0));
+  const within = (v: number[], n: number, lo: number): boolean =>
+    v.length === n && v.every((d) => Number.isSafeInteger(d) && d >= lo && d <= MAX_WINDOW);
+  if (!within(kernel, rank, 1))
+    throw shapeError(node, `kernel [${kernel.join(', ')}] is not ${rank} sizes from 1 to ${MAX_WINDOW}`);
+  if (!within(strides, rank, 1))
+    throw shapeError(node, `strides [${strides.join(', ')}] are not ${rank} values from 1 to ${MAX_WINDOW}`);
+  if (!within(dilations, rank, 1))
+    throw shapeError(node, `dilations [${dilations.join(', ')}] are not ${rank} values from 1 to ${MAX_WINDOW}`);
+  if ((autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') && dilations.some((d) => d !== 1))
+    // onnxruntime refuses this combination when it runs the model, not when it loads it.
+    throw shapeError(
+      node,
+      `auto_pad ${autoPad} with dilations [${dilations.join(', ')}] is not supported (onnxruntime does not run it); use explicit pads`,
+    );
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
     pads = Array(2 * rank).fill(0);
     for (let i = 0; i < rank; i++) {

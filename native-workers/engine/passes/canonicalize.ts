@@ -16,6 +16,7 @@ import {
   floatTensor,
   isFloatType,
   isGraphOutput,
+  isObjectKeyName,
   producersOf,
   toFloat32,
   type Graph,
@@ -26,6 +27,7 @@ import { inferShapes, type ShapeMap } from '../ir/shape-inference.js';
 import { DEFAULT_EQUALIZE, equalizeLayers, type EqualizeMode } from './equalize.js';
 import { rewriteExporterIdioms } from './exporter-idioms.js';
 import { operatorModule } from '../ops/registry.js';
+import { MAX_LAYERS } from './validate.js';
 import { reshapeTarget, transposeData } from '../ops/layout.js';
 import { clipLimits } from '../ops/activation.js';
 import { tensorToNumbers, attrInts, uniqueName } from '../ir/graph.js';
@@ -63,12 +65,14 @@ export interface CanonicalizeOptions {
 
 export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph {
   const graph = cloneGraph(input);
+  renameObjectKeyNames(graph);
   constantsToInitializers(graph);
   sortTopologically(graph, options.source); // every later pass walks producers before consumers
   rewriteExporterIdioms(graph, options.source);
   checkSupportedOperators(graph, options.source);
   removeNoOps(graph);
   foldConstantLayout(graph);
+  unshareLayerParameters(graph); // before any pass rewrites a layer's weights in place
   normalizeGemm(graph); // first: the BatchNorm fold assumes alpha = beta = 1
   foldBatchNorm(graph, inferShapes(graph, 1, { BatchNormalization: (ctx) => [ctx.inputs[0]!] }));
   foldBiasAdd(graph, inferShapes(graph));
@@ -78,11 +82,56 @@ export function canonicalize(input: Graph, options: CanonicalizeOptions): Graph 
   if (equalize !== 'off' && graph.opset >= 8) equalizeLayers(graph, equalize, options.equalizeMaxScale);
   checkTerminalOps(graph, options.source);
   removeUnusedInitializers(graph);
+  if (graph.nodes.length > MAX_LAYERS)
+    throw new FxpqError(
+      `${options.source} has ${graph.nodes.length} layers after canonicalization, more than the ${MAX_LAYERS} FxPQ quantizes (real image classifiers have a few hundred to about two thousand).`,
+      'unsupported-model',
+    );
   checkRunnable(graph, inferShapes(graph), options.source); // also validates the final graph
   return graph;
 }
 
 // ------------------------------------------------------------------ helpers
+
+/**
+ * Tensors and nodes inside the graph named like a member of every JavaScript object
+ * (`__proto__`, `constructor`, `toString`) get a plain name (`__proto___t`): later stages key
+ * objects by tensor name, and onnxruntime's JavaScript API keys its fetches by name. The graph
+ * input and outputs keep theirs (the validator refuses such names there).
+ */
+function renameObjectKeyNames(graph: Graph): void {
+  const keep = new Set([...graph.inputs, ...graph.outputs].map((v) => v.name));
+  const taken = new Set<string>([...keep, ...graph.initializers.keys()]);
+  for (const n of graph.nodes) for (const o of n.outputs) taken.add(o);
+  const renamed = new Map<string, string>();
+  const fresh = (name: string): string => {
+    let r = renamed.get(name);
+    if (r) return r;
+    r = `${name}_t`;
+    for (let i = 1; taken.has(r); i++) r = `${name}_t${i}`;
+    taken.add(r);
+    renamed.set(name, r);
+    return r;
+  };
+  const safe = (name: string): string => (name && isObjectKeyName(name) && !keep.has(name) ? fresh(name) : name);
+  for (const [name, t] of [...graph.initializers]) {
+    const to = safe(name);
+    if (to === name) continue;
+    graph.initializers.delete(name);
+    graph.initializers.set(to, { ...t, name: to });
+  }
+  const nodeNames = new Set(graph.nodes.map((n) => n.name));
+  for (const n of graph.nodes) {
+    n.inputs = n.inputs.map(safe);
+    n.outputs = n.outputs.map(safe);
+    if (isObjectKeyName(n.name)) {
+      let name = `${n.name}_node`;
+      for (let i = 1; nodeNames.has(name); i++) name = `${n.name}_node${i}`;
+      nodeNames.add(name);
+      n.name = name;
+    }
+  }
+}
 
 function replaceUses(graph: Graph, from: string, to: string): void {
   for (const n of graph.nodes) n.inputs = n.inputs.map((i) => (i === from ? to : i));
@@ -121,6 +170,32 @@ function constantFloat(graph: Graph, name: string | undefined): Float32Array | u
 }
 
 // ------------------------------------------------------------------ passes
+
+/**
+ * A weight or bias initializer read by more than one node (two layers sharing a bias, say)
+ * becomes one copy per reader, so that every layer's parameters are its own data structures:
+ * each gets its own format and its own alignment to its accumulator (a shared bias aligned for
+ * one layer was silently used by the other), and in-place folds (BatchNorm, Gemm's normal form)
+ * change only the layer they belong to. Shared parameters are rare in classifiers; the copies
+ * cost their size once more.
+ */
+function unshareLayerParameters(graph: Graph): void {
+  const uses = new Map<string, number>();
+  for (const n of graph.nodes) for (const x of n.inputs) uses.set(x, (uses.get(x) ?? 0) + 1);
+  for (const n of graph.nodes) {
+    const rules = operatorModule(n.op)?.fixedPoint;
+    for (const i of [rules?.weightInput, rules?.biasInput]) {
+      const name = i === undefined ? undefined : n.inputs[i];
+      const t = name ? graph.initializers.get(name) : undefined;
+      if (!name || !t || (uses.get(name) ?? 0) < 2) continue;
+      // Each layer reading a shared parameter gets a copy; the original stays for other readers
+      // and is dropped with the unused initializers.
+      const copy = uniqueName(graph, `${name}_${n.name}`);
+      graph.initializers.set(copy, { ...t, name: copy, dims: [...t.dims], data: t.data.slice() });
+      n.inputs[i!] = copy;
+    }
+  }
+}
 
 function constantsToInitializers(graph: Graph): void {
   for (const n of [...graph.nodes]) {

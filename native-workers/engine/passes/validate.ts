@@ -7,10 +7,12 @@
  *   - at least one node; every node input produced by a node, an initializer or the graph input;
  *     every graph output produced; no cycle;
  *   - float initializers finite (NaN or Inf weights would quantize to nonsense) and at most
- *     MAX_WEIGHT_MAGNITUDE in size, at most MAX_INITIALIZER_ELEMENTS values each.
+ *     MAX_WEIGHT_MAGNITUDE in size, at most MAX_INITIALIZER_ELEMENTS values each;
+ *   - at most MAX_NODES nodes (and the canonical graph at most MAX_LAYERS, see canonicalize.ts);
+ *   - graph input and outputs not named like a member of every JavaScript object (`__proto__`).
  */
 import { FxpqError } from '../errors.js';
-import { DataType, type Graph } from '../ir/graph.js';
+import { DataType, isObjectKeyName, type Graph } from '../ir/graph.js';
 
 export const MAX_DIM = 1 << 16;
 export const MAX_INPUT_ELEMENTS = 1 << 26;
@@ -18,6 +20,17 @@ export const MAX_BATCH = 4096;
 export const MAX_INITIALIZER_ELEMENTS = 1 << 28;
 /** No fixed-point format of a weight this large keeps its shifts within the integer code's 62 bits. */
 export const MAX_WEIGHT_MAGNITUDE = 2 ** 32;
+/**
+ * The most nodes a model file may have before canonicalization (which removes Identity chains,
+ * folds constants and shape arithmetic); the canonical graph is bounded by MAX_LAYERS.
+ */
+export const MAX_NODES = 1 << 16;
+/**
+ * The most nodes a canonical graph may have: real image classifiers have a few hundred (ResNet-152
+ * about 500, EfficientNet-B7 about 1,500 in ONNX); the plan, the search's state and the
+ * simulation graph grow with it, and a chain of 5,000 Convs took 2.2 GB to quantize.
+ */
+export const MAX_LAYERS = 4096;
 
 const fail = (message: string, code: 'invalid-model' | 'unsupported-model' = 'invalid-model'): never => {
   throw new FxpqError(message, code);
@@ -25,6 +38,11 @@ const fail = (message: string, code: 'invalid-model' | 'unsupported-model' = 'in
 
 export function validateGraph(g: Graph, source: string): void {
   if (g.nodes.length === 0) fail(`${source} has no operators (zero nodes); there is no network to quantize.`);
+  if (g.nodes.length > MAX_NODES)
+    fail(
+      `${source} has ${g.nodes.length} nodes, more than the ${MAX_NODES} FxPQ reads (real image classifiers have a few hundred to about two thousand).`,
+      'unsupported-model',
+    );
   if (g.outputs.length === 0) fail(`${source} declares no graph output; a classifier must output its class scores.`);
   if (g.inputs.length !== 1)
     fail(
@@ -32,6 +50,13 @@ export function validateGraph(g: Graph, source: string): void {
       'unsupported-model',
     );
   const input = g.inputs[0]!;
+  // onnxruntime's JavaScript API keys feeds and fetches by name in plain objects.
+  for (const v of [input, ...g.outputs])
+    if (isObjectKeyName(v.name))
+      fail(
+        `${source}: graph ${v === input ? 'input' : 'output'} ${v.name} has a name that onnxruntime's JavaScript API cannot feed or fetch (a member of every JavaScript object); rename it.`,
+        'unsupported-model',
+      );
   if (input.dataType !== DataType.FLOAT)
     fail(
       `${source}: input ${input.name} is not float32 (element type ${Object.entries(DataType).find(([, v]) => v === input.dataType)?.[0] ?? input.dataType}); FxPQ needs a float model with an image input.`,

@@ -31,7 +31,10 @@ export class StatsRunner {
   /** `extra`: more tensors of the canonical graph it can return (`run`'s `only`), beside the activations. */
   static async create(plan: QuantPlan, extra: string[] = []): Promise<StatsRunner> {
     const tensors = plan.structures.filter((s) => s.kind === 'A' && s.tensor !== plan.inputName).map((s) => s.tensor);
-    const outputs = [...tensors, ...extra.filter((t) => t !== plan.inputName && !tensors.includes(t))];
+    // The logits too: the search's teacher fetches them, and they need not be an activation
+    // structure of their own (a Reshape after the last pool, as tf2onnx's Squeeze becomes).
+    const wanted = [...extra, plan.logitsTensor];
+    const outputs = [...tensors, ...wanted.filter((t) => t !== plan.inputName && !tensors.includes(t))];
     const g: Graph = {
       ...plan.graph,
       initializers: new Map(plan.graph.initializers),
