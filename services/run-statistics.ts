@@ -3,10 +3,10 @@
  * histogram merged down to 256 bins), kept so the results screen can draw a histogram under
  * the chosen format without running the model again.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ActivationStats } from '../native-workers/engine/runtime/stats-runner.js';
 import { writeFileAtomic } from './files.js';
+import { ActivationStatsSchema, readRunText } from './run-schemas.js';
 
 export const SAVED_BINS = 256;
 
@@ -29,9 +29,15 @@ export async function writeActivationHistograms(runDir: string, stats: Map<strin
   await writeFileAtomic(join(runDir, 'activations.json'), JSON.stringify(doc));
 }
 
+/**
+ * The saved histograms, or null where there are none or the file is not what FxPQ writes (read
+ * through its schema: a hand-edited file draws no histogram rather than failing the screen).
+ */
 export async function readActivationHistograms(runDir: string): Promise<Record<string, SavedActivationStats> | null> {
   try {
-    return JSON.parse(await readFile(join(runDir, 'activations.json'), 'utf8')) as Record<string, SavedActivationStats>;
+    const text = await readRunText(join(runDir, 'activations.json'), 'the saved activation statistics');
+    const parsed = ActivationStatsSchema.safeParse(JSON.parse(text));
+    return parsed.success ? (parsed.data as Record<string, SavedActivationStats>) : null;
   } catch {
     return null;
   }
