@@ -3,7 +3,7 @@
  * DIR/dataset.json, read them back, and describe them. Images stay in place unless copied.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
@@ -396,19 +396,66 @@ export async function importDataset(src: string, outDir: string, options: Import
   engineEntry('import');
   const dataset = await scanDataset(src, { ...options, verify: true });
   const out = resolve(outDir);
-  if (options.copy) {
-    const imagesDir = join(out, 'images');
+  if (!options.copy) {
+    await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(dataset, null, 1));
+    return dataset;
+  }
+  const imagesDir = join(out, 'images');
+  const previous = await previousCopies(out, imagesDir);
+  await mkdir(out, { recursive: true }).catch((e: unknown) => {
+    throw describeFsError(e, out, 'the dataset folder');
+  });
+  // Copies go to a hidden staging folder that becomes images/ in one rename once every file is
+  // there: a full disk or a kill never leaves a half-copied images/ under a dataset.json.
+  // Staging folders of killed imports into this folder are cleared first.
+  for (const name of await readdir(out))
+    if (name.startsWith(STAGING_PREFIX)) await rm(join(out, name), { recursive: true, force: true });
+  const staging = await mkdtemp(join(out, STAGING_PREFIX));
+  try {
     for (const image of dataset.images) {
-      const dest = join(imagesDir, image.path);
+      const dest = join(staging, image.path);
       await mkdir(dirname(dest), { recursive: true });
       await copyFile(join(dataset.root, image.path), dest).catch((e: unknown) => {
-        throw describeFsError(e, dest);
+        throw describeFsError(e, join(imagesDir, image.path));
       });
     }
     dataset.root = imagesDir;
+    if (previous) {
+      // An earlier copy import's images/ is swapped out only after the new copies are complete.
+      const old = `${staging}.old`;
+      await rename(imagesDir, old);
+      await rename(staging, imagesDir);
+      await rm(old, { recursive: true, force: true });
+    } else await rename(staging, imagesDir);
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    throw describeFsError(e, imagesDir, 'the copied images');
   }
   await writeFileAtomic(join(out, DATASET_FILE), JSON.stringify(dataset, null, 1));
   return dataset;
+}
+
+const STAGING_PREFIX = '.images.partial-';
+
+/**
+ * Whether OUT/images holds an earlier `--copy` import's images (OUT/dataset.json's root is it),
+ * which a new copy import may replace. Any other images/ there is the user's: refused, never
+ * overwritten.
+ */
+async function previousCopies(out: string, imagesDir: string): Promise<boolean> {
+  const existing = await lstat(imagesDir).catch(() => undefined);
+  if (!existing) return false;
+  let index: { root?: unknown } | undefined;
+  try {
+    index = JSON.parse(await readFile(join(out, DATASET_FILE), 'utf8')) as { root?: unknown } | undefined;
+  } catch {
+    index = undefined;
+  }
+  if (existing.isDirectory() && !existing.isSymbolicLink() && index?.root === imagesDir) return true;
+  throw new FxpqError(
+    `${imagesDir} already exists and was not written by an FxPQ copy import; choose another --out, FxPQ does not copy images over files it did not write.`,
+    'io',
+  );
 }
 
 /** Whether DIR holds a dataset.json written by `fxpq dataset import`. */
