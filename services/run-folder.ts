@@ -311,3 +311,14 @@ export async function lockRunFolder(dir: string, command = 'fxpq quantize'): Pro
   }
   throw new FxpqError(holderSentence(abs, parseLock(await readSmall(path))), 'io');
 }
+
+/**
+ * Remove RUN's lock when this process's own thread that held it is gone (a job worker ended by
+ * force after a cancel it did not answer): the pid in it is still alive, so it would otherwise
+ * never read as stale. Only a lock of this pid on this host is removed.
+ */
+export async function releaseOwnProcessLock(dir: string): Promise<void> {
+  const path = join(resolve(dir), RUN_LOCK);
+  const info = parseLock(await readSmall(path));
+  if (info && info.pid === process.pid && info.host === hostname()) await unlink(path).catch(() => {});
+}
