@@ -124,12 +124,14 @@ export interface CEvalResult {
   agree: number;
 }
 
-/** `dir`: the export's c/ folder; `build`: a scratch folder for the binary. */
+/** `dir`: the export's c/ folder; `build`: a scratch folder for the binary, linked with `modelObject`. */
 export async function writeAndCheckCEval(
   dir: string,
   build: string,
   set: EvalSet,
   input: { bits: number; signed: boolean },
+  /** model.c compiled with the export's flags. */
+  modelObject: string,
   limits: { compileMs: number; runMs: number; signal?: AbortSignal },
 ): Promise<CEvalResult> {
   await mkdir(join(dir, 'eval'), { recursive: true });
@@ -142,7 +144,7 @@ export async function writeAndCheckCEval(
     'gcc',
     [
       ...['-std=c99', '-Wall', '-Wextra', '-Werror', '-O2', `-I${dir}`],
-      ...[join(dir, 'model.c'), join(dir, 'eval', 'eval_main.c'), '-o', bin],
+      ...[join(dir, 'eval', 'eval_main.c'), modelObject, '-o', bin],
     ],
     { limitMs: limits.compileMs, what: 'gcc, building the C evaluation program,', signal: limits.signal },
   );
