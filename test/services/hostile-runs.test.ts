@@ -312,10 +312,10 @@ async function outcome(
   const run = join(tmp, `case-${Math.random().toString(36).slice(2)}`);
   cpSync(base, run, { recursive: true });
   c.write(run);
+  let accepted = false;
   try {
     await action(run);
-    if (c.mustRefuse) throw new Error(`${c.label}: accepted, expected a refusal naming ${c.file}`);
-    return 'accepted';
+    accepted = true;
   } catch (e) {
     if (!isFxpqError(e)) throw new Error(`${c.label}: not an FxpqError: ${(e as Error).stack}`);
     const named = e.message.includes(join(run, c.file.split('/')[0]!));
@@ -325,6 +325,8 @@ async function outcome(
   } finally {
     rmSync(run, { recursive: true, force: true });
   }
+  if (accepted && c.mustRefuse) throw new Error(`${c.label}: accepted, expected a refusal naming ${c.file}`);
+  return 'accepted';
 }
 
 describe('every persisted file with every field of the wrong type or removed (item 13)', () => {
