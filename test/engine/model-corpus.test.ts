@@ -6,6 +6,12 @@
  * engine: inspect, onnxruntime, the canonical graph against the original, and the fixed-point
  * simulation against the integer executor bit for bit. No other outcome is allowed: no raw
  * JavaScript or onnxruntime text, no hang (a time bound per file), no runaway memory.
+ *
+ * Beside them, the hand-made hostile models of issue 30 (test/helpers/onnx-mutations.ts,
+ * `hostileModels`): shared weights and biases, names that key JavaScript objects or collide with
+ * the QDQ and simulation graphs' own, dilations with SAME padding, Flatten axis 0, wrong bias
+ * lengths, LeakyRelu slopes, tf2onnx's ReduceMean + Squeeze ending; each must be refused at
+ * import or run through the whole engine, the statistics pass and the QDQ export included.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +30,8 @@ import { inspectModelFile, loadModelFile } from '../../services/models.js';
 import { closePools } from '../../services/pool.js';
 import { runCli } from '../helpers/cli.js';
 import { seededFloats } from '../helpers/graph-builder.js';
-import { mutatedModels } from '../helpers/onnx-mutations.js';
+import { hostileModels, mutatedModels } from '../helpers/onnx-mutations.js';
+import { hostileOutcome } from '../helpers/hostile-engine.js';
 
 export const MODEL_CORPUS_SIZE = 320;
 /** Generous: a tiny model takes milliseconds; a hang or a quadratic blow-up takes minutes. */
@@ -114,6 +121,23 @@ describe('model corpus', () => {
     // The corpus is hostile: most files must be refused, and some must survive as valid models.
     expect(counts.refused).toBeGreaterThan(MODEL_CORPUS_SIZE / 2);
   }, 600_000);
+
+  it('gives every hand-made hostile model (issue 30) a refusal at import or a correct run, QDQ export included', async () => {
+    const hostile = hostileModels();
+    const bad: string[] = [];
+    const counts = { refused: 0, ran: 0 };
+    for (const m of hostile) {
+      const path = join(dir, m.name);
+      writeFileSync(path, m.bytes);
+      const r = await hostileOutcome(path);
+      if (r.kind === 'bad') bad.push(`${m.name} (${m.what}): ${r.message}`);
+      else counts[r.kind]++;
+    }
+    console.log(
+      `hostile models: ${hostile.length} tried, ${counts.refused} refused cleanly, ${counts.ran} valid and ran, ${bad.length} bad`,
+    );
+    expect(bad).toEqual([]);
+  }, 300_000);
 
   it('exits 1 from the CLI with a sentence naming the file', async () => {
     const sample = corpus.filter((_, i) => i % 40 === 3).slice(0, 6);

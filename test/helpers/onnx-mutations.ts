@@ -505,6 +505,33 @@ export function hostileModels(): HostileModel[] {
       g.initializers.set(name, { ...g.initializers.get(name)!, dims: [2], data: new Float32Array(2).fill(0.1) });
     }),
   );
+  {
+    // LeakyRelu with a negative slope where its input is unsigned (after a Relu, after a MaxPool of
+    // the image) and as the last layer: the negative branch then has no values, or flips sign.
+    const b = new GraphBuilder();
+    const x = b.input('x', [-1, 2, 8, 8]);
+    const l0 = b.node('LeakyRelu', [b.node('MaxPool', [x], { kernel_shape: ints([2, 2]) })], {
+      alpha: { kind: 'float', value: -3 },
+    });
+    const c = b.node('Conv', [l0, b.weight([4, 2, 3, 3], 1), b.weight([4], 2)], { pads: ints([1, 1, 1, 1]) });
+    const l1 = b.node('LeakyRelu', [b.node('Relu', [c])], { alpha: { kind: 'float', value: -3 } });
+    const f = b.node('Flatten', [b.node('GlobalAveragePool', [l1])]);
+    const g = b.node('Gemm', [f, b.weight([3, 4], 3), b.weight([3], 4)], { transB: int(1) });
+    b.output(b.node('LeakyRelu', [g], { alpha: { kind: 'float', value: -3 } }), [-1, 3]);
+    add('leaky-alpha--3-unsigned', 'LeakyRelu alpha -3 after a MaxPool of the input, after a Relu, and last', b);
+  }
+  add(
+    'tensors-named-like-sim',
+    "intermediate tensors named like the simulation graph's own (sim/half, sim/W/..., sim/Q/...)",
+    plainClassifier(undefined, (b, n) => {
+      const g = b.graph();
+      const out = (op: string): string => g.nodes.find((m) => m.op === op)!.outputs[0]!;
+      renameTensor(g, out('Relu'), 'sim/half');
+      renameTensor(g, out('GlobalAveragePool'), 'sim/Q/A:sim/half/scale');
+      renameTensor(g, out('Flatten'), 'sim/Conv_0');
+      renameTensor(g, n.w, 'sim/W/w1');
+    }),
+  );
   // Shared parameters (item 6): one weight or bias initializer read by two layers whose inputs
   // have different formats, so the bias is aligned differently in each.
   const shared = (what: 'bias' | 'weights' | 'both' | 'weights-bn'): GraphBuilder => {

@@ -127,6 +127,11 @@ export function buildQdqGraph(
   const t = (name: string): string => rename.get(name) ?? name;
 
   const byOutput = new Map(program.nodes.map((n) => [n.output, n]));
+  /** The lowest value an activation takes: its clamp's lower bound on its grid. */
+  const lowestOf = (tensor: string): number => {
+    const p = byOutput.get(tensor);
+    return p ? p.out.lo * 2 ** -p.out.frac : inputRange[0]! * 2 ** -inputFormat.frac;
+  };
   for (const node of plan.nodes) {
     if (node === leading) continue;
     const p = byOutput.get(node.outputs[0]!)!;
@@ -260,14 +265,16 @@ export function buildQdqGraph(
         if (given === undefined) modelConstants.set(name, (given = constant(init)));
         return given;
       });
-      // Before a Pad, Reshape or Transpose, an exact Max(x, lowest float) keeps a
+      // Before a Pad, Reshape, Transpose or MaxPool, an exact Max(x, lowest float) keeps a
       // DequantizeLinear from feeding it directly: onnxruntime's QDQ propagation would insert a
       // QuantizeLinear after it (or after the MaxPool that follows) with an int8 output type and
       // a uint8 default zero point, and refuse the model (onnxruntime-node 1.30; the zoo's
-      // padded_leaky).
+      // padded_leaky, and a MaxPool of an unsigned input before a LeakyRelu of negative slope).
+      // The bound is the input's own lowest value (its clamp), which keeps the Max exact and the
+      // model's constants within what FxPQ's validator reads back (`fxpq evaluate` of the export).
       const x = t(node.inputs[0]!);
-      const barrier = ['Pad', 'Reshape', 'Transpose'].includes(node.op);
-      const input = barrier ? emit('Max', [x, fscalar(`${out}/lowest`, -3.4e38)]) : x;
+      const barrier = ['Pad', 'Reshape', 'Transpose', 'MaxPool'].includes(node.op);
+      const input = barrier ? emit('Max', [x, fscalar(`${out}/lowest`, lowestOf(node.inputs[0]!))]) : x;
       rename.set(out, emit(node.op, [input, ...extra], node.attrs));
     }
   }

@@ -62,16 +62,36 @@ export class SimBuilder {
   readonly initializers = new Map<string, Tensor>();
   readonly feeds = new Map<string, FeedSpec>();
   private counter = 0;
+  /** The model's tensor names, which the builder's own names (`sim/...`) must not take. */
+  private readonly modelNames: Set<string>;
+  private readonly owned = new Map<string, string>();
+  private readonly taken = new Set<string>();
 
-  constructor(readonly plan: QuantPlan) {}
+  constructor(readonly plan: QuantPlan) {
+    const g = plan.graph;
+    this.modelNames = new Set([...g.inputs.map((i) => i.name), ...g.initializers.keys()]);
+    for (const n of g.nodes) for (const o of n.outputs) this.modelNames.add(o);
+  }
+
+  /** The name the builder gives to its own tensor `base`: `base`, unless the model has a tensor of that name. */
+  private own(base: string): string {
+    let name = this.owned.get(base);
+    if (name !== undefined) return name;
+    name = base;
+    for (let i = 1; this.modelNames.has(name) || this.taken.has(name); i++) name = `${base}~${i}`;
+    this.owned.set(base, name);
+    this.taken.add(name);
+    return name;
+  }
 
   emit(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, output?: string): string {
-    const out = output ?? `sim/${op}_${this.counter++}`;
+    const out = output ?? this.own(`sim/${op}_${this.counter++}`);
     this.nodes.push({ name: `sim/${op}_${this.counter++}`, op, inputs, outputs: [out], attrs });
     return out;
   }
 
-  feed(name: string, spec: FeedSpec, type: DataType = DataType.FLOAT): string {
+  feed(base: string, spec: FeedSpec, type: DataType = DataType.FLOAT): string {
+    const name = this.own(base);
     if (!this.feeds.has(name)) {
       this.feeds.set(name, spec);
       this.inputs.push({ name, dataType: type, shape: spec.dims });
@@ -87,8 +107,9 @@ export class SimBuilder {
   }
 
   newConstant(t: Tensor): string {
-    this.initializers.set(t.name, t);
-    return t.name;
+    const name = this.own(t.name);
+    this.initializers.set(name, { ...t, name });
+    return name;
   }
 
   /** Dequantized weights m_w * 2^-f_w, as a feed. */
