@@ -24,6 +24,7 @@ import { MAX_LAYERS } from '../../native-workers/engine/passes/validate.js';
 import { SimRunner } from '../../native-workers/engine/runtime/sim-runner.js';
 import { evaluateFloat } from '../../services/evaluate.js';
 import { closePools } from '../../services/pool.js';
+import { quantizeSearch } from '../../services/search.js';
 import { GraphBuilder, int, ints, seededFloats } from '../helpers/graph-builder.js';
 import { hostileOutcome } from '../helpers/hostile-engine.js';
 import { hostileModels } from '../helpers/onnx-mutations.js';
@@ -210,4 +211,45 @@ describe('class lists and --save-logits (issue 30, item 12)', () => {
     await run(logits); // its own earlier output may be replaced
     expect(readFileSync(logits).length).toBe(first.n * 3 * 4);
   }, 60_000);
+});
+
+describe("tf2onnx's SqueezeNet ending (issue 30, item 13)", () => {
+  it('searches a model whose logits are a Squeeze of a spatial ReduceMean (the statistics session fetches them)', async () => {
+    const root = join(dir, 'squeezenet-search');
+    const b = new GraphBuilder(9);
+    const x = b.input('input_1:0', [-1, 8, 8, 3]);
+    const t = b.node('Transpose', [x], { perm: ints([0, 3, 1, 2]) });
+    const c = b.node('Conv', [t, b.weight([3, 3, 3, 3], 1), b.weight([3], 2)], { pads: ints([1, 1, 1, 1]) });
+    const m = b.node('ReduceMean', [b.node('Relu', [c])], { axes: ints([2, 3]), keepdims: int(1) });
+    const s = b.node('Squeeze', [m], { axes: ints([2, 3]) });
+    b.output(b.node('Softmax', [s], { axis: int(1) }), [-1, 3]);
+    for (const n of b.graph().nodes) {
+      n.inputs = n.inputs.map((o) => (o === s ? 'squeezenet/Mean_Squeeze__83:0' : o));
+      n.outputs = n.outputs.map((o) => (o === s ? 'squeezenet/Mean_Squeeze__83:0' : o));
+    }
+    mkdirSync(join(root, 'run'), { recursive: true });
+    writeFileSync(join(root, 'm.onnx'), b.bytes());
+    writeFileSync(join(root, 'm.json'), JSON.stringify({ preprocess: 'layout=nhwc' }));
+    for (const cls of ['a', 'b', 'c']) {
+      mkdirSync(join(root, 'data', cls), { recursive: true });
+      for (let i = 0; i < 8; i++) {
+        const px = Buffer.from(seededFloats(192, 31 * i + 7 * cls.charCodeAt(0)).map((v) => Math.round((v + 1) * 127)));
+        await sharp(px, { raw: { width: 8, height: 8, channels: 3 } })
+          .png()
+          .toFile(join(root, 'data', cls, `${i}.png`));
+      }
+    }
+    const report = await quantizeSearch({
+      modelPath: join(root, 'm.onnx'),
+      dataPath: join(root, 'data'),
+      out: join(root, 'run'),
+      budget: 2,
+      calib: 12,
+      eval: 12,
+      slice: 6,
+      seed: 1,
+      cacheDir: join(root, 'cache'),
+    });
+    expect(report.quant.agreement).toBeGreaterThan(0);
+  }, 120_000);
 });
