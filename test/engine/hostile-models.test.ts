@@ -26,6 +26,7 @@ import { evaluateFloat } from '../../services/evaluate.js';
 import { closePools } from '../../services/pool.js';
 import { quantizeSearch } from '../../services/search.js';
 import { GraphBuilder, int, ints, seededFloats } from '../helpers/graph-builder.js';
+import { runCli } from '../helpers/cli.js';
 import { hostileOutcome } from '../helpers/hostile-engine.js';
 import { hostileModels } from '../helpers/onnx-mutations.js';
 
@@ -79,6 +80,32 @@ async function refusal(p: Promise<unknown>): Promise<string> {
   }
   throw new Error('expected a refusal');
 }
+
+describe('hostile models from the CLI (issue 30, item 13)', () => {
+  it('fxpq inspect exits 0, or 1 with a sentence naming the file and never "internal error"', async () => {
+    const models = hostileModels();
+    const results = await Promise.all(
+      [0, 1].map(async (half) => {
+        const out: { name: string; code: number; stderr: string; path: string }[] = [];
+        for (const m of models.filter((_, i) => i % 2 === half)) {
+          const path = join(dir, `cli-${m.name}`);
+          writeFileSync(path, m.bytes);
+          const r = await runCli(['inspect', path]);
+          out.push({ name: m.name, code: r.code, stderr: r.stderr, path });
+        }
+        return out;
+      }),
+    );
+    for (const r of results.flat()) {
+      expect({ name: r.name, internal: /internal error|\n\s+at /i.test(r.stderr) }).toEqual({
+        name: r.name,
+        internal: false,
+      });
+      expect({ name: r.name, code: r.code === 0 || r.code === 1 }).toEqual({ name: r.name, code: true });
+      if (r.code === 1) expect(r.stderr).toContain(r.path);
+    }
+  }, 300_000);
+});
 
 describe('shared parameters (issue 30, item 6)', () => {
   it('gives each layer its own copy of a shared bias, so the simulation and the integer executor agree bit for bit', async () => {

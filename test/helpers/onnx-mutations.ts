@@ -532,6 +532,35 @@ export function hostileModels(): HostileModel[] {
       renameTensor(g, n.w, 'sim/W/w1');
     }),
   );
+  for (const len of [2, 5]) {
+    const b = new GraphBuilder();
+    const x = b.input('x', [-1, 2, 8, 8]);
+    const c = b.node('Conv', [x, b.weight([4, 2, 3, 3], 1), b.weight([4], 2)], { pads: ints([1, 1, 1, 1]) });
+    const f = b.node('Flatten', [b.node('GlobalAveragePool', [b.node('Relu', [c])])]);
+    const mm = b.node('MatMul', [f, b.weight([4, 3], 3)]);
+    b.output(b.node('Add', [mm, b.weight([len], 4)]), [-1, 3]);
+    add(`matmul-add-bias-length-${len}`, `MatMul then an Add of ${len} values for 3 outputs`, b);
+  }
+  add(
+    'zero-dim-gemm-weight',
+    'a Gemm weight with a zero dimension',
+    plainClassifier(undefined, (b) => {
+      const g = b.graph();
+      const name = g.nodes.find((m) => m.op === 'Gemm')!.inputs[1]!;
+      g.initializers.set(name, { ...g.initializers.get(name)!, dims: [3, 0], data: new Float32Array(0) });
+    }),
+  );
+  add(
+    'zero-dim-reshape-shape',
+    'a Reshape whose shape initializer has a zero dimension',
+    plainClassifier(undefined, (b) => {
+      const g = b.graph();
+      const flat = g.nodes.find((m) => m.op === 'Flatten')!;
+      flat.op = 'Reshape';
+      const shape = b.constant({ name: 'shape0', dataType: 7, dims: [0], data: new BigInt64Array(0) });
+      flat.inputs = [flat.inputs[0]!, shape];
+    }),
+  );
   // Shared parameters (item 6): one weight or bias initializer read by two layers whose inputs
   // have different formats, so the bias is aligned differently in each.
   const shared = (what: 'bias' | 'weights' | 'both' | 'weights-bn'): GraphBuilder => {
