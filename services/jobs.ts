@@ -23,6 +23,7 @@ import { drainEngineCalls } from './engine-thread.js';
 import { runTask, type TaskMessage, type TaskName, type TaskTable } from './job-tasks.js';
 import type { JobWorkerReply, JobWorkerTask } from './job-worker.js';
 import { workerPool } from './pool.js';
+import { releaseOwnProcessLock } from './run-folder.js';
 
 export type JobTaskKind = Exclude<JobKind, 'inspect'>;
 export type JobOptions<K extends TaskName> = TaskTable[K]['options'];
@@ -368,6 +369,10 @@ export class JobManager {
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
       return reply;
     } catch (e) {
+      // A worker ended by force cannot release the run lock it took, and the lock names this
+      // (live) process, so it would never look stale: release it here.
+      const out = (options as { out?: unknown } | undefined)?.out;
+      if (typeof out === 'string') await releaseOwnProcessLock(out).catch(() => undefined);
       if (hard.signal.aborted)
         return { ok: false, cancelled: true, error: { code: 'cancelled', message: 'cancelled' }, engineCalls: [] };
       const detail = (e as Error)?.message ?? String(e);

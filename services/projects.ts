@@ -53,7 +53,8 @@ import {
   resolveOwned,
   resolveOwnedForReading,
 } from './owned-paths.js';
-import { readRunConfig, runEqualized } from './runs.js';
+import { readRunConfig, readRunReport, runEqualized } from './runs.js';
+import { readTrajectory } from './run-schemas.js';
 
 const PROJECT_FILE = 'project.json';
 /** What `uniqueId` makes: no separators, never `.` or `..`. */
@@ -982,25 +983,13 @@ export class ProjectService {
     const run = this.view(dir, doc).runs.find((r) => r.id === runId);
     if (!run) throw notFound('run', runId, dir);
     const runDir = join(dir, run.dir);
-    let report: RunReport | undefined;
-    try {
-      report = JSON.parse(await readFile(join(runDir, 'report.json'), 'utf8')) as RunReport;
-    } catch {
-      report = undefined;
-    }
-    let trajectory: TrajectoryStep[] = [];
-    try {
-      // A line torn by a crash mid-write is left out; the checkpoint decides where a resume starts.
-      trajectory = (await readFile(join(runDir, 'trajectory.jsonl'), 'utf8')).split('\n').flatMap((l) => {
-        try {
-          return l ? [JSON.parse(l) as TrajectoryStep] : [];
-        } catch {
-          return [];
-        }
-      });
-    } catch {
-      trajectory = [];
-    }
+    // A running search has no report.json yet and a trajectory whose last line may be half
+    // written (readTrajectory leaves it out); a damaged or hand-edited file is a sentence for
+    // the error panel, never data the screen trusts.
+    const report = existsSync(join(runDir, 'report.json')) ? await readRunReport(runDir) : undefined;
+    const trajectory = existsSync(join(runDir, 'trajectory.jsonl'))
+      ? ((await readTrajectory(runDir)) as unknown as TrajectoryStep[])
+      : [];
     return { run, ...(report ? { report } : {}), trajectory, sensitivity: sensitivityOf(trajectory, report) };
   }
 

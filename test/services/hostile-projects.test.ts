@@ -726,3 +726,24 @@ describe('item 13: a read-only project folder is a sentence, not "Internal error
     120_000,
   );
 });
+
+describe('item 13: the Results screen reads a run through its schemas', () => {
+  it('a hand-edited report.json or trajectory line is a sentence naming the file; a run still writing reads without them', async () => {
+    const projects = new ProjectService(new JobManager(), configDir);
+    const dir = join(tmp, 'results-schema');
+    await projects.create(dir, 'results');
+    const doc = readDoc(dir);
+    doc.runs.push(run('edited'));
+    writeDoc(dir, doc);
+    const runDir = join(dir, 'runs', 'edited');
+    mkdirSync(runDir, { recursive: true });
+    // Running: no report yet, and a trajectory whose last line is half written.
+    writeFileSync(join(runDir, 'trajectory.jsonl'), '{"step": 0, "pha');
+    expect((await projects.runResults(dir, 'edited')).report).toBeUndefined();
+    writeFileSync(join(runDir, 'report.json'), JSON.stringify({ budget: 1, memory: 'large', structures: 3 }));
+    await expect(projects.runResults(dir, 'edited')).rejects.toThrow(/report\.json is not a run report \(field /);
+    rmSync(join(runDir, 'report.json'));
+    writeFileSync(join(runDir, 'trajectory.jsonl'), '{"step": "zero"}\n');
+    await expect(projects.runResults(dir, 'edited')).rejects.toThrow(/trajectory\.jsonl line 1/);
+  });
+});

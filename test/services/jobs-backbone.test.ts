@@ -12,6 +12,7 @@ import type { AppEvent, JobEvent } from '../../api/contract.js';
 import { drainEngineCalls, refuseEngineOnMainThread } from '../../services/engine-thread.js';
 import { JobManager } from '../../services/jobs.js';
 import { closePools } from '../../services/pool.js';
+import { lockRunFolder, RUN_LOCK } from '../../services/run-folder.js';
 import { smallSearch } from '../helpers/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fxpq-jobs-'));
@@ -80,6 +81,15 @@ describe('jobs on the pool', () => {
     await expect(jobs.call('selftest', {})).resolves.toEqual({ ok: true });
     const report = await jobs.call('inspect', { path: search.modelPath });
     expect(report.totals.params).toBe(5994);
+  });
+
+  it('releases the run lock of a worker that ended by force, which names this live process and would never go stale', async () => {
+    const jobs = new JobManager();
+    const out = mkdtempSync(join(tmpdir(), 'fxpq-locked-run-'));
+    await lockRunFolder(out);
+    expect(existsSync(join(out, RUN_LOCK))).toBe(true);
+    await expect(jobs.call('selftest', { exit: 3, out } as never)).rejects.toThrow(/stopped unexpectedly/);
+    expect(existsSync(join(out, RUN_LOCK))).toBe(false);
   });
 
   it('delivers events in order, and a late subscriber gets the current state first', async () => {
