@@ -20,7 +20,7 @@ export interface ImportedModel {
  * model, an exported QDQ model included): `canonical` is the graph as the file holds it.
  */
 export function decodeModel(bytes: Uint8Array, source: string): ImportedModel {
-  const original = readOnnx(bytes, source);
+  const original = { ...readOnnx(bytes, source), source };
   validateGraph(original, source);
   return { source, original, canonical: original };
 }
@@ -34,7 +34,7 @@ export interface ImportOptions {
 
 export function importModel(bytes: Uint8Array, source: string, options: ImportOptions = {}): ImportedModel {
   try {
-    const original = readOnnx(bytes, source);
+    const original = { ...readOnnx(bytes, source), source };
     validateGraph(original, source);
     const canonical = canonicalize(original, {
       source,

@@ -79,6 +79,8 @@ export interface Graph {
   initializers: Map<string, Tensor>;
   /** Model metadata_props (a preprocessing spec or class list may live here). */
   metadata: Record<string, string>;
+  /** The file the graph was read from, for messages about it (not written to ONNX). */
+  source?: string;
 }
 
 export function attrInt(node: Node, name: string, fallback: number): number {

@@ -49,3 +49,15 @@ export async function runOrtSession(
     );
   }
 }
+
+/**
+ * onnxruntime failing on a graph FxPQ built from a model (the statistics pass, the simulation):
+ * a sentence naming the model's file and the stage, not a raw error printed as internal.
+ */
+export function derivedGraphFailure(e: unknown, source: string | undefined, stage: string): FxpqError {
+  if (e instanceof FxpqError) return e;
+  return new FxpqError(
+    `${source ?? 'The model'}: onnxruntime failed in ${stage}: ${onnxruntimeProblem(e)}`,
+    'invalid-model',
+  );
+}

@@ -28,6 +28,7 @@ import { formatOf } from '../fixedpoint/compile.js';
 import { dequantizeArray, quantizeArray } from '../fixedpoint/format.js';
 import type { Assignment, QuantPlan } from '../fixedpoint/plan.js';
 import { sessionOptions } from './session-options.js';
+import { derivedGraphFailure } from './ort-session.js';
 import { ActivationCache, TensorKeys } from './activation-cache.js';
 
 /**
@@ -352,13 +353,18 @@ export class SimRunner {
         batch,
       );
     if (parameters.size > 0) return this.runBaked(parameters, feeds, outputs);
-    const session = onlyLogits
-      ? await this.fedSession()
-      : await (this.probe ??= ort.InferenceSession.create(
-          writeOnnx(withActivationOutputs(this.sim, this.plan).graph),
-          sessionOptions(),
-        ));
-    const result = await session.run(feeds, outputs);
+    const fail = (e: unknown): never => {
+      throw derivedGraphFailure(e, this.plan.graph.source, 'the fixed-point simulation');
+    };
+    const session = await (
+      onlyLogits
+        ? this.fedSession()
+        : (this.probe ??= ort.InferenceSession.create(
+            writeOnnx(withActivationOutputs(this.sim, this.plan).graph),
+            sessionOptions(),
+          ))
+    ).catch(fail);
+    const result = await session.run(feeds, outputs).catch(fail);
     return new Map(outputs.map((name) => [name, result[name]!.data as Float32Array]));
   }
 
@@ -371,7 +377,10 @@ export class SimRunner {
     const baked = this.bakedSession(parameters, outputs, given);
     baked.running++;
     try {
-      const result = await (await baked.session).run(feeds, outputs);
+      const fail = (e: unknown): never => {
+        throw derivedGraphFailure(e, this.plan.graph.source, 'the fixed-point simulation');
+      };
+      const result = await (await baked.session.catch(fail)).run(feeds, outputs).catch(fail);
       return new Map(outputs.map((name) => [name, result[name]!.data as Float32Array]));
     } finally {
       baked.running--;

@@ -8,6 +8,7 @@ import { writeOnnx } from '../onnx/onnx-format.js';
 import { DataType, int64Tensor, tensorToNumbers, type Graph } from '../ir/graph.js';
 import type { QuantPlan } from '../fixedpoint/plan.js';
 import { sessionOptions } from './session-options.js';
+import { derivedGraphFailure } from './ort-session.js';
 
 export const HISTOGRAM_BINS = 2048;
 
@@ -26,6 +27,7 @@ export class StatsRunner {
     private readonly tensors: string[],
     private readonly inputName: string,
     private readonly imageShape: number[],
+    private readonly source?: string,
   ) {}
 
   /** `extra`: more tensors of the canonical graph it can return (`run`'s `only`), beside the activations. */
@@ -51,16 +53,28 @@ export class StatsRunner {
       if (target && tensorToNumbers(target)[0] === 1)
         g.initializers.set(target.name, int64Tensor(target.name, [0, ...tensorToNumbers(target).slice(1)]));
     }
-    const session = await ort.InferenceSession.create(writeOnnx(g), sessionOptions());
-    return new StatsRunner(session, tensors, plan.inputName, plan.shapes.get(plan.inputName)!.slice(1));
+    const session = await ort.InferenceSession.create(writeOnnx(g), sessionOptions()).catch((e: unknown) => {
+      throw derivedGraphFailure(e, plan.graph.source, 'the statistics pass');
+    });
+    return new StatsRunner(
+      session,
+      tensors,
+      plan.inputName,
+      plan.shapes.get(plan.inputName)!.slice(1),
+      plan.graph.source,
+    );
   }
 
   /** Float activations of a batch, by tensor name (the input included); `only` fetches just those. */
   async run(input: Float32Array, count: number, only: string[] = this.tensors): Promise<Map<string, Float32Array>> {
-    const result = await this.session.run(
-      { [this.inputName]: new ort.Tensor('float32', input, [count, ...this.imageShape]) },
-      only.filter((t) => t !== this.inputName),
-    );
+    const result = await this.session
+      .run(
+        { [this.inputName]: new ort.Tensor('float32', input, [count, ...this.imageShape]) },
+        only.filter((t) => t !== this.inputName),
+      )
+      .catch((e: unknown) => {
+        throw derivedGraphFailure(e, this.source, 'the statistics pass');
+      });
     const out = new Map<string, Float32Array>([[this.inputName, input]]);
     for (const name of only) if (name !== this.inputName) out.set(name, result[name]!.data as Float32Array);
     return out;
