@@ -1,5 +1,5 @@
 /** Model files: load, canonicalize and inspect, and find the preprocessing and class list a model carries. */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { inspectModel as inspectImported } from '../native-workers/engine/analysis/inspect.js';
 import { decodeModel, importModel, type ImportedModel } from '../native-workers/engine/model.js';
@@ -66,6 +66,9 @@ function checkedPreprocess(spec: string, source: string): string {
   return spec;
 }
 
+/** The largest sidecar read: an inline list of 100,000 long class names fits in a few megabytes. */
+const MAX_SIDECAR_BYTES = 64 * 2 ** 20;
+
 export function sidecarPath(modelPath: string): string {
   return modelPath.replace(/\.onnx$/i, '') + '.json';
 }
@@ -97,8 +100,16 @@ export async function modelHints(model: LoadedModel): Promise<ModelHints> {
   const sidecar = sidecarPath(model.source);
   let text: string | undefined;
   try {
+    const info = await stat(sidecar);
+    if (!info.isFile()) return hints;
+    if (info.size > MAX_SIDECAR_BYTES)
+      throw new FxpqError(
+        `${sidecar} (the model's sidecar) holds ${info.size} bytes, more than the ${MAX_SIDECAR_BYTES} a preprocessing spec and class list need.`,
+        'io',
+      );
     text = await readFile(sidecar, 'utf8');
-  } catch {
+  } catch (e) {
+    if (isFxpqError(e)) throw e;
     return hints;
   }
   let json: { preprocess?: unknown; classes?: unknown };

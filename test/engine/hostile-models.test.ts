@@ -5,6 +5,7 @@
  * teacher fetch, the simulation against the integer executor bit for bit, and the QDQ export
  * against the integer executor.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,6 +201,18 @@ describe('class lists and --save-logits (issue 30, item 12)', () => {
       /sidecar .*model\.json lists class a twice/,
     );
   });
+
+  it('skips a sidecar that is a FIFO instead of blocking on it', async () => {
+    const p = await smallProject(join(dir, 'fifo-sidecar'));
+    execFileSync('mkfifo', [join(dir, 'fifo-sidecar', 'model.json')]);
+    const r = await evaluateFloat({
+      modelPath: p.model,
+      dataPath: p.data,
+      cacheDir: p.cache,
+      preprocess: 'channels=1',
+    });
+    expect(r.n).toBeGreaterThan(0);
+  }, 60_000);
 
   it('refuses a broken-JSON classes metadata entry, naming the file', async () => {
     const p = await smallProject(
