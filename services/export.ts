@@ -28,7 +28,7 @@ import {
   writeAndCheckCEval,
 } from './export-c-eval.js';
 import { describeFsError } from './files.js';
-import { imageBatches } from './image-feed.js';
+import { imageBatches, refuseSkipped } from './image-feed.js';
 import { readRunConfig, readRunReport, runEqualized, sha256 } from './runs.js';
 import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan, readTrajectory } from './run-schemas.js';
 import { openSession } from './session.js';
@@ -135,7 +135,7 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
       imageSize,
       batchSize: 32,
       cache,
-      onSkip: () => {},
+      onSkip: refuseSkipped(s.dataset, "the export's verification"),
     })) {
       if (o.signal?.aborted) throw new FxpqError('The export was cancelled.', 'io');
       const ints = quantizeArray(b.data, inputFormat);

@@ -18,6 +18,7 @@ import {
 } from '../native-workers/engine/data/preprocess.js';
 import type { PrepareResult, PrepareTask } from '../native-workers/pool/preprocess-worker.js';
 import { ImageFileError, readImageFile } from '../native-workers/pool/image-file.js';
+import { FxpqError } from '../native-workers/engine/errors.js';
 import type { Dataset } from './datasets.js';
 import { isWithin } from './owned-paths.js';
 import { workerPool } from './pool.js';
@@ -131,9 +132,29 @@ export async function* imageBatches(o: FeedOptions): AsyncGenerator<FeedBatch> {
   const groups: number[][] = [];
   for (let i = 0; i < o.indices.length; i += o.batchSize) groups.push(o.indices.slice(i, i + o.batchSize));
   let pending = groups.length > 0 ? loadBatch(o, groups[0]!) : undefined;
-  for (let g = 0; g < groups.length; g++) {
-    const current = await pending!;
-    pending = g + 1 < groups.length ? loadBatch(o, groups[g + 1]!) : undefined;
-    yield current;
+  try {
+    for (let g = 0; g < groups.length; g++) {
+      const current = await pending!;
+      pending = g + 1 < groups.length ? loadBatch(o, groups[g + 1]!) : undefined;
+      yield current;
+    }
+  } finally {
+    // The consumer stopped early (an error, a cancel): the prefetched batch's own failure, if
+    // any, must not surface later as an unhandled rejection that ends the worker.
+    pending?.catch(() => undefined);
   }
+}
+
+/**
+ * The `onSkip` of work that must use every image its split records (a search, a uniform run's
+ * calibration, an export's verification): an image that changed or vanished since import ends
+ * the job with a sentence naming it, instead of a result computed on fewer images than the run
+ * reports. Evaluation, which reports its own n, skips and lists them instead.
+ */
+export function refuseSkipped(dataset: Dataset, what: string): FeedOptions['onSkip'] {
+  return (index, reason) => {
+    const image = dataset.images[index];
+    const where = image ? resolve(dataset.root, image.path) : `image ${index} of the dataset`;
+    throw new FxpqError(`${where} cannot be used for ${what}: ${reason}.`, 'io');
+  };
 }

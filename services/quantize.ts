@@ -19,7 +19,7 @@ import { writeActivationHistograms } from './run-statistics.js';
 import { prepareOutputFolder } from './files.js';
 import { claimRunFolder, lockRunFolder, removeRunFiles } from './run-folder.js';
 import { StatsRunner } from '../native-workers/engine/runtime/stats-runner.js';
-import { imageBatches } from './image-feed.js';
+import { imageBatches, refuseSkipped } from './image-feed.js';
 import {
   DEFAULT_ROUNDER,
   DEFAULT_ROUNDING_METHOD,
@@ -133,7 +133,7 @@ async function quantizeUniform(o: QuantizeOptions, uniform: number): Promise<Run
         imageSize: sim.imageSize,
         batchSize: 50,
         cache,
-        onSkip: () => {},
+        onSkip: refuseSkipped(s.dataset, "the uniform run's optimized rounding"),
       }))
         if (b.indices.length > 0) batches.push({ data: b.data.slice(), count: b.indices.length });
       const floatInputs = await StatsRunner.create(plan, layerInputs(plan));

@@ -54,7 +54,7 @@ import {
   WeightRounder,
   type Rounding,
 } from './optimized-rounding.js';
-import { imageBatches } from './image-feed.js';
+import { imageBatches, refuseSkipped } from './image-feed.js';
 import { collectStatistics } from './statistics.js';
 import { buildRun, sha256, writeRun, type RunReport } from './runs.js';
 import { chooseSplit, inputNonNegative, openSession, type SessionOptions, type WorkSession } from './session.js';
@@ -510,7 +510,7 @@ export async function quantizeSearch(o: SearchJobOptions): Promise<RunReport> {
       imageSize,
       batchSize: 50,
       cache,
-      onSkip: () => {},
+      onSkip: refuseSkipped(s.dataset, "the search's calibration (teacher)"),
     })) {
       engineEntry('teacher');
       const t0 = performance.now();

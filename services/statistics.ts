@@ -1,7 +1,7 @@
 /** The statistics pass (spec §5 step 0) over a list of images: streaming, bounded memory. */
 import type { QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import { StatsAccumulator, StatsRunner, type ActivationStats } from '../native-workers/engine/runtime/stats-runner.js';
-import { imageBatches } from './image-feed.js';
+import { imageBatches, refuseSkipped } from './image-feed.js';
 import type { WorkSession } from './session.js';
 import type { TensorCache } from './tensor-cache.js';
 import { engineEntry } from './engine-thread.js';
@@ -30,7 +30,7 @@ export async function collectStatistics(
       imageSize,
       batchSize: 32,
       cache,
-      onSkip: () => {},
+      onSkip: refuseSkipped(s.dataset, 'the activation statistics'),
     })) {
       if (b.indices.length > 0) acc.add(await runner.run(b.data, b.indices.length));
       done += b.indices.length;
