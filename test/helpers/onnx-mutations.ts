@@ -268,6 +268,36 @@ const PROTO_MUTATIONS: Record<string, ProtoMutation> = {
     m.graph = undefined;
     return 'no graph';
   },
+  // Issue 30: names that key JavaScript objects or collide with FxPQ's own graphs, shared initializers.
+  objectKeyName(m, rand) {
+    const g = m.graph!;
+    const name = pick(rand, [
+      '__proto__',
+      'constructor',
+      'toString',
+      'valueOf',
+      'input',
+      'logits',
+      'sim/half',
+      'qdq/Conv_1',
+    ]);
+    const from = rand() < 0.5 && g.initializer.length ? pick(rand, g.initializer).name : pick(rand, g.node).output[0]!;
+    for (const n of g.node) {
+      n.input = n.input.map((x) => (x === from ? name : x));
+      n.output = n.output.map((x) => (x === from ? name : x));
+    }
+    for (const t of g.initializer) if (t.name === from) t.name = name;
+    for (const o of g.output) if (o.name === from) o.name = name;
+    return `${from} renamed ${name}`;
+  },
+  shareInitializer(m, rand) {
+    const g = m.graph!;
+    const layers = g.node.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType) && n.input.length > 1);
+    const [a, b] = [pick(rand, layers), pick(rand, layers)];
+    const i = 1 + index(rand, Math.min(a.input.length, b.input.length) - 1);
+    b.input[i] = a.input[i]!;
+    return `${b.opType} reads ${a.opType}'s input ${i}`;
+  },
 };
 
 type ByteMutation = (bytes: Uint8Array, rand: Rand) => { bytes: Uint8Array; what: string };

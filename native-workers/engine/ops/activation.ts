@@ -4,7 +4,7 @@
  * input's format. Softmax may only end the graph: integer inference takes top-k on the logits.
  */
 import { attrFloat, isFloatType, toFloat32, type Graph, type Node } from '../ir/graph.js';
-import { requireInput, noMacs, type OperatorModule } from './operator.js';
+import { requireInput, noMacs, shapeError, type OperatorModule } from './operator.js';
 import { elementwise } from '../export/c-util.js';
 import type { ProgramNode } from '../fixedpoint/program.js';
 
@@ -48,7 +48,20 @@ export const clip: OperatorModule = {
   op: 'Clip',
   formatRole: 'passthrough',
   fusesActivation: false,
-  inferShapes: (ctx) => [requireInput(ctx, 0)],
+  inferShapes(ctx) {
+    // min and max (inputs from opset 11 on) are constant scalars: onnxruntime refuses others when it runs.
+    for (const [i, what] of [
+      [1, 'min'],
+      [2, 'max'],
+    ] as const) {
+      if (!ctx.node.inputs[i]) continue;
+      const t = ctx.constant(i);
+      if (!t || t.data.length !== 1 || t.dims.length > 1)
+        throw shapeError(ctx.node, `its ${what} (${ctx.node.inputs[i]}) is not a constant scalar`);
+    }
+    if (ctx.node.inputs.length > 3) throw shapeError(ctx.node, `it has ${ctx.node.inputs.length} inputs, at most 3`);
+    return [requireInput(ctx, 0)];
+  },
   macs: noMacs,
   fixedPoint: {
     outputSigned: (_node, [s]) => s!,
