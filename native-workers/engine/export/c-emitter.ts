@@ -6,7 +6,9 @@
  * smallest C type that holds its word length, at offsets from a liveness plan over the schedule.
  * Layers may store a constant in their own element order and use small static scratch buffers
  * (a convolution stages its input channel-last and unpacks one output channel's weights at a
- * time), counted in the RAM of the plan. Every operator's code comes from its module's `emitC`.
+ * time), counted in the RAM of the plan. Every operator's code comes from its module's `emitC`,
+ * each layer in a static function of its own that `fxpq_run` calls in order. Text from the model
+ * reaches the C only through c-text.ts: names in comments, escaped; identifiers generated.
  */
 import { FxpqError } from '../errors.js';
 import { operatorModule } from '../ops/registry.js';
@@ -297,13 +299,21 @@ export function emitC(
   };
   // The input buffer is the caller's array.
   buffers.set(program.input.name, 'input');
+  // One static function per layer, called in order by fxpq_run: gcc's optimizer grows faster
+  // than linearly with the size of one function, and a single function of every layer made a
+  // 1,000-layer model take minutes to compile.
+  const layers: string[] = [];
   const body: string[] = [];
-  for (const node of program.nodes) {
+  program.nodes.forEach((node, i) => {
     const emit = operatorModule(node.op)?.fixedPoint?.emitC;
     if (!emit) throw new FxpqError(`Operator ${node.op} (node ${node.name}) has no C emitter.`, 'unsupported-op');
+    const takesInput = node.inputs.includes(program.input.name);
     // Names from the model reach the C only here, and only through the one comment escaper.
-    body.push(`  /* ${cCommentText(node.op)} ${cCommentText(node.name)} */\n  {\n${emit(node, ctx)}\n  }`);
-  }
+    layers.push(
+      `/* ${cCommentText(node.op)} ${cCommentText(node.name)} */\nstatic void fxpq_layer${i}(${takesInput ? 'const int32_t *input' : 'void'}) {\n  {\n${emit(node, ctx)}\n  }\n}`,
+    );
+    body.push(`  fxpq_layer${i}(${takesInput ? 'input' : ''});`);
+  });
   const constants: string[] = [];
   for (const [name, p] of packed) {
     const data = program.constants[name]!.data;
@@ -348,6 +358,8 @@ void fxpq_run(const int32_t *input, int32_t *output);
 ${PRELUDE}${helpers.unpack ? UNPACK : ''}${helpers.unpackRun ? UNPACK_RUN : ''}
 ${constants.join('\n')}
 ${decls.join('\n')}
+
+${layers.join('\n\n')}
 
 void fxpq_run(const int32_t *input, int32_t *output) {
 ${body.join('\n')}
