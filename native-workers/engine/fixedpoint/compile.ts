@@ -85,10 +85,11 @@ export function compileProgram(
   cache.setOverrides(overrides);
   if (rounded) cache.setRounded(rounded);
   const g = plan.graph;
-  const fracOf: Record<string, number> = {};
+  // Keyed by tensor names: no prototype, whatever the names (canonicalization also renames __proto__ and the like).
+  const fracOf: Record<string, number> = Object.create(null) as Record<string, number>;
   const fmtOfTensor = (t: string): Format => formatOf(plan, assignment, plan.activationOf.get(t)!);
   for (const t of plan.activationOf.keys()) fracOf[t] = fmtOfTensor(t).frac;
-  const constants: Record<string, ProgramConstant> = {};
+  const constants: Record<string, ProgramConstant> = Object.create(null) as Record<string, ProgramConstant>;
   const nodes: ProgramNode[] = [];
   for (const node of plan.nodes) {
     const module = operatorModule(node.op)!;
