@@ -23,7 +23,8 @@ import { buildPlan } from '../../native-workers/engine/fixedpoint/plan.js';
 import { importModel } from '../../native-workers/engine/model.js';
 import { MAX_LAYERS } from '../../native-workers/engine/passes/validate.js';
 import { SimRunner } from '../../native-workers/engine/runtime/sim-runner.js';
-import { evaluateFloat } from '../../services/evaluate.js';
+import { evaluate, evaluateFloat } from '../../services/evaluate.js';
+import { quantize } from '../../services/quantize.js';
 import { closePools } from '../../services/pool.js';
 import { quantizeSearch } from '../../services/search.js';
 import { GraphBuilder, int, ints, seededFloats } from '../helpers/graph-builder.js';
@@ -138,6 +139,42 @@ describe('shared parameters (issue 30, item 6)', () => {
       await sim.release();
     }
   });
+});
+
+describe('shared bias through the services (issue 30, item 6)', () => {
+  it('evaluate --engine int scores a shared-bias model as the simulation does', async () => {
+    const root = join(dir, 'shared-bias-run');
+    const p = await smallProject(root, { preprocess: 'channels=1', classes: ['a', 'b', 'c'] });
+    // Replace the model: two Convs reading one bias, between a 1-channel input and the classifier.
+    const b = new GraphBuilder();
+    const x = b.input('x', [-1, 1, 8, 8]);
+    const bias = b.weight([4], 22, 2);
+    const pads = { pads: ints([1, 1, 1, 1]) };
+    const c1 = b.node('Relu', [b.node('Conv', [x, b.weight([4, 1, 3, 3], 21, 0.5), bias], pads)]);
+    const c2 = b.node('Relu', [b.node('Conv', [c1, b.weight([4, 4, 3, 3], 23, 0.3), bias], pads)]);
+    const f = b.node('Flatten', [b.node('GlobalAveragePool', [c2])]);
+    b.output(b.node('Gemm', [f, b.weight([3, 4], 25), b.weight([3], 26)], { transB: int(1) }), [-1, 3]);
+    writeFileSync(p.model, b.bytes());
+    const out = join(root, 'run');
+    await quantize({
+      modelPath: p.model,
+      dataPath: p.data,
+      out,
+      uniform: 6,
+      calib: 3,
+      eval: 3,
+      seed: 1,
+      cacheDir: p.cache,
+    });
+    const common = { modelPath: p.model, dataPath: p.data, run: out, cacheDir: p.cache, split: 'all' as const };
+    const logitsOf = async (engine: 'sim' | 'int'): Promise<number[]> => {
+      const file = join(root, `${engine}.f32`);
+      await evaluate({ ...common, engine, saveLogits: file });
+      const bytes = readFileSync(file);
+      return Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4));
+    };
+    expect(await logitsOf('int')).toEqual(await logitsOf('sim'));
+  }, 120_000);
 });
 
 describe('size bombs (issue 30, item 8)', () => {
