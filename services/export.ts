@@ -409,6 +409,13 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
       throw new FxpqError(`${out} cannot be written: ${describeFsError(e, out).message}`, 'io');
     }
     return result;
+  } catch (e) {
+    // A full disk or a read-only folder while the files are written (they go to the staging
+    // folder, removed below, so nothing half-written is left) is a sentence, not an internal error.
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    if (!(e instanceof FxpqError) && typeof code === 'string' && /^E[A-Z]+$/.test(code))
+      throw new FxpqError(`${out} cannot be written: ${describeFsError(e, out).message}`, 'io');
+    throw e;
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
