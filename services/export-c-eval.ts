@@ -37,9 +37,40 @@ export interface BoundedResult {
 }
 
 /**
+ * The process groups runBounded started that are still running, killed when this thread's
+ * process exits (a normal exit or process.exit mid-export). A SIGTERM or SIGHUP with Node's
+ * default handling, a SIGKILL, or a job worker ended by force run no hook at all: for those the
+ * watchdog below ends the group.
+ */
+const liveGroups = new Set<number>();
+let exitHook = false;
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * The group's watchdog (POSIX sh): the program runs in the background with its own stdin from
+ * /dev/null, while a subshell reads the pipe this process holds open as the shell's stdin. That
+ * read returns only when the pipe closes, i.e. when this process (or the worker thread that
+ * spawned it) is gone, however it died, SIGKILL included; it then kills the whole group (gcc's
+ * cc1 and as, the built program and whatever it started). When the program ends normally the
+ * shell stops the watchdog and exits with the program's status.
+ */
+const WATCHDOG =
+  'exec 3<&0; "$@" </dev/null 3<&- & c=$!; ' +
+  '(read x <&3; kill -s KILL 0) </dev/null >/dev/null 2>&1 & w=$!; exec 3<&-; ' +
+  'wait $c; r=$?; kill $w 2>/dev/null; exit $r';
+
+/**
  * Run a program with a time limit, in a process group of its own so that a timeout kills what it
  * started too (gcc's cc1 and as). `what` names it in the sentence a timeout throws. A non-zero
- * exit is returned, not thrown; a program that cannot start throws.
+ * exit is returned, not thrown; a program that cannot start throws. The group does not outlive
+ * this process: it is killed on exit, and a watchdog in the group kills it when this process
+ * dies without running any hook (a signal, SIGKILL included).
  */
 export function runBounded(
   file: string,
@@ -49,7 +80,24 @@ export function runBounded(
   const maxBuffer = o.maxBuffer ?? 1024 * 1024;
   return new Promise((resolvePromise, reject) => {
     const group = process.platform !== 'win32';
-    const child = spawn(file, args, { detached: group, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = group
+      ? spawn('/bin/sh', ['-c', WATCHDOG, 'fxpq-bounded', file, ...args], {
+          detached: true,
+          stdio: ['pipe', 'pipe', 'pipe'],
+        })
+      : spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = child.pid;
+    if (group && pid !== undefined) {
+      liveGroups.add(pid);
+      if (!exitHook) {
+        exitHook = true;
+        process.on('exit', () => {
+          for (const g of liveGroups) killGroup(g);
+        });
+      }
+    }
+    // Never written to: the watchdog's pipe, closed only when this process is gone.
+    child.stdin?.on('error', () => {});
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;
@@ -57,7 +105,7 @@ export function runBounded(
     let ended: 'timeout' | 'aborted' | undefined;
     const kill = (): void => {
       try {
-        if (group && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        if (group && pid !== undefined) process.kill(-pid, 'SIGKILL');
         else child.kill('SIGKILL');
       } catch {
         // already gone
@@ -84,15 +132,17 @@ export function runBounded(
     const finish = (): void => {
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
+      if (pid !== undefined) liveGroups.delete(pid);
+      child.stdin?.destroy();
     };
     child.on('error', (e) => {
       finish();
       reject(e);
     });
     child.on('close', (code) => {
-      finish();
       // A timeout or a cancel also ends whatever the program left running in its group.
       if (ended) kill();
+      finish();
       if (ended === 'timeout')
         reject(
           new FxpqError(

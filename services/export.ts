@@ -1,10 +1,27 @@
 /**
  * `fxpq export RUN --out DIR`: the deployable formats of spec §6, each verified before it is
  * written (a failed verification is an error, never a warning). Everything is built in a
- * temporary folder beside DIR and moved in only when every format passed.
+ * staging folder beside DIR and moved in only when every format passed.
+ *
+ * Ownership (issue 30): an export folder holds DIR/.fxpq-export (a marker with a format
+ * version). DIR may be absent or empty, marked, or an export made before the marker existed (a
+ * folder holding nothing but the names FxPQ writes: model.qdq.onnx, model.fxpq, report.json,
+ * report.html, c/ with its files, and a report.json with FxPQ's export section); anything else is refused before a byte is written, and a DIR
+ * that is a link is refused too. An existing export is replaced as a whole: the old folder is
+ * renamed aside, the staging folder renamed in, and then the old one is removed by the names FxPQ
+ * writes only; a failure before the second rename puts the old folder back. Nothing is written
+ * through DIR or into it.
+ *
+ * Lock: PARENT/.NAME.fxpq-export.lock, created exclusively, holds pid, host, start time and
+ * command; a second export to DIR is refused with who holds it, a lock whose pid is dead on this
+ * host is taken over. Staging folders are named .NAME.export-PID-HEX (the old folder, while
+ * replaced, .NAME.export-old-PID-HEX); only those of a dead pid are cleared, and an old folder
+ * left aside by a killed export is put back when DIR is missing.
  */
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { link, lstat, mkdir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { topK } from '../native-workers/engine/data/metrics.js';
@@ -28,9 +45,15 @@ import {
   writeAndCheckCEval,
 } from './export-c-eval.js';
 import { describeFsError } from './files.js';
+import { removeOwned, removeOwnedIfEmpty } from './owned-paths.js';
 import { imageBatches, refuseSkipped } from './image-feed.js';
 import { readRunConfig, readRunReport, runEqualized, sha256 } from './runs.js';
-import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan, readTrajectory } from './run-schemas.js';
+import {
+  checkRunConfigAgainstDataset,
+  checkRunConfigAgainstPlan,
+  readTrajectory,
+  RunLockSchema,
+} from './run-schemas.js';
 import { openSession } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
@@ -99,15 +122,21 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
   } catch (e) {
     throw describeFsError(e, parent, 'a folder');
   }
+  const name = basename(out);
+  // Refused before anything is written: a folder that is not FxPQ's, or another export on it.
+  await assertExportFolder(out);
+  const lock = await lockExport(parent, name, out);
   let staging: string;
-  const stagingPrefix = `.${basename(out)}.export-`;
   try {
-    // An export killed before it finished left its staging folder: clear those of this output.
-    for (const name of await readdir(parent))
-      if (name.startsWith(stagingPrefix)) await rm(join(parent, name), { recursive: true, force: true });
-    staging = await mkdtemp(join(parent, stagingPrefix));
+    await clearAbandoned(parent, name, out);
+    await assertExportFolder(out);
+    staging = join(parent, `.${name}.export-${process.pid}-${randomBytes(6).toString('hex')}`);
+    await mkdir(staging);
   } catch (e) {
-    throw new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io');
+    await lock.release();
+    throw e instanceof FxpqError
+      ? e
+      : new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io');
   }
   try {
     const plan = buildPlan(s.model.canonical, { inputNonNegative: config.inputNonNegative });
@@ -382,32 +411,10 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
       }),
     );
 
-    // Everything verified. A new folder appears in one rename, complete or not at all; into an
-    // existing folder the files move a file at a time, each an atomic rename.
-    try {
-      if (!existsSync(out)) {
-        await rm(join(staging, 'build'), { recursive: true, force: true });
-        await chmod(staging, 0o755); // mkdtemp made it private
-        await rename(staging, out);
-        return result;
-      }
-      await mkdir(out, { recursive: true });
-      if (formats.includes('c')) await mkdir(join(out, 'c', 'eval'), { recursive: true });
-      for (const name of [
-        'model.qdq.onnx',
-        'model.fxpq',
-        'c/model.h',
-        'c/model.c',
-        'c/test_main.c',
-        ...C_EVAL_FILES,
-        'report.json',
-        'report.html',
-      ]) {
-        if (existsSync(join(staging, name))) await rename(join(staging, name), join(out, name));
-      }
-    } catch (e) {
-      throw new FxpqError(`${out} cannot be written: ${describeFsError(e, out).message}`, 'io');
-    }
+    // Everything verified: the folder appears, or replaces the old export, as a whole.
+    await writeFile(join(staging, EXPORT_MARKER), EXPORT_MARKER_TEXT());
+    await rm(join(staging, 'build'), { recursive: true, force: true });
+    await replaceExport(parent, name, out, staging);
     return result;
   } catch (e) {
     // A full disk or a read-only folder while the files are written (they go to the staging
@@ -418,5 +425,276 @@ export async function exportRun(o: ExportOptions): Promise<ExportResult> {
     throw e;
   } finally {
     await rm(staging, { recursive: true, force: true });
+    await lock.release();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The export folder: ownership, lock, staging, replacement.
+
+export const EXPORT_MARKER = '.fxpq-export';
+const EXPORT_MARKER_TEXT = (): string =>
+  JSON.stringify({ format: 'fxpq-export-folder', version: 1, created: new Date().toISOString() }) + '\n';
+
+/** Every file FxPQ writes into an export folder, by its path there (the marker aside). */
+const EXPORT_FILES = [
+  'model.qdq.onnx',
+  'model.fxpq',
+  'report.json',
+  'report.html',
+  'c/model.h',
+  'c/model.c',
+  'c/test_main.c',
+  ...C_EVAL_FILES,
+];
+/** The folders holding them, deepest first. */
+const EXPORT_DIRS = ['c/eval', 'c'];
+
+/** The first entry of `out` (recursively in c/) that FxPQ does not write, or undefined. */
+async function foreignEntry(out: string, rel = ''): Promise<string | undefined> {
+  for (const entry of await readdir(join(out, rel))) {
+    const path = rel ? `${rel}/${entry}` : entry;
+    const info = await lstat(join(out, path));
+    if (EXPORT_DIRS.includes(path)) {
+      if (!info.isDirectory()) return `${path} (not a folder)`;
+      const inner = await foreignEntry(out, path);
+      if (inner !== undefined) return inner;
+    } else if (path === EXPORT_MARKER && rel === '') {
+      if (!info.isFile()) return path;
+    } else if (!EXPORT_FILES.includes(path) || !info.isFile()) return path;
+  }
+  return undefined;
+}
+
+/** What `out` is: missing, empty, marked, an export made before the marker, or foreign (why). */
+async function exportFolderKind(
+  out: string,
+): Promise<{ kind: 'missing' | 'empty' | 'marked' | 'legacy' } | { kind: 'foreign'; reason: string }> {
+  let info;
+  try {
+    info = await lstat(out);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+    throw describeFsError(e, out, 'a folder');
+  }
+  if (info.isSymbolicLink()) return { kind: 'foreign', reason: 'it is a link, and FxPQ does not write through links' };
+  if (!info.isDirectory()) return { kind: 'foreign', reason: 'it is not a folder' };
+  const names = await readdir(out).catch((e: unknown) => {
+    throw describeFsError(e, out, 'a folder');
+  });
+  if (names.length === 0) return { kind: 'empty' };
+  const foreign = await foreignEntry(out).catch((e: unknown) => {
+    throw describeFsError(e, out, 'a folder');
+  });
+  if (foreign !== undefined) return { kind: 'foreign', reason: `it holds ${foreign}, which FxPQ does not write` };
+  if (!names.includes(EXPORT_MARKER)) {
+    // An export made before the marker always wrote report.json last, with its export section:
+    // FxPQ's names alone (a user's own report.json) are not enough.
+    try {
+      const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { export?: { files?: unknown } };
+      if (Array.isArray(report?.export?.files)) return { kind: 'legacy' };
+    } catch {
+      // missing or not FxPQ's
+    }
+    return {
+      kind: 'foreign',
+      reason: 'none of its files is recognisably an FxPQ export (no report.json with an export section)',
+    };
+  }
+  try {
+    const marker = JSON.parse(await readFile(join(out, EXPORT_MARKER), 'utf8')) as { format?: unknown };
+    if (marker?.format === 'fxpq-export-folder') return { kind: 'marked' };
+  } catch {
+    // not FxPQ's marker
+  }
+  return { kind: 'foreign', reason: `${join(out, EXPORT_MARKER)} is not the marker FxPQ writes` };
+}
+
+async function assertExportFolder(out: string): Promise<void> {
+  const kind = await exportFolderKind(out);
+  if (kind.kind === 'foreign')
+    throw new FxpqError(
+      `${out} is not empty and is not an FxPQ export folder (${kind.reason}); nothing in it was changed or deleted. Choose a new or empty folder for --out.`,
+      'io',
+    );
+}
+
+interface ExportLockInfo {
+  pid: number;
+  host: string;
+  started: string;
+  command: string;
+}
+
+function aliveHere(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function parseLock(text: string | undefined): ExportLockInfo | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const r = RunLockSchema.safeParse(JSON.parse(text));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    const info = await lstat(path);
+    if (!info.isFile() || info.size > 64 * 1024) return undefined;
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Locks of this thread, released on its exit short of a kill (a kill leaves them stale). */
+const heldLocks = new Map<string, string>();
+let lockExitHook = false;
+
+/**
+ * Take the lock of exporting to `out` (PARENT/.NAME.fxpq-export.lock): exclusive; a second export
+ * is refused with a sentence naming the holder; a lock whose pid is dead on this host is taken
+ * over (renamed aside, so of two processes taking it over only one succeeds).
+ */
+async function lockExport(parent: string, name: string, out: string): Promise<{ release(): Promise<void> }> {
+  const path = join(parent, `.${name}.fxpq-export.lock`);
+  const text =
+    JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString(), command: 'fxpq export' }) +
+    '\n';
+  const refusal = (info: ExportLockInfo | undefined): FxpqError =>
+    new FxpqError(
+      info
+        ? `${out} is being exported by ${info.command}, pid ${info.pid}${info.host !== hostname() ? ` on ${info.host}` : ''}, since ${info.started}; wait for it to finish.`
+        : `${out} is being exported by another FxPQ process (its lock ${path} cannot be read); wait for it, or delete the lock if no FxPQ process is running.`,
+      'io',
+    );
+  for (let attempt = 0; attempt < 5; attempt++) {
+    // A complete temporary file linked into place: the lock is never seen half written.
+    const tmp = `${path}.${randomBytes(6).toString('hex')}`;
+    try {
+      await writeFile(tmp, text, { flag: 'wx' });
+    } catch (e) {
+      throw new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io');
+    }
+    try {
+      try {
+        await link(tmp, path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
+        await writeFile(path, text, { flag: 'wx' }); // a file system without hard links
+      }
+      heldLocks.set(path, text);
+      if (!lockExitHook) {
+        lockExitHook = true;
+        process.on('exit', () => {
+          for (const [p, t] of heldLocks)
+            try {
+              if (readFileSync(p, 'utf8') === t) unlinkSync(p);
+            } catch {
+              // already gone
+            }
+        });
+      }
+      return {
+        release: async () => {
+          heldLocks.delete(path);
+          if ((await readText(path)) === text) await unlink(path).catch(() => {});
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io');
+    } finally {
+      await unlink(tmp).catch(() => {});
+    }
+    const current = await readText(path);
+    if (current === undefined) continue;
+    const info = parseLock(current);
+    if (!info || info.host !== hostname() || aliveHere(info.pid)) throw refusal(info);
+    const aside = `${path}.${randomBytes(6).toString('hex')}.stale`;
+    try {
+      await rename(path, aside);
+    } catch {
+      continue;
+    }
+    if ((await readText(aside)) !== current) await link(aside, path).catch(() => {}); // someone else's: give it back
+    await unlink(aside).catch(() => {});
+  }
+  throw refusal(parseLock(await readText(path)));
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Clear what killed exports of `out` left in `parent`: staging folders named exactly
+ * .NAME.export-PID-HEX whose pid is dead (another export's live staging stays), and old
+ * folders set aside during a replacement (.NAME.export-old-PID-HEX): put back when `out` is
+ * missing, removed by FxPQ's names otherwise. Called with the lock held.
+ */
+async function clearAbandoned(parent: string, name: string, out: string): Promise<void> {
+  const pattern = new RegExp(`^\\.${escapeRegExp(name)}\\.export-(old-)?([1-9][0-9]*)-[0-9a-f]{12}$`);
+  for (const entry of await readdir(parent)) {
+    const m = pattern.exec(entry);
+    if (!m || aliveHere(Number(m[2]))) continue;
+    if (m[1] === undefined) {
+      await removeOwned(parent, entry, 'an abandoned staging folder');
+    } else if (!existsSync(out) && (await exportFolderKind(join(parent, entry))).kind !== 'foreign') {
+      await rename(join(parent, entry), out);
+    } else {
+      await removeOldExport(parent, entry);
+    }
+  }
+}
+
+/** Remove an old export folder by the names FxPQ writes only; whatever else it holds stays. */
+async function removeOldExport(parent: string, entry: string): Promise<void> {
+  for (const file of [...EXPORT_FILES, EXPORT_MARKER])
+    await removeOwned(parent, `${entry}/${file}`, 'an old export file');
+  for (const dir of EXPORT_DIRS) await removeOwnedIfEmpty(parent, `${entry}/${dir}`);
+  await removeOwnedIfEmpty(parent, entry);
+}
+
+/**
+ * Put the verified `staging` folder at `out`: one rename when `out` is missing or empty; an
+ * existing export is renamed aside first and put back if the staging folder cannot be renamed
+ * in, then removed by FxPQ's names (a failure there leaves it aside, cleared by the next export).
+ */
+async function replaceExport(parent: string, name: string, out: string, staging: string): Promise<void> {
+  const kind = await exportFolderKind(out);
+  if (kind.kind === 'foreign') await assertExportFolder(out);
+  if (kind.kind === 'missing' || kind.kind === 'empty') {
+    if (kind.kind === 'empty') await rmdir(out).catch(() => undefined);
+    try {
+      await rename(staging, out);
+    } catch (e) {
+      throw new FxpqError(`${out} cannot be written: ${describeFsError(e, out).message}`, 'io');
+    }
+    return;
+  }
+  const asideName = `.${name}.export-old-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const aside = join(parent, asideName);
+  try {
+    await rename(out, aside);
+  } catch (e) {
+    throw new FxpqError(`${out} cannot be written: ${describeFsError(e, out).message}`, 'io');
+  }
+  try {
+    await rename(staging, out);
+  } catch (e) {
+    // The old export goes back whole; the new one is dropped with the staging folder.
+    await rename(aside, out).catch(() => undefined);
+    throw new FxpqError(
+      `${out} cannot be written: ${describeFsError(e, out).message} The previous export there was kept as it was.`,
+      'io',
+    );
+  }
+  await removeOldExport(parent, asideName).catch(() => undefined);
 }

@@ -5,7 +5,7 @@
  * put markup into report.html; gcc and the programs it builds run under a time limit; a FIFO
  * named config.json, report.json or trajectory.jsonl is refused at once.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   constants,
   existsSync,
@@ -19,17 +19,27 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema } from 'onnx-buf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportRun } from '../../services/export.js';
 import { runBounded } from '../../services/export-c-eval.js';
 import { quantize } from '../../services/quantize.js';
-import { closePools } from '../../services/pool.js';
+import { closePools, tsxLoaderUrl } from '../../services/pool.js';
 import { renderHtmlReport, REPORT_CSP, type HtmlReportInput } from '../../native-workers/engine/export/report-html.js';
 import { modelPath, repoRoot, smallUniform } from '../helpers/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'fxpq-hostile-codegen-'));
+/** A process still running (a zombie, dead but not yet reaped by init, counts as ended). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 const cacheDir = join(tmp, 'cache');
 const marker = join(tmp, 'pwned');
 const fifos: string[] = [];
@@ -319,6 +329,72 @@ describe('time limits of gcc and of the programs it built', () => {
     const ok = await runBounded('sh', ['-c', 'echo hi; exit 3'], { limitMs: 10_000, what: 'x' });
     expect(ok).toEqual({ code: 3, stdout: 'hi\n', stderr: '' });
   });
+
+  // A CLI killed mid-export used to leave gcc and the built programs running in their own
+  // process group (30 s here, minutes for a large model).
+  for (const how of ['exit', 'SIGTERM', 'SIGHUP', 'SIGKILL'] as const)
+    it(`the group it started does not outlive this process when it ends by ${how}`, async () => {
+      const pidFile = join(tmp, `group-${how}`);
+      const script = join(tmp, `group-${how}.mts`);
+      writeFileSync(
+        script,
+        [
+          `import { runBounded } from ${JSON.stringify(join(repoRoot, 'services/export-c-eval.ts'))};`,
+          `const running = runBounded('sh', ['-c', 'sleep 30 & echo $! > ${pidFile}; wait'], { limitMs: 60_000, what: 'x' });`,
+          `import { existsSync } from 'node:fs';`,
+          // 'exit': the process ends by itself (process.exit) while the program runs.
+          `if (process.argv[2] === 'exit') setInterval(() => existsSync(${JSON.stringify(pidFile)}) && setTimeout(() => process.exit(0), 200), 20);`,
+          `await running;`,
+        ].join('\n'),
+      );
+      const child = spawn(process.execPath, ['--import', 'tsx', script, how], { cwd: repoRoot, stdio: 'ignore' });
+      const closed = new Promise((r) => child.on('close', r));
+      const deadline = Date.now() + 20_000;
+      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') {
+        if (Date.now() > deadline) throw new Error('the program did not start');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const sleeper = Number(readFileSync(pidFile, 'utf8').trim());
+      expect(running(sleeper)).toBe(true);
+      if (how !== 'exit') child.kill(how);
+      await closed;
+      const until = Date.now() + 5000;
+      while (running(sleeper) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(running(sleeper)).toBe(false);
+    }, 30_000);
+
+  it('the group it started does not outlive a job worker ended by force (a cancel it did not answer)', async () => {
+    const pidFile = join(tmp, 'group-worker');
+    const entry = join(tmp, 'group-worker.ts');
+    writeFileSync(
+      entry,
+      [
+        `import { runBounded } from ${JSON.stringify(join(repoRoot, 'services/export-c-eval.ts'))};`,
+        `export default async function (): Promise<void> {`,
+        `  await runBounded('sh', ['-c', 'sleep 30 & echo $! > ${pidFile}; wait'], { limitMs: 60_000, what: 'x' });`,
+        `}`,
+      ].join('\n'),
+    );
+    const pool = new Piscina({ filename: pathToFileURL(entry).href, execArgv: ['--import', tsxLoaderUrl()] });
+    const hard = new AbortController();
+    const task = pool.run({}, { signal: hard.signal }).catch((e: unknown) => e);
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').trim() === '') {
+        if (Date.now() > deadline) throw new Error('the program did not start');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const sleeper = Number(readFileSync(pidFile, 'utf8').trim());
+      expect(running(sleeper)).toBe(true);
+      hard.abort();
+      await task;
+      const until = Date.now() + 5000;
+      while (running(sleeper) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(running(sleeper)).toBe(false);
+    } finally {
+      await pool.destroy();
+    }
+  }, 30_000);
 
   it.skipIf(!hasGcc)(
     'an export whose gcc or golden-vector test runs past its limit fails and writes nothing',
