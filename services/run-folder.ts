@@ -6,15 +6,20 @@
  * the marker, or is a run made before the marker existed: a folder holding nothing but the names
  * FxPQ writes (RUN_FILES, rounding/ with its .bin files, FxPQ's temporary files) and at least one
  * of them recognisably FxPQ's (a config.json of format "fxpq-run", a checkpoint whose text starts
- * with its first key `{"identity"`, or an activations.json of the run's shape). Any other
+ * with its first key `{"identity"`, an activations.json of the run's shape, or, where config.json
+ * is absent, a trajectory.jsonl that is empty or starts with a trajectory step). The operating
+ * system's own files (.DS_Store, ._*, Thumbs.db, desktop.ini) are ignored, never deleted. Any other
  * non-empty folder is refused before a byte is written. Deleting (--restart, a fresh search over
  * an old run) removes those names one by one through owned-paths.ts, never the folder: a file
  * the user put into RUN stays.
  *
  * Lock: RUN/.fxpq-run.lock, created exclusively (a link of a complete temporary file, so it is
- * never seen half written), holds pid, host, start time and command. A second quantize on the
- * same RUN is refused with who holds it; a lock whose pid is dead on this host is stale and
- * taken over. It is released on success, error and cancel (and on process exit); a SIGKILL
+ * never seen half written), holds pid, host, start time, command, and where readable the boot id
+ * and the holder's start time from /proc. A second quantize on the same RUN is refused with who
+ * holds it and the lock file to delete if that process is gone; a lock of this host is stale and
+ * taken over when its pid is dead, the boot id differs (a reboot), the pid's start time differs
+ * (the pid reused, e.g. after a container restart), or the pid is this process's own, which does
+ * not hold it and started after the lock was taken. It is released on success, error and cancel (and on process exit); a SIGKILL
  * leaves it stale. evaluate --run and export read a run only when no live lock is on it.
  *
  * Completion: report.json is written last (atomically), after config.json; every write session
@@ -29,7 +34,13 @@ import { join, resolve } from 'node:path';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { describeFsError, writeFileAtomic } from './files.js';
 import { resolveOwned } from './owned-paths.js';
-import { ActivationStatsSchema, RunConfigSchema, RunLockSchema, RunMarkerSchema } from './run-schemas.js';
+import {
+  ActivationStatsSchema,
+  RunConfigSchema,
+  RunLockSchema,
+  RunMarkerSchema,
+  TrajectoryStepSchema,
+} from './run-schemas.js';
 
 export const RUN_MARKER = '.fxpq-run';
 export const RUN_LOCK = '.fxpq-run.lock';
@@ -58,6 +69,16 @@ const isToolName = (name: string): boolean =>
   name === RUN_LOCK ||
   name === RUN_ROUNDING_DIR ||
   isTemporary(name);
+/**
+ * Files an operating system leaves in any folder it shows (Finder's .DS_Store and AppleDouble
+ * ._* files, Windows Explorer's Thumbs.db and desktop.ini): they say nothing about whose folder
+ * it is, so they neither make a run foreign nor are deleted.
+ */
+export const isOsMetadata = (name: string): boolean =>
+  name === '.DS_Store' ||
+  name.startsWith('._') ||
+  ['thumbs.db', 'ehthumbs.db', 'desktop.ini'].includes(name.toLowerCase());
+
 /** Inside rounding/: the rounded weights (optimized-rounding.ts) and their temporary files. */
 const isRoundingName = (name: string): boolean => /^[0-9a-f]{24}\.bin$/.test(name) || isTemporary(name);
 
@@ -94,6 +115,7 @@ export async function runFolderKind(
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'empty' };
     throw describeFsError(e, dir, 'a folder');
   }
+  names = names.filter((n) => !isOsMetadata(n));
   const meaningful = names.filter((n) => !isTemporary(n) && n !== RUN_LOCK);
   if (meaningful.length === 0) return { kind: 'empty' };
   if (names.includes(RUN_MARKER)) {
@@ -106,7 +128,7 @@ export async function runFolderKind(
   if (names.includes(RUN_ROUNDING_DIR)) {
     const info = await lstat(join(dir, RUN_ROUNDING_DIR));
     if (!info.isDirectory()) return { kind: 'foreign', reason: `its ${RUN_ROUNDING_DIR} is not a folder` };
-    const inner = (await readdir(join(dir, RUN_ROUNDING_DIR))).find((n) => !isRoundingName(n));
+    const inner = (await readdir(join(dir, RUN_ROUNDING_DIR))).find((n) => !isRoundingName(n) && !isOsMetadata(n));
     if (inner !== undefined)
       return { kind: 'foreign', reason: `it holds ${RUN_ROUNDING_DIR}/${inner}, which FxPQ does not write` };
   }
@@ -119,6 +141,18 @@ export async function runFolderKind(
   }
   const activations = await readSmall(join(dir, 'activations.json'));
   if (parses(activations, (v) => ActivationStatsSchema.safeParse(v).success)) return { kind: 'legacy' };
+  // A search killed before its first checkpoint: nothing but FxPQ's names, no config.json, and a
+  // trajectory that is empty (the file is created before the first step) or whose first line is
+  // a trajectory step. Such a folder holds nothing a user could lose that FxPQ did not write.
+  if (!names.includes('config.json') && names.includes('trajectory.jsonl')) {
+    const trajectory = await readSmall(join(dir, 'trajectory.jsonl'));
+    const first = trajectory?.split('\n')[0]?.trim();
+    if (
+      trajectory !== undefined &&
+      (trajectory.trim() === '' || parses(first, (v) => TrajectoryStepSchema.safeParse(v).success))
+    )
+      return { kind: 'legacy' };
+  }
   return {
     kind: 'foreign',
     reason: `none of its files (${meaningful.slice(0, 4).join(', ')}) is recognisably an FxPQ run's`,
@@ -182,6 +216,10 @@ interface LockInfo {
   host: string;
   started: string;
   command: string;
+  /** /proc/sys/kernel/random/boot_id when the lock was taken (absent in older locks, or where unreadable). */
+  boot?: string;
+  /** The holder's start time, field 22 of /proc/<pid>/stat (absent in older locks, or where unreadable). */
+  pidStart?: string;
 }
 
 /** Locks this process holds (released on exit, whatever ends it short of a kill). */
@@ -197,26 +235,83 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Where the system says which boot this is and when a process started (Linux /proc); tests point it elsewhere. */
+export const lockProbes = {
+  bootId(): string | undefined {
+    try {
+      return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  /** Field 22 of /proc/<pid>/stat: the process's start time in clock ticks after boot. */
+  processStart(pid: number): string | undefined {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const start = fields[22 - 3];
+      return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/** When this process started (process-wide: the same in its worker threads). */
+const processStartedAt = (): number => Date.now() - process.uptime() * 1000;
+
+/**
+ * Whether a lock's holder is certainly gone: only for a lock of this host. Its pid is dead; or
+ * the machine booted since (another boot id); or its pid now belongs to a process that started
+ * at another time (pid reuse after a container restart); or the pid is this very process, which
+ * does not hold it, and the lock is older than this process (a lock of an earlier process that
+ * had our pid). A lock of this pid taken after this process started is held by another of its
+ * threads (a job worker): that one is live.
+ */
+function staleLock(path: string, info: LockInfo): boolean {
+  if (info.host !== hostname()) return false;
+  if (info.boot !== undefined) {
+    const boot = lockProbes.bootId();
+    if (boot !== undefined && boot !== info.boot) return true;
+  }
+  if (!alive(info.pid)) return true;
+  if (info.pidStart !== undefined) {
+    const start = lockProbes.processStart(info.pid);
+    if (start !== undefined && start !== info.pidStart) return true;
+  }
+  if (info.pid === process.pid && !held.has(path)) {
+    const started = Date.parse(info.started);
+    if (!Number.isFinite(started) || started < processStartedAt() - 1000) return true;
+  }
+  return false;
+}
+
 function holderSentence(dir: string, info: LockInfo | undefined): string {
+  const remove = `delete ${join(dir, RUN_LOCK)} if that process is gone`;
   if (!info)
-    return `${dir} is in use by another FxPQ process (its lock ${RUN_LOCK} cannot be read); wait for it, or delete ${join(dir, RUN_LOCK)} if no FxPQ process is running.`;
+    return `${dir} is in use by another FxPQ process (its lock ${RUN_LOCK} cannot be read); wait for it, or ${remove}.`;
   const elsewhere = info.host !== hostname() ? ` on ${info.host}` : '';
-  return `${dir} is in use by ${info.command}, pid ${info.pid}${elsewhere}, since ${info.started}; wait for it to finish${
-    elsewhere ? `, or delete ${join(dir, RUN_LOCK)} if that process is gone` : ''
-  }.`;
+  return `${dir} is in use by ${info.command}, pid ${info.pid}${elsewhere}, since ${info.started}; wait for it to finish, or ${remove}.`;
 }
 
 function parseLock(text: string | undefined): LockInfo | undefined {
   if (text === undefined) return undefined;
   try {
     const r = RunLockSchema.safeParse(JSON.parse(text));
-    return r.success ? r.data : undefined;
+    if (!r.success) return undefined;
+    const { pid, host, started, command } = r.data;
+    const extra = r.data as Record<string, unknown>;
+    const info: LockInfo = { pid, host, started, command };
+    if (typeof extra['boot'] === 'string') info.boot = extra['boot'];
+    if (typeof extra['pidStart'] === 'string') info.pidStart = extra['pidStart'];
+    return info;
   } catch {
     return undefined;
   }
 }
 
-/** The live holder of RUN's lock, if any (a stale lock, whose pid is dead on this host, is none). */
+/** The live holder of RUN's lock, if any (a stale lock, see staleLock, is none). */
 export async function runLockHolder(dir: string): Promise<LockInfo | 'unreadable' | undefined> {
   const path = join(resolve(dir), RUN_LOCK);
   if (!existsSync(path)) return undefined;
@@ -224,7 +319,7 @@ export async function runLockHolder(dir: string): Promise<LockInfo | 'unreadable
   if (text === undefined) return existsSync(path) ? 'unreadable' : undefined;
   const info = parseLock(text);
   if (!info) return 'unreadable';
-  if (info.host === hostname() && !alive(info.pid)) return undefined;
+  if (staleLock(path, info)) return undefined;
   return info;
 }
 
@@ -250,8 +345,17 @@ export interface RunLock {
 export async function lockRunFolder(dir: string, command = 'fxpq quantize'): Promise<RunLock> {
   const abs = resolve(dir);
   const path = join(abs, RUN_LOCK);
+  const boot = lockProbes.bootId();
+  const pidStart = lockProbes.processStart(process.pid);
   const text =
-    JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString(), command }) + '\n';
+    JSON.stringify({
+      pid: process.pid,
+      host: hostname(),
+      started: new Date().toISOString(),
+      command,
+      ...(boot !== undefined ? { boot } : {}),
+      ...(pidStart !== undefined ? { pidStart } : {}),
+    }) + '\n';
   for (let attempt = 0; attempt < 5; attempt++) {
     const tmp = join(abs, `${RUN_LOCK}.${randomBytes(6).toString('hex')}`);
     try {
@@ -295,7 +399,7 @@ export async function lockRunFolder(dir: string, command = 'fxpq quantize'): Pro
     const current = await readSmall(path);
     if (current === undefined) continue;
     const info = parseLock(current);
-    if (!info || info.host !== hostname() || alive(info.pid)) throw new FxpqError(holderSentence(abs, info), 'io');
+    if (!info || !staleLock(path, info)) throw new FxpqError(holderSentence(abs, info), 'io');
     const aside = join(abs, `${RUN_LOCK}.${randomBytes(6).toString('hex')}.stale`);
     try {
       await rename(path, aside);

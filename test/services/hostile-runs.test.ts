@@ -120,7 +120,7 @@ describe('one process per run folder (item 11)', () => {
     while (!existsSync(join(out, '.fxpq-run.lock'))) await new Promise((r) => setTimeout(r, 5));
     const since = JSON.parse(readFileSync(join(out, '.fxpq-run.lock'), 'utf8')).started as string;
     await expect(quantize({ ...uniform, out })).rejects.toThrow(
-      `${out} is in use by fxpq quantize, pid ${process.pid}, since ${since}; wait for it to finish.`,
+      `${out} is in use by fxpq quantize, pid ${process.pid}, since ${since}; wait for it to finish, or delete ${join(out, '.fxpq-run.lock')} if that process is gone.`,
     );
     // evaluate and export refuse to read it meanwhile, with the same sentence.
     await expect(evaluate({ modelPath: modelFile, dataPath, run: out, cacheDir })).rejects.toThrow(
@@ -188,7 +188,7 @@ describe('one process per run folder (item 11)', () => {
     expect([a.code, b.code].sort()).toEqual([0, 1]);
     const refused = a.code === 1 ? a : b;
     expect(refused.stderr).toMatch(
-      /two-cli is in use by fxpq quantize, pid \d+, since \d{4}-\d\d-\d\dT[\d:.]+Z; wait for it to finish\./,
+      /two-cli is in use by fxpq quantize, pid \d+, since \d{4}-\d\d-\d\dT[\d:.]+Z; wait for it to finish, or delete \S+two-cli\/\.fxpq-run\.lock if that process is gone\./,
     );
     expect(refused.stderr).not.toMatch(/internal error|\n\s+at /);
     const steps = readFileSync(join(out, 'trajectory.jsonl'), 'utf8')
