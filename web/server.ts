@@ -6,12 +6,14 @@
  * Requests whose Host is not this loopback address (DNS rebinding), whose Origin is another
  * site, or whose browser says they come from another site (`Sec-Fetch-Site`, sent even where
  * Origin is not) are refused; pages carry a Content-Security-Policy that forbids framing.
- * `/files` serves only real files inside the real `exports/` folder of a known project.
+ * `/files` serves only real files inside the real `exports/` folder of a known project, asked for
+ * by absolute path, and only the names an export writes (report.html, report.json, the models,
+ * c/): never as a script or an SVG, and in a sandbox (an opaque origin that cannot call /api).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
-import { extname, join, normalize, relative, resolve, sep } from 'node:path';
+import { extname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { createServices, dispatchApiCall, type Services } from '../services/api.js';
 import { refuseEngineOnMainThread } from '../services/engine-thread.js';
 import { isWithin, resolveOwnedForReading } from '../services/owned-paths.js';
@@ -35,6 +37,36 @@ const SECURITY_HEADERS = {
   'content-security-policy':
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
 };
+
+/**
+ * What `/files` sends with an exported file: a project may come from anyone (git, a zip), and
+ * its exports/ folder may hold a hostile report.html. `sandbox` gives the page an opaque origin
+ * (no scripts, no calls to /api with the cookie), and nothing but inline styles and data: images
+ * loads in it.
+ */
+const FILES_HEADERS = {
+  ...SECURITY_HEADERS,
+  'content-security-policy': "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+};
+
+/**
+ * The content type of a file `/files` serves, by its path inside exports/ (`<id>/report.html`),
+ * or undefined: only the names an export writes, never as a script or an SVG image.
+ */
+export function exportedFileType(rel: string): string | undefined {
+  const parts = rel.split(sep);
+  if (parts.length < 2 || parts.some((p) => p === '' || p === '.' || p === '..')) return undefined;
+  const name = parts.slice(1).join('/');
+  if (name === 'report.html') return 'text/html; charset=utf-8';
+  if (name === 'report.json') return 'application/json';
+  if (name === 'model.qdq.onnx' || name === 'model.fxpq') return 'application/octet-stream';
+  if (/^c\/[^/]+\.[ch]$/.test(name) || name === 'c/Makefile') return 'text/plain; charset=utf-8';
+  if (/^c\/eval\/[^/]+$/.test(name))
+    return /\.([ch]|txt)$/.test(name) || name === 'c/eval/Makefile'
+      ? 'text/plain; charset=utf-8'
+      : 'application/octet-stream';
+  return undefined;
+}
 
 export interface WebHost {
   server: Server;
@@ -70,12 +102,18 @@ async function readBody(req: IncomingMessage, limit = 1 << 20): Promise<string> 
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string | Buffer,
+  headers: Record<string, string> = SECURITY_HEADERS,
+): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  res.writeHead(status, { 'content-type': type, ...SECURITY_HEADERS });
+  res.writeHead(status, { 'content-type': type, ...headers });
   res.end(body);
 }
 
@@ -118,7 +156,7 @@ export function redirectTarget(url: URL): string {
  * project, that folder and the file both checked by their real paths (an `exports` link to
  * /etc, or a link inside exports/ to /etc/shadow, serves nothing); undefined otherwise.
  */
-async function exportedFile(services: Services, wanted: string): Promise<string | undefined> {
+async function exportedFile(services: Services, wanted: string): Promise<{ real: string; type: string } | undefined> {
   for (const project of await services.projects.recent()) {
     try {
       const exportsDir = await resolveOwnedForReading(project.path, 'exports', 'the exports folder');
@@ -126,8 +164,12 @@ async function exportedFile(services: Services, wanted: string): Promise<string 
       // The path as the app knows it (under the project's path) or as it really lies.
       for (const base of new Set([resolve(project.path, 'exports'), exportsDir])) {
         if (wanted === base || !isWithin(base, wanted)) continue;
-        const real = await resolveOwnedForReading(exportsDir, relative(base, wanted));
-        if (real !== undefined) return real;
+        const rel = relative(base, wanted);
+        const type = exportedFileType(rel);
+        if (type === undefined) continue;
+        const real = await resolveOwnedForReading(exportsDir, rel);
+        // A link inside exports/ named report.html that leads to another file there is that file.
+        if (real !== undefined && exportedFileType(relative(exportsDir, real)) === type) return { real, type };
       }
     } catch {
       // Not inside this project's own exports (or unreadable): try the next one.
@@ -222,15 +264,13 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
       // served from the exports/ folder of a project this app knows, to the token's holder only.
       if (!authorized()) return sendError(res, 403, 'forbidden', 'Missing or wrong access token.');
       const asked = url.searchParams.get('path') ?? '';
-      if (asked === '' || asked.includes('\0')) return send(res, 404, 'text/plain', 'Not found');
-      const real = await exportedFile(services, resolve(asked));
-      if (real === undefined) return send(res, 404, 'text/plain', 'Not found');
+      // Only an absolute path: a relative one would be read against this server's working folder.
+      if (asked === '' || asked.includes('\0') || !isAbsolute(asked)) return send(res, 404, 'text/plain', 'Not found');
+      const found = await exportedFile(services, resolve(asked));
+      if (found === undefined) return send(res, 404, 'text/plain', 'Not found');
       try {
-        if (!(await stat(real)).isFile()) return send(res, 404, 'text/plain', 'Not found');
-        const type =
-          MIME[extname(real)] ??
-          (['.c', '.h'].includes(extname(real)) ? 'text/plain; charset=utf-8' : 'application/octet-stream');
-        return send(res, 200, type, await readFile(real));
+        if (!(await stat(found.real)).isFile()) return send(res, 404, 'text/plain', 'Not found');
+        return send(res, 200, found.type, await readFile(found.real), FILES_HEADERS);
       } catch {
         return send(res, 404, 'text/plain', 'Not found');
       }

@@ -4,7 +4,7 @@
  * leave for another host, cookie requests that the browser marks as cross-site without an
  * Origin, and dataset indexes that point the preview at images outside the dataset.
  */
-import { createServer, request } from 'node:http';
+import { createServer, request, type ServerResponse } from 'node:http';
 import {
   cpSync,
   existsSync,
@@ -204,14 +204,16 @@ describe.skipIf(!existsSync(CHROMIUM))('in chromium: a page on another port of 1
     const dir = join(tmp, 'browser-project');
     await call('createProject', [dir, 'browser']);
     mkdirSync(join(dir, 'exports', 'e1'), { recursive: true });
-    const png = join(dir, 'exports', 'e1', 'chart.png');
-    writeFileSync(
-      png,
-      await sharp({ create: { width: 5, height: 3, channels: 3, background: 'blue' } })
-        .png()
-        .toBuffer(),
-    );
-    const src = `${base.origin}/files?path=${encodeURIComponent(png)}`;
+    const json = join(dir, 'exports', 'e1', 'report.json');
+    writeFileSync(json, '{"exported": true}');
+    const src = `${base.origin}/files?path=${encodeURIComponent(json)}`;
+    // What the host answered to each /files request, by the browser's Sec-Fetch-Site.
+    const answered: [string, number][] = [];
+    const record = (req: { url?: string; headers: Record<string, unknown> }, res: ServerResponse): void => {
+      if (req.url?.startsWith('/files'))
+        res.on('finish', () => answered.push([String(req.headers['sec-fetch-site']), res.statusCode]));
+    };
+    host.server.on('request', record);
     // Another local server (a dev server, a notebook): same site, another origin, no Origin on an <img>.
     const other = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });
@@ -223,24 +225,21 @@ describe.skipIf(!existsSync(CHROMIUM))('in chromium: a page on another port of 1
     try {
       const page = await context.newPage();
       await page.goto(host.url); // the cookie is set, the token leaves the address
-      const own = await page.evaluate(`new Promise((done) => {
-        const img = new Image();
-        img.onload = () => done(img.naturalWidth);
-        img.onerror = () => done(-1);
-        img.src = ${JSON.stringify(src)};
-      })`);
-      expect(own).toBe(5); // the app's own page still gets it
+      const own = await page.evaluate(`fetch(${JSON.stringify(src)}).then((r) => r.status)`);
+      expect(own).toBe(200); // the app's own page still gets it
       await page.goto(`http://127.0.0.1:${port}/`);
-      const foreign = await page.evaluate(`new Promise((done) => {
+      await page.evaluate(`new Promise((done) => {
         const img = document.getElementById('x');
         if (img.complete) done(img.naturalWidth);
         img.onload = () => done(img.naturalWidth);
         img.onerror = () => done(-1);
       })`);
-      expect(foreign).toBe(0);
+      expect(answered).toContainEqual(['same-site', 403]);
+      expect(answered.filter(([site]) => site === 'same-site').every(([, status]) => status === 403)).toBe(true);
     } finally {
       await context.close();
       other.close();
+      host.server.off('request', record);
     }
   }, 120_000);
 });
