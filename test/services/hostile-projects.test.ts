@@ -641,6 +641,19 @@ describe('item 12: system folders and paths handed to the OS', () => {
     mkdirSync(join(good, 'exports', 'x1'), { recursive: true });
     writeFileSync(join(good, 'exports', 'x1', 'report.html'), '<p>report</p>');
     writeFileSync(join(good, 'exports', 'x1', 'run.sh'), 'echo hi');
+    // A report opens only for an export its project.json lists.
+    const goodDoc = JSON.parse(readFileSync(join(good, 'project.json'), 'utf8')) as { exports?: unknown[] };
+    goodDoc.exports = [
+      {
+        id: 'x1',
+        run: 'r1',
+        dir: join('exports', 'x1'),
+        formats: ['c'],
+        state: 'done',
+        createdAt: new Date().toISOString(),
+      },
+    ];
+    writeFileSync(join(good, 'project.json'), JSON.stringify(goodDoc));
     rmSync(join(bad, 'exports'), { recursive: true });
     symlinkSync('/etc', join(bad, 'exports'));
     for (const path of [
