@@ -13,6 +13,7 @@ import { quantizeCommand } from './commands/quantize.js';
 import { demoCommand } from './commands/demo.js';
 import { exportCommand } from './commands/export.js';
 import { closePools } from '../services/pool.js';
+import { safeStream, terminalSafe } from './format.js';
 
 const commands: Command[] = [
   inspectCommand,
@@ -41,8 +42,10 @@ export interface Streams {
 
 export async function main(
   argv: string[],
-  streams: Streams = { out: process.stdout, err: process.stderr },
+  rawStreams: Streams = { out: process.stdout, err: process.stderr },
 ): Promise<number> {
+  // Whatever a command prints may carry a model's, a run's or a dataset's text: no escape sequences reach the terminal.
+  const streams: Streams = { out: safeStream(rawStreams.out), err: safeStream(rawStreams.err) };
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     streams.out.write(helpText());
@@ -50,14 +53,14 @@ export async function main(
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {
-    streams.err.write(`fxpq: unknown command "${name}".\n\n${helpText()}`);
+    streams.err.write(`fxpq: unknown command "${terminalSafe(name)}".\n\n${helpText()}`);
     return 2;
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
   } catch (e) {
-    streams.err.write(`fxpq ${name}: ${(e as Error).message}\nUsage: ${command.usage}\n`);
+    streams.err.write(`fxpq ${name}: ${terminalSafe((e as Error).message)}\nUsage: ${command.usage}\n`);
     return 2;
   }
   try {
@@ -67,16 +70,16 @@ export async function main(
       ...streams,
     });
     if (typeof result === 'number') return result;
-    streams.err.write(`fxpq ${name}: ${result.usageError}\nUsage: ${command.usage}\n`);
+    streams.err.write(`fxpq ${name}: ${terminalSafe(result.usageError)}\nUsage: ${command.usage}\n`);
     return 2;
   } catch (e) {
     if (isFxpqError(e)) {
-      streams.err.write(`fxpq: ${e.message}\n`);
+      streams.err.write(`fxpq: ${terminalSafe(e.message)}\n`);
       return 1;
     }
     // A bug, not a user error: still one readable line, with the detail for a bug report.
-    streams.err.write(`fxpq: internal error: ${(e as Error).message ?? String(e)}\n`);
-    if (process.env['FXPQ_DEBUG']) streams.err.write(`${(e as Error).stack}\n`);
+    streams.err.write(`fxpq: internal error: ${terminalSafe(String((e as Error).message ?? e))}\n`);
+    if (process.env['FXPQ_DEBUG']) streams.err.write(`${terminalSafe(String((e as Error).stack))}\n`);
     return 1;
   } finally {
     await closePools();

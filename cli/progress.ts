@@ -1,3 +1,5 @@
+import { terminalSafe } from './format.js';
+
 /** Progress on stderr: a bar with counts and ETA on a terminal, plain lines otherwise (contracts.md). */
 
 export interface Progress {
@@ -17,6 +19,7 @@ export function progress(
   label: string,
   stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
 ): Progress {
+  label = terminalSafe(label);
   const start = Date.now();
   let lastLine = 0;
   let lastPercent = -1;
@@ -24,7 +27,8 @@ export function progress(
   let shown = false;
   let lastWidth = 0;
   return {
-    update(done, total, detail) {
+    update(done, total, rawDetail) {
+      const detail = rawDetail === undefined ? undefined : terminalSafe(rawDetail);
       const elapsed = (Date.now() - start) / 1000;
       const remaining = done > 0 ? (elapsed / done) * (total - done) : Infinity;
       const percent = total > 0 ? Math.floor((100 * done) / total) : 100;

@@ -1,7 +1,7 @@
 import { datasetInfo, isImportedDataset, openDataset, type DatasetLayout } from '../../services/datasets.js';
 import { runJob } from '../run-job.js';
 import { numberOption } from '../numbers.js';
-import { table } from '../format.js';
+import { jsonText, table } from '../format.js';
 import { progress } from '../progress.js';
 import type { Command } from '../command.js';
 
@@ -33,7 +33,7 @@ export const datasetCommand: Command = {
           `${path} is not an imported dataset (no dataset.json): its files are indexed on the fly, without decoding them. Run fxpq dataset import to check every image.\n`,
         );
       const info = datasetInfo(await openDataset(path));
-      if (values['json']) out.write(JSON.stringify(info, null, 2) + '\n');
+      if (values['json']) out.write(jsonText(info));
       else {
         out.write(`${info.images} images in ${info.classes} classes\n`);
         out.write(

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { runDemo } from '../../services/demo.js';
 import { progress, type Progress } from '../progress.js';
 import type { Command } from '../command.js';
+import { jsonText } from '../format.js';
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -37,7 +38,7 @@ export const demoCommand: Command = {
     bar?.finish();
     const r = summary.report;
     if (values['json']) {
-      out.write(JSON.stringify(summary, null, 2) + '\n');
+      out.write(jsonText(summary));
       return 0;
     }
     const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;

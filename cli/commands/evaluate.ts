@@ -1,6 +1,7 @@
 import { runJob } from '../run-job.js';
 import { progress } from '../progress.js';
 import type { Command } from '../command.js';
+import { jsonText, terminalSafe } from '../format.js';
 
 export const evaluateCommand: Command = {
   name: 'evaluate',
@@ -54,14 +55,14 @@ export const evaluateCommand: Command = {
         preprocess: r.preprocess,
         skipped: r.skipped,
       };
-      out.write(JSON.stringify(doc, null, 2) + '\n');
+      out.write(jsonText(doc));
       return 0;
     }
     const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
     const lines = [
       `Images      ${r.n}${r.skipped.length ? ` (${r.skipped.length} skipped)` : ''}`,
       `Classes     ${r.classes.count}, order from ${r.classes.source}`,
-      `Preprocess  ${r.preprocess}`,
+      `Preprocess  ${terminalSafe(String(r.preprocess))}`,
       `FP32 top-1  ${pct(r.fp.top1)}   top-5 ${pct(r.fp.top5)}`,
     ];
     if (r.quant) {
@@ -70,8 +71,9 @@ export const evaluateCommand: Command = {
     }
     lines.push(`Per class top-1${r.quant ? ' (fixed point)' : ''}:`);
     for (const [c, v] of Object.entries(r.perClass))
-      lines.push(`  ${c.padEnd(16)} ${(100 * v.top1).toFixed(1).padStart(5)} %  (${v.n})`);
-    if (r.skipped.length) lines.push('Skipped:', ...r.skipped.map((s) => `  ${s.path}: ${s.reason}`));
+      lines.push(`  ${terminalSafe(c).padEnd(16)} ${(100 * v.top1).toFixed(1).padStart(5)} %  (${v.n})`);
+    if (r.skipped.length)
+      lines.push('Skipped:', ...r.skipped.map((s) => `  ${terminalSafe(s.path)}: ${terminalSafe(s.reason)}`));
     out.write(lines.join('\n') + '\n');
     return 0;
   },

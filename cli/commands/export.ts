@@ -1,6 +1,7 @@
 import { EXPORT_FORMATS, type ExportFormat } from '../../services/export.js';
 import { runJob } from '../run-job.js';
 import type { Command } from '../command.js';
+import { jsonText } from '../format.js';
 
 export const exportCommand: Command = {
   name: 'export',
@@ -32,7 +33,7 @@ export const exportCommand: Command = {
       (p) => err.write(`Export: ${p.stage}...\n`),
     );
     if (values['json']) {
-      out.write(JSON.stringify(result, null, 2) + '\n');
+      out.write(jsonText(result));
       return 0;
     }
     out.write(

@@ -3,6 +3,7 @@ import type { EqualizeMode, RunReport } from '../../api/contract.js';
 import { numberOption } from '../numbers.js';
 import { progress, type Progress } from '../progress.js';
 import type { Command } from '../command.js';
+import { jsonText } from '../format.js';
 
 export const quantizeCommand: Command = {
   name: 'quantize',
@@ -125,7 +126,7 @@ export const quantizeCommand: Command = {
     );
     for (const b of bars.values()) b.finish();
     if (values['json']) {
-      out.write(JSON.stringify(report, null, 2) + '\n');
+      out.write(jsonText(report));
       return 0;
     }
     const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
