@@ -3,19 +3,21 @@
  * DIR/dataset.json, read them back, and describe them. Images stay in place unless copied.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, mkdtemp, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { FxpqError } from '../native-workers/engine/errors.js';
-import { classIndex, type ClassList } from '../native-workers/engine/data/classes.js';
+import { classIndex, MAX_CLASSES, type ClassList } from '../native-workers/engine/data/classes.js';
 import { stratifiedSplit, type Split } from '../native-workers/engine/data/split.js';
 import { decodeRgb } from '../native-workers/pool/image-decode.js';
 import { ImageFileError, readImageFile } from '../native-workers/pool/image-file.js';
 import { loadClassOption, sortedFolderClasses } from './classes.js';
 import { describeFsError, readUserFile, writeFileAtomic } from './files.js';
 import { engineEntry } from './engine-thread.js';
-import { resolveOwnedForReading } from './owned-paths.js';
+import { readIndexedImage } from './image-feed.js';
+import { isWithin, removeOwnedIfEmpty, resolveOwned, resolveOwnedForReading } from './owned-paths.js';
+import { checkDocument, readRunText } from './run-schemas.js';
 
 export type DatasetLayout = 'imagefolder' | 'imagenet-val' | 'csv';
 
@@ -47,6 +49,12 @@ export interface Dataset {
   duplicates: [string, string][];
   /** The default calibration / evaluation split, recorded so runs can name their images. */
   split: Split | null;
+  /**
+   * Written by a `--copy` import: `root` is OUT/images and every file `images` lists there is
+   * FxPQ's copy, which a later copy import into OUT may replace. An in-place import of OUT/images
+   * also records that root, without this mark: those images are the user's.
+   */
+  copied?: true;
 }
 
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
@@ -420,12 +428,18 @@ export async function importDataset(src: string, outDir: string, options: Import
       });
     }
     dataset.root = imagesDir;
+    dataset.copied = true;
     if (previous) {
       // An earlier copy import's images/ is swapped out only after the new copies are complete.
-      const old = `${staging}.old`;
+      // Not under the staging prefix: the next import clears those wholesale.
+      const old = join(out, `.images.replaced-${basename(staging).slice(STAGING_PREFIX.length)}`);
       await rename(imagesDir, old);
       await rename(staging, imagesDir);
-      await rm(old, { recursive: true, force: true });
+      // Only the files the earlier index lists go, by those paths; whatever else is in that folder
+      // (files the user put there since) stays, under a name that says what it is.
+      await removeListedFiles(old, previous);
+      if (!(await removeOwnedIfEmpty(out, basename(old))))
+        await rename(old, await freeName(out, 'images.not-copied-by-fxpq'));
     } else await rename(staging, imagesDir);
   } catch (e) {
     await rm(staging, { recursive: true, force: true });
@@ -437,26 +451,87 @@ export async function importDataset(src: string, outDir: string, options: Import
 
 const STAGING_PREFIX = '.images.partial-';
 
+/** A name `base`, `base-2`, ... free in `dir`. */
+async function freeName(dir: string, base: string): Promise<string> {
+  for (let i = 1; ; i++) {
+    const path = join(dir, i === 1 ? base : `${base}-${i}`);
+    if (!(await lstat(path).catch(() => undefined))) return path;
+  }
+}
+
+/** What deleting an index's files needs of it: the paths it lists (a damaged index lists none). */
+const IndexPathsSchema = z.looseObject({ images: z.array(z.looseObject({ path: z.string().min(1) })) });
+
 /**
- * Whether OUT/images holds an earlier `--copy` import's images (OUT/dataset.json's root is it),
- * which a new copy import may replace. Any other images/ there is the user's: refused, never
- * overwritten.
+ * The image paths the dataset.json at `file` lists, read without blocking and size-bounded (a
+ * FIFO named dataset.json must not hang a removal), through a schema; undefined when missing,
+ * unreadable or not an index.
  */
-async function previousCopies(out: string, imagesDir: string): Promise<boolean> {
-  const existing = await lstat(imagesDir).catch(() => undefined);
-  if (!existing) return false;
-  let index: { root?: unknown } | undefined;
+export async function listedImagePaths(file: string): Promise<string[] | undefined> {
   try {
-    index = JSON.parse(await readFile(join(out, DATASET_FILE), 'utf8')) as { root?: unknown } | undefined;
+    const value = JSON.parse(await readRunText(file, 'a dataset index')) as unknown;
+    const index = checkDocument(IndexPathsSchema, value, file, 'a dataset index', 'import the dataset again');
+    return index.images.map((i) => i.path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Delete, inside `folder`, exactly the files `paths` name (a dataset's copies), then the folders
+ * they leave empty, deepest first. Never a folder's contents wholesale: a path leading outside
+ * (`..`, absolute, through a link) or naming a folder is skipped, and what the list does not
+ * name stays.
+ */
+export async function removeListedFiles(folder: string, paths: readonly string[]): Promise<void> {
+  const folders = new Set<string>();
+  for (const rel of paths) {
+    const abs = resolve(folder, rel);
+    if (isAbsolute(rel) || abs === folder || !isWithin(folder, abs)) continue;
+    let real: string | undefined;
+    try {
+      real = await resolveOwned(folder, rel, 'a copied image');
+    } catch {
+      continue;
+    }
+    if (real === undefined) continue;
+    const info = await lstat(real).catch(() => undefined);
+    if (!info || info.isDirectory()) continue;
+    await unlink(real).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw describeFsError(e, real!, 'a copied image');
+    });
+    for (let up = dirname(relative(folder, abs)); up !== '.' && up !== ''; up = dirname(up)) folders.add(up);
+  }
+  for (const sub of [...folders].sort((a, b) => b.split(/[\\/]/).length - a.split(/[\\/]/).length))
+    await removeOwnedIfEmpty(folder, sub);
+}
+
+/**
+ * The image paths of an earlier `--copy` import into OUT, which a new copy import may replace:
+ * OUT/images is a real folder and OUT/dataset.json carries the copy mark with that root. An
+ * in-place import of OUT/images writes the same root without the mark: any images/ not marked
+ * is the user's, refused, never overwritten or deleted.
+ */
+async function previousCopies(out: string, imagesDir: string): Promise<string[] | undefined> {
+  const existing = await lstat(imagesDir).catch(() => undefined);
+  if (!existing) return undefined;
+  let index: z.infer<typeof PreviousCopySchema> | undefined;
+  try {
+    const file = join(out, DATASET_FILE);
+    const value = JSON.parse(await readRunText(file, 'a dataset index')) as unknown;
+    index = checkDocument(PreviousCopySchema, value, file, 'a dataset index', 'import the dataset again');
   } catch {
     index = undefined;
   }
-  if (existing.isDirectory() && !existing.isSymbolicLink() && index?.root === imagesDir) return true;
+  if (existing.isDirectory() && !existing.isSymbolicLink() && index?.copied === true && index.root === imagesDir)
+    return index.images.map((i) => i.path);
   throw new FxpqError(
     `${imagesDir} already exists and was not written by an FxPQ copy import; choose another --out, FxPQ does not copy images over files it did not write.`,
     'io',
   );
 }
+
+const PreviousCopySchema = IndexPathsSchema.extend({ root: z.string(), copied: z.literal(true) });
 
 /** Whether DIR holds a dataset.json written by `fxpq dataset import`. */
 export async function isImportedDataset(dir: string): Promise<boolean> {
@@ -469,13 +544,10 @@ export async function isImportedDataset(dir: string): Promise<boolean> {
 /** Read DIR/dataset.json; `--data` may also be a raw folder, indexed on the fly (hashes, no decode). */
 export async function openDataset(path: string, options: ImportOptions = {}): Promise<Dataset> {
   const file = join(path, DATASET_FILE);
-  let text: string | undefined;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    text = undefined;
-  }
-  if (text === undefined) return scanDataset(path, { ...options, verify: false });
+  // No index there (or `path` is a CSV file): a raw folder. An index is read without blocking
+  // and size-bounded: a FIFO or a device named dataset.json is refused, never waited on.
+  if (!(await lstat(file).catch(() => undefined))) return scanDataset(path, { ...options, verify: false });
+  const text = await readRunText(file, 'a dataset index');
   let dataset: Dataset;
   try {
     dataset = JSON.parse(text) as Dataset;
@@ -510,10 +582,16 @@ export async function openDataset(path: string, options: ImportOptions = {}): Pr
 const DatasetIndexSchema = z.looseObject({
   root: z.string().refine((r) => isAbsolute(r), 'not an absolute folder'),
   layout: z.enum(['imagefolder', 'imagenet-val', 'csv']),
-  classes: z.union([
-    z.null(),
-    z.looseObject({ ids: z.array(z.string()), names: z.array(z.string()), source: z.string() }),
-  ]),
+  classes: z
+    .looseObject({
+      ids: z
+        .array(z.string())
+        .max(MAX_CLASSES, `more than the ${MAX_CLASSES} classes FxPQ accepts`)
+        .refine((ids) => new Set(ids).size === ids.length, 'a class id is listed twice'),
+      names: z.array(z.string()).max(MAX_CLASSES, `more than the ${MAX_CLASSES} classes FxPQ accepts`),
+      source: z.string(),
+    })
+    .nullable(),
   images: z.array(
     z.looseObject({
       path: z.string().min(1),
@@ -535,6 +613,7 @@ const DatasetIndexSchema = z.looseObject({
       eval: z.array(z.number().int().nonnegative()),
     }),
   ]),
+  copied: z.literal(true).optional(),
 });
 
 export interface DatasetInfo {
@@ -546,7 +625,8 @@ export interface DatasetInfo {
 }
 
 export function datasetInfo(dataset: Dataset): DatasetInfo {
-  const perClass: Record<string, number> = {};
+  // No prototype: a class named `constructor` or `__proto__` is a key like any other.
+  const perClass = Object.create(null) as Record<string, number>;
   for (const image of dataset.images) perClass[image.classId] = (perClass[image.classId] ?? 0) + 1;
   return {
     images: dataset.images.length,
@@ -616,5 +696,12 @@ export async function previewImagePath(dataset: Dataset, rel: string, place?: Im
       `${join(root, rel)} does not exist (deleted or moved since the dataset was imported).`,
       'not-found',
     );
+  // Only the bytes the import hashed: an index that names another file of the folder (a root of
+  // `/` with the source `/`) would need that file's own size and SHA-256.
+  const read = await readIndexedImage(
+    { ...dataset, root },
+    dataset.images.findIndex((i) => i.path === rel),
+  );
+  if ('reason' in read) throw new FxpqError(`${join(root, rel)} is not shown: ${read.reason}.`, 'io');
   return real;
 }

@@ -178,7 +178,8 @@ export async function evaluateOn(s: WorkSession, indices: number[], o: EvaluateO
   const main = (qMeter ?? fpMeter)?.result();
   if (!main || main.n === 0)
     throw new FxpqError(`No image of ${s.dataset.root} could be evaluated (${skipped.length} skipped).`, 'io');
-  const perClass: EngineEvaluation['perClass'] = {};
+  // No prototype: a class named `constructor` or `__proto__` is a key like any other.
+  const perClass = Object.create(null) as EngineEvaluation['perClass'];
   main.perClass.forEach((c, i) => {
     if (c.seen > 0) perClass[s.classes.ids[i]!] = { n: c.seen, top1: c.top1 };
   });

@@ -7,8 +7,8 @@
  * (structure, format) in memory and in RUN/rounding/ (one file each, written atomically), so a
  * resumed search, `evaluate` and every export use exactly the same integers.
  */
-import { lstat, mkdir, readdir, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { mkdir, open, readdir } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { toFloat32, type Node } from '../native-workers/engine/ir/graph.js';
@@ -28,8 +28,8 @@ import type { SimRunner } from '../native-workers/engine/runtime/sim-runner.js';
 import { GramRunner } from '../native-workers/engine/runtime/gram-runner.js';
 import type { StatsRunner } from '../native-workers/engine/runtime/stats-runner.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
-import { writeFileAtomic } from './files.js';
-import { checkDocument, RoundingHeaderSchema } from './run-schemas.js';
+import { describeFsError, writeFileAtomic } from './files.js';
+import { checkDocument, MAX_RUN_DOCUMENT_BYTES, RoundingHeaderSchema } from './run-schemas.js';
 
 export type Rounding = 'nearest' | 'optimized';
 export const ROUNDINGS: Rounding[] = ['nearest', 'optimized'];
@@ -94,6 +94,84 @@ async function writeEntry(dir: string, id: string, f: Format, values: Int32Array
   await writeFileAtomic(join(dir, fileName(id, f)), Buffer.concat([header, data]));
 }
 
+/** A header line longer than this is not one `writeEntry` wrote (an id is a tensor name, bounded by the model's). */
+const MAX_HEADER_BYTES = 1 << 20;
+
+type RoundingHeader = ReturnType<typeof RoundingHeaderSchema.parse>;
+
+/**
+ * One rounded-weights file, read without blocking (a FIFO is refused, never waited on) and only
+ * as far as it should reach: the header line first, bounded; then the file's size must be the
+ * header's length of int16s (with `plan`, the weight's own element count) before the integers
+ * are read. A huge or sparse file claiming a few weights is never read whole.
+ */
+async function readEntry(
+  file: string,
+  plan: QuantPlan | undefined,
+  damaged: (file: string, why: string) => FxpqError,
+): Promise<{ header: RoundingHeader; bytes: Buffer; nl: number }> {
+  let handle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw describeFsError(e, file, 'a rounded-weights file');
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw damaged(file, 'not a regular file');
+    const head = Buffer.alloc(Math.min(info.size, MAX_HEADER_BYTES));
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    const nl = head.subarray(0, bytesRead).indexOf(10);
+    if (nl < 0)
+      throw damaged(
+        file,
+        bytesRead >= MAX_HEADER_BYTES ? 'its header is too long' : 'its rounded weights are not complete',
+      );
+    let value: unknown;
+    try {
+      value = JSON.parse(head.subarray(0, nl).toString('utf8'));
+    } catch {
+      throw damaged(file, 'its header is not valid JSON');
+    }
+    const header = checkDocument(
+      RoundingHeaderSchema,
+      value,
+      file,
+      "a rounded-weights file's header",
+      "delete the run folder's rounding/ and quantize again",
+    );
+    if (plan) {
+      const st = plan.byId.get(header.id);
+      if (!st || st.kind !== 'W') throw damaged(file, `${header.id} is no weight of the model`);
+      const w = plan.graph.initializers.get(st.tensor);
+      const elements = w ? w.dims.reduce((a, b) => a * b, 1) : -1;
+      if (header.length !== elements)
+        throw damaged(file, `it holds ${header.length} weights, ${header.id} has ${elements}`);
+    } else if (header.length * 2 > MAX_RUN_DOCUMENT_BYTES)
+      throw damaged(file, `its header claims ${header.length} weights, more than a run holds`);
+    if (info.size !== nl + 1 + header.length * 2)
+      throw damaged(
+        file,
+        info.size < nl + 1 + header.length * 2
+          ? 'its rounded weights are not complete'
+          : `it is ${info.size} bytes, not the ${nl + 1 + header.length * 2} its header gives`,
+      );
+    const bytes = Buffer.alloc(info.size);
+    head.copy(bytes, 0, 0, bytesRead);
+    let at = bytesRead;
+    while (at < bytes.length) {
+      const r = await handle.read(bytes, at, bytes.length - at, at);
+      if (r.bytesRead === 0) throw damaged(file, 'its rounded weights are not complete');
+      at += r.bytesRead;
+    }
+    return { header, bytes, nl };
+  } catch (e) {
+    throw e instanceof FxpqError ? e : describeFsError(e, file, 'a rounded-weights file');
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * The rounded weights a run folder holds (`only`: just these structure formats, e.g. the final
  * assignment's). Each header goes through its schema (run-schemas.ts) and must match the file's
@@ -110,36 +188,10 @@ export async function readRoundedWeights(run: string, only?: Assignment, plan?: 
   for (const name of (await readdir(dir)).sort()) {
     if (!name.endsWith('.bin') || (wanted && !wanted.has(name))) continue;
     const file = join(dir, name);
-    const info = await lstat(file);
-    if (!info.isFile()) throw damaged(file, 'not a regular file');
-    const bytes = await readFile(file);
-    const nl = bytes.indexOf(10);
-    if (nl < 0) throw damaged(file, 'its rounded weights are not complete');
-    let value: unknown;
-    try {
-      value = JSON.parse(bytes.subarray(0, nl).toString('utf8'));
-    } catch {
-      throw damaged(file, 'its header is not valid JSON');
-    }
-    const header = checkDocument(
-      RoundingHeaderSchema,
-      value,
-      file,
-      "a rounded-weights file's header",
-      "delete the run folder's rounding/ and quantize again",
-    );
+    const { header, bytes, nl } = await readEntry(file, plan, damaged);
     const f: Format = { bits: header.bits, frac: header.frac, signed: header.signed };
-    if (bytes.length - nl - 1 !== header.length * 2) throw damaged(file, 'its rounded weights are not complete');
     if (fileName(header.id, f) !== name)
       throw damaged(file, `its header names ${header.id}, not this file's structure`);
-    if (plan) {
-      const st = plan.byId.get(header.id);
-      if (!st || st.kind !== 'W') throw damaged(file, `${header.id} is no weight of the model`);
-      const w = plan.graph.initializers.get(st.tensor);
-      const elements = w ? w.dims.reduce((a, b) => a * b, 1) : -1;
-      if (header.length !== elements)
-        throw damaged(file, `it holds ${header.length} weights, ${header.id} has ${elements}`);
-    }
     const values = new Int32Array(header.length);
     for (let i = 0; i < header.length; i++) values[i] = bytes.readInt16LE(nl + 1 + i * 2);
     store.set(header.id, f, values);

@@ -11,10 +11,11 @@
  * documents, atomically, one writer per project at a time. A run's state survives the app:
  * a run recorded as queued or running with no live job is shown as interrupted and resumable.
  */
-import { copyFile, lstat, mkdir, readFile, realpath, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, realpath, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
 import type {
   ApiError,
   DatasetDetails,
@@ -40,21 +41,14 @@ import type {
   ResumeFrom,
 } from '../api/contract.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
-import { detectLayout, openDataset, previewImagePath } from './datasets.js';
+import { detectLayout, listedImagePaths, openDataset, previewImagePath, removeListedFiles } from './datasets.js';
 import { describeFsError, prepareOutputFolder, writeFileAtomic } from './files.js';
 import type { ImportSummary } from './job-tasks.js';
 import type { Job, JobManager } from './jobs.js';
 import { sidecarPath } from './models.js';
-import {
-  isWithin,
-  OutsideError,
-  removeOwned,
-  removeOwnedIfEmpty,
-  resolveOwned,
-  resolveOwnedForReading,
-} from './owned-paths.js';
+import { OutsideError, removeOwned, removeOwnedIfEmpty, resolveOwned, resolveOwnedForReading } from './owned-paths.js';
 import { readRunConfig, readRunReport, runEqualized } from './runs.js';
-import { readTrajectory } from './run-schemas.js';
+import { checkDocument, readRunText, readTrajectory } from './run-schemas.js';
 
 const PROJECT_FILE = 'project.json';
 /** What `uniqueId` makes: no separators, never `.` or `..`. */
@@ -89,7 +83,114 @@ interface Removal {
   /** A dataset imported with copy: its copies in images/ go too. */
   copied?: boolean;
 }
-const KINDS: readonly ItemKind[] = ['model', 'dataset', 'run', 'export'];
+const KINDS = ['model', 'dataset', 'run', 'export'] as const satisfies readonly ItemKind[];
+
+// ---- project.json's schema: every field the app reads, with its type (issue 30, item 13) ----
+
+const safeId = z.string().regex(SAFE_ID, 'not an id FxPQ makes');
+const stamp = z.string();
+const count = z.number().int().min(0);
+const absolutePath = z.string().refine((p) => isAbsolute(p), 'not an absolute path');
+const ApiErrorSchema = z.looseObject({ code: z.string(), message: z.string() });
+
+const ModelEntrySchema = z.looseObject({
+  id: safeId,
+  name: z.string(),
+  file: z.string(),
+  sourcePath: z.string(),
+  addedAt: stamp,
+  params: count,
+  macs: z.number().min(0),
+});
+
+const DatasetEntrySchema = z.looseObject({
+  id: safeId,
+  name: z.string(),
+  dir: z.string(),
+  sourcePath: absolutePath,
+  layout: z.enum(['imagefolder', 'imagenet-val', 'csv']),
+  copied: z.boolean(),
+  images: count,
+  classes: count,
+  skipped: count,
+  duplicates: count,
+  addedAt: stamp,
+});
+
+/** A run's request, as `startRun` accepts it (the API refuses what project.json would). */
+const RunRequestSchema = z.looseObject({
+  model: z.string(),
+  dataset: z.string(),
+  name: z.string().optional(),
+  budget: z.number().min(0).optional(),
+  uniform: z.number().int().min(2).max(16).optional(),
+  weightBits: z.number().int().min(2).max(16).optional(),
+  rounding: z.enum(['nearest', 'optimized']).optional(),
+  strategy: z.enum(['schedule', 'sensitivity', 'tradeoff']).optional(),
+  calib: z.number().int().min(1).optional(),
+  eval: z.number().int().min(1).optional(),
+  seed: z.number().int().min(0).optional(),
+  slice: z.number().int().min(1).optional(),
+  z: z.number().min(0).max(10).optional(),
+  finalZ: z.number().min(0).max(10).optional(),
+  distill: z.boolean().optional(),
+  biasCorrection: z.boolean().optional(),
+  fracChoice: z.boolean().optional(),
+  equalize: z.enum(['depthwise', 'all', 'off']).optional(),
+});
+
+/** JSON writes a non-finite number as null. */
+const summaryNumber = z.number().nullable();
+const RunEntrySchema = z.looseObject({
+  id: safeId,
+  name: z.string(),
+  dir: z.string(),
+  request: RunRequestSchema,
+  state: z.enum(['queued', 'running', 'interrupted', 'done', 'failed', 'cancelled']),
+  createdAt: stamp,
+  finishedAt: stamp.optional(),
+  error: ApiErrorSchema.optional(),
+  summary: z
+    .looseObject({
+      fpTop1: summaryNumber,
+      quantTop1: summaryNumber,
+      drop: summaryNumber,
+      reduction: summaryNumber,
+      avgBitsWeights: summaryNumber,
+      avgBitsActivations: summaryNumber,
+    })
+    .optional(),
+});
+
+const ExportEntrySchema = z.looseObject({
+  id: safeId,
+  run: z.string(),
+  dir: z.string(),
+  formats: z.array(z.enum(['qdq', 'fxpq', 'c'])),
+  state: z.enum(['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted']),
+  createdAt: stamp,
+  error: ApiErrorSchema.optional(),
+  result: z
+    .looseObject({
+      out: z.string(),
+      files: z.array(z.looseObject({ name: z.string(), bytes: z.number(), note: z.string() })),
+    })
+    .optional(),
+});
+
+const RemovalSchema = z.looseObject({ kind: z.enum(KINDS), id: safeId, copied: z.boolean().optional() });
+
+export const ProjectDocSchema = z.looseObject({
+  format: z.literal('fxpq-project'),
+  version: z.literal(1),
+  name: z.string(),
+  createdAt: stamp,
+  models: z.array(ModelEntrySchema),
+  datasets: z.array(DatasetEntrySchema).optional(),
+  runs: z.array(RunEntrySchema),
+  exports: z.array(ExportEntrySchema).optional(),
+  removing: z.array(RemovalSchema).optional(),
+});
 
 /** The user's config folder (recent projects): FXPQ_CONFIG_DIR, else the platform's. */
 export function defaultConfigDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -198,56 +299,52 @@ export class ProjectService {
 
   private async readDoc(dir: string): Promise<ProjectDoc> {
     const file = join(dir, PROJECT_FILE);
-    let text: string;
+    // Without blocking and size-bounded: a FIFO or a device named project.json is refused, never waited on.
+    if (!(await occupied(file)))
+      throw new FxpqError(`${dir} is not an FxPQ project: ${PROJECT_FILE} is missing.`, 'not-found');
+    const text = await readRunText(file, 'an FxPQ project file');
+    let value: unknown;
     try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new FxpqError(
-        code === 'ENOENT'
-          ? `${dir} is not an FxPQ project: ${PROJECT_FILE} is missing.`
-          : `${file} cannot be read (${code ?? String(e)}).`,
-        'not-found',
-      );
-    }
-    let doc: ProjectDoc;
-    try {
-      doc = JSON.parse(text) as ProjectDoc;
+      value = JSON.parse(text);
     } catch {
       throw new FxpqError(`${file} is not valid JSON; the project file is damaged.`, 'io');
     }
-    if (doc?.format !== 'fxpq-project' || !Array.isArray(doc.runs) || !Array.isArray(doc.models))
+    const raw = value as Partial<Record<string, unknown>> | null;
+    if (raw?.['format'] !== 'fxpq-project' || !Array.isArray(raw['runs']) || !Array.isArray(raw['models']))
       throw new FxpqError(`${file} is not an FxPQ project file.`, 'io');
-    doc.exports ??= [];
-    doc.datasets ??= [];
     // Every stored path must be the one its id gives: a damaged or hostile project.json never
-    // makes the app read, write or delete outside the project's own folders.
-    const expect = (what: string, id: unknown, stored: unknown, wanted: (id: string) => string): void => {
+    // makes the app read, write or delete outside the project's own folders. Checked first, so
+    // the sentence names the unsafe item even when other fields are damaged too.
+    const expect = (what: string, item: unknown, key: string, wanted: (id: string) => string): void => {
+      const { id, [key]: stored } = (item ?? {}) as Record<string, unknown>;
       if (typeof id !== 'string' || !SAFE_ID.test(id) || stored !== wanted(id))
         throw new FxpqError(
           `${file} lists a ${what} with an unsafe id or path (${String(id)}); the project file is damaged.`,
           'io',
         );
     };
-    for (const m of doc.models) expect('model', m.id, m.file, (id) => join('models', `${id}.onnx`));
-    for (const d of doc.datasets) expect('dataset', d.id, d.dir, (id) => join('datasets', id));
-    for (const r of doc.runs) expect('run', r.id, r.dir, (id) => join('runs', id));
-    for (const x of doc.exports) expect('export', x.id, x.dir, (id) => join('exports', id));
-    if (doc.removing !== undefined) {
-      if (!Array.isArray(doc.removing))
-        throw new FxpqError(`${file} has a damaged list of items being removed; the project file is damaged.`, 'io');
-      for (const r of doc.removing)
-        if (
-          !KINDS.includes(r?.kind) ||
-          typeof r.id !== 'string' ||
-          !SAFE_ID.test(r.id) ||
-          (r.copied !== undefined && typeof r.copied !== 'boolean')
-        )
-          throw new FxpqError(
-            `${file} lists an item being removed with an unsafe id (${String(r?.id)}); the project file is damaged.`,
-            'io',
-          );
+    const list = (key: string): unknown[] => (Array.isArray(raw[key]) ? raw[key] : []);
+    for (const m of list('models')) expect('model', m, 'file', (id) => join('models', `${id}.onnx`));
+    for (const d of list('datasets')) expect('dataset', d, 'dir', (id) => join('datasets', id));
+    for (const r of list('runs')) expect('run', r, 'dir', (id) => join('runs', id));
+    for (const x of list('exports')) expect('export', x, 'dir', (id) => join('exports', id));
+    for (const r of list('removing')) {
+      const { id } = (r ?? {}) as Record<string, unknown>;
+      if (typeof id !== 'string' || !SAFE_ID.test(id))
+        throw new FxpqError(
+          `${file} lists an item being removed with an unsafe id (${String(id)}); the project file is damaged.`,
+          'io',
+        );
     }
+    const doc = checkDocument(
+      ProjectDocSchema,
+      value,
+      file,
+      'an FxPQ project file',
+      'the project file is damaged or was edited by hand',
+    ) as unknown as ProjectDoc;
+    doc.exports ??= [];
+    doc.datasets ??= [];
     return doc;
   }
 
@@ -326,7 +423,7 @@ export class ProjectService {
 
   private async readRecent(): Promise<{ path: string; name: string; openedAt: string }[]> {
     try {
-      const list = JSON.parse(await readFile(this.recentFile(), 'utf8')) as unknown;
+      const list = JSON.parse(await readRunText(this.recentFile(), 'the list of recent projects')) as unknown;
       return Array.isArray(list) ? (list as { path: string; name: string; openedAt: string }[]) : [];
     } catch {
       return [];
@@ -540,17 +637,8 @@ export class ProjectService {
       const images = join(folder, 'images');
       const imagesInfo = await lstat(images).catch(() => undefined);
       if (imagesInfo?.isDirectory()) {
-        const listed = await this.copiedImages(folder);
-        const folders = new Set<string>();
-        for (const rel of listed) {
-          // Inside images/ by the path and by its real location; a `..` or a link in a hostile index is skipped.
-          if (!isWithin(images, resolve(images, rel)) || resolve(images, rel) === images) continue;
-          await removeOwned(images, rel, `a copied image of ${what}`, { ifOutside: 'skip' });
-          for (let up = dirname(rel); up !== '.' && up !== '/' && up !== ''; up = dirname(up)) folders.add(up);
-        }
-        // Deepest first: a folder goes only once nothing else is left in it.
-        for (const sub of [...folders].sort((a, b) => b.split(/[\\/]/).length - a.split(/[\\/]/).length))
-          await removeOwnedIfEmpty(images, sub);
+        // Only the files the index lists, by those paths (a folder, a `..` or a link in a hostile index is skipped).
+        await removeListedFiles(images, await this.copiedImages(folder));
         await removeOwnedIfEmpty(folder, 'images');
       }
     }
@@ -558,18 +646,15 @@ export class ProjectService {
     await removeOwnedIfEmpty(dir, entry.dir);
   }
 
-  /** The image paths a copied dataset's index lists (relative to its images/ folder); none when unreadable. */
+  /**
+   * The image paths a copied dataset's index lists (relative to its images/ folder), read
+   * without blocking (a FIFO named dataset.json must not hang Remove dataset), size-bounded and
+   * through a schema; none when unreadable.
+   */
   private async copiedImages(folder: string): Promise<string[]> {
     try {
       const index = await resolveOwnedForReading(folder, 'dataset.json', 'the dataset index');
-      if (!index) return [];
-      const doc = JSON.parse(await readFile(index, 'utf8')) as { images?: unknown };
-      if (!Array.isArray(doc.images)) return [];
-      return doc.images.flatMap((i: unknown) =>
-        typeof (i as { path?: unknown })?.path === 'string' && (i as { path: string }).path !== ''
-          ? [(i as { path: string }).path]
-          : [],
-      );
+      return index ? ((await listedImagePaths(index)) ?? []) : [];
     } catch {
       return [];
     }
@@ -839,6 +924,12 @@ export class ProjectService {
       fail(`z must be a number from 0 to 10, not ${String(request.z)}.`);
     if (request.seed !== undefined && !(Number.isInteger(request.seed) && request.seed >= 0))
       fail(`The seed must be a whole number >= 0, not ${String(request.seed)}.`);
+    // Whatever else project.json could not hold later (its schema would refuse the project).
+    const checked = RunRequestSchema.safeParse(request);
+    if (!checked.success) {
+      const issue = checked.error.issues[0]!;
+      fail(`The run request's ${issue.path.join('.') || 'fields'} ${issue.message.toLowerCase()}.`);
+    }
   }
 
   private startRunJob(
