@@ -19,8 +19,8 @@
  * left aside by a killed export is put back when DIR is missing.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
-import { link, lstat, mkdir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -45,15 +45,11 @@ import {
   writeAndCheckCEval,
 } from './export-c-eval.js';
 import { describeFsError } from './files.js';
+import { type FileLock, processAlive, takeLock } from './file-lock.js';
 import { removeOwned, removeOwnedIfEmpty } from './owned-paths.js';
 import { imageBatches, refuseSkipped } from './image-feed.js';
 import { readRunConfig, readRunReport, runEqualized, sha256 } from './runs.js';
-import {
-  checkRunConfigAgainstDataset,
-  checkRunConfigAgainstPlan,
-  readTrajectory,
-  RunLockSchema,
-} from './run-schemas.js';
+import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan, readTrajectory } from './run-schemas.js';
 import { openSession } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
@@ -519,116 +515,25 @@ async function assertExportFolder(out: string): Promise<void> {
     );
 }
 
-interface ExportLockInfo {
-  pid: number;
-  host: string;
-  started: string;
-  command: string;
-}
-
-function aliveHere(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function parseLock(text: string | undefined): ExportLockInfo | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const r = RunLockSchema.safeParse(JSON.parse(text));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    const info = await lstat(path);
-    if (!info.isFile() || info.size > 64 * 1024) return undefined;
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** Locks of this thread, released on its exit short of a kill (a kill leaves them stale). */
-const heldLocks = new Map<string, string>();
-let lockExitHook = false;
-
 /**
- * Take the lock of exporting to `out` (PARENT/.NAME.fxpq-export.lock): exclusive; a second export
- * is refused with a sentence naming the holder; a lock whose pid is dead on this host is taken
- * over (renamed aside, so of two processes taking it over only one succeeds).
+ * Take the lock of exporting to `out` (PARENT/.NAME.fxpq-export.lock, through file-lock.ts): a
+ * second export is refused with a sentence naming the holder; a lock whose process is gone is
+ * taken over.
  */
-async function lockExport(parent: string, name: string, out: string): Promise<{ release(): Promise<void> }> {
+async function lockExport(parent: string, name: string, out: string): Promise<FileLock> {
   const path = join(parent, `.${name}.fxpq-export.lock`);
-  const text =
-    JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString(), command: 'fxpq export' }) +
-    '\n';
-  const refusal = (info: ExportLockInfo | undefined): FxpqError =>
-    new FxpqError(
-      info
-        ? `${out} is being exported by ${info.command}, pid ${info.pid}${info.host !== hostname() ? ` on ${info.host}` : ''}, since ${info.started}; wait for it to finish.`
-        : `${out} is being exported by another FxPQ process (its lock ${path} cannot be read); wait for it, or delete the lock if no FxPQ process is running.`,
-      'io',
-    );
-  for (let attempt = 0; attempt < 5; attempt++) {
-    // A complete temporary file linked into place: the lock is never seen half written.
-    const tmp = `${path}.${randomBytes(6).toString('hex')}`;
-    try {
-      await writeFile(tmp, text, { flag: 'wx' });
-    } catch (e) {
-      throw new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io');
-    }
-    try {
-      try {
-        await link(tmp, path);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw e;
-        await writeFile(path, text, { flag: 'wx' }); // a file system without hard links
-      }
-      heldLocks.set(path, text);
-      if (!lockExitHook) {
-        lockExitHook = true;
-        process.on('exit', () => {
-          for (const [p, t] of heldLocks)
-            try {
-              if (readFileSync(p, 'utf8') === t) unlinkSync(p);
-            } catch {
-              // already gone
-            }
-        });
-      }
-      return {
-        release: async () => {
-          heldLocks.delete(path);
-          if ((await readText(path)) === text) await unlink(path).catch(() => {});
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
-        throw new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io');
-    } finally {
-      await unlink(tmp).catch(() => {});
-    }
-    const current = await readText(path);
-    if (current === undefined) continue;
-    const info = parseLock(current);
-    if (!info || info.host !== hostname() || aliveHere(info.pid)) throw refusal(info);
-    const aside = `${path}.${randomBytes(6).toString('hex')}.stale`;
-    try {
-      await rename(path, aside);
-    } catch {
-      continue;
-    }
-    if ((await readText(aside)) !== current) await link(aside, path).catch(() => {}); // someone else's: give it back
-    await unlink(aside).catch(() => {});
-  }
-  throw refusal(parseLock(await readText(path)));
+  return takeLock(
+    path,
+    'fxpq export',
+    (info) =>
+      new FxpqError(
+        info
+          ? `${out} is being exported by ${info.command}, pid ${info.pid}${info.host !== hostname() ? ` on ${info.host}` : ''}, since ${info.started}; wait for it to finish, or delete ${path} if that process is gone.`
+          : `${out} is being exported by another FxPQ process (its lock ${path} cannot be read); wait for it, or delete the lock if no FxPQ process is running.`,
+        'io',
+      ),
+    (e) => new FxpqError(`${out} cannot be written: ${describeFsError(e, parent).message}`, 'io'),
+  );
 }
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -643,7 +548,7 @@ async function clearAbandoned(parent: string, name: string, out: string): Promis
   const pattern = new RegExp(`^\\.${escapeRegExp(name)}\\.export-(old-)?([1-9][0-9]*)-[0-9a-f]{12}$`);
   for (const entry of await readdir(parent)) {
     const m = pattern.exec(entry);
-    if (!m || aliveHere(Number(m[2]))) continue;
+    if (!m || processAlive(Number(m[2]))) continue;
     if (m[1] === undefined) {
       await removeOwned(parent, entry, 'an abandoned staging folder');
     } else if (!existsSync(out) && (await exportFolderKind(join(parent, entry))).kind !== 'foreign') {

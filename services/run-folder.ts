@@ -13,34 +13,24 @@
  * an old run) removes those names one by one through owned-paths.ts, never the folder: a file
  * the user put into RUN stays.
  *
- * Lock: RUN/.fxpq-run.lock, created exclusively (a link of a complete temporary file, so it is
- * never seen half written), holds pid, host, start time, command, and where readable the boot id
- * and the holder's start time from /proc. A second quantize on the same RUN is refused with who
- * holds it and the lock file to delete if that process is gone; a lock of this host is stale and
- * taken over when its pid is dead, the boot id differs (a reboot), the pid's start time differs
- * (the pid reused, e.g. after a container restart), or the pid is this process's own, which does
- * not hold it and started after the lock was taken. It is released on success, error and cancel (and on process exit); a SIGKILL
- * leaves it stale. evaluate --run and export read a run only when no live lock is on it.
+ * Lock: RUN/.fxpq-run.lock, through file-lock.ts (pid, host, start time, command, boot id and
+ * the holder's start time; a lock whose process is gone is taken over). A second quantize on the
+ * same RUN is refused with who holds it and the lock file to delete if that process is gone. It
+ * is released on success, error and cancel (and on process exit); a SIGKILL leaves it stale.
+ * evaluate --run and export read a run only when no live lock is on it.
  *
  * Completion: report.json is written last (atomically), after config.json; every write session
  * removes the old report.json first, so a run without report.json is unfinished and the readers
  * say so, and a report never pairs with the config of another attempt.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
-import { link, lstat, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, rmdir, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { describeFsError, writeFileAtomic } from './files.js';
+import { type FileLock, lockHolder, type LockInfo, releaseOwnProcessLockFile, takeLock } from './file-lock.js';
 import { resolveOwned } from './owned-paths.js';
-import {
-  ActivationStatsSchema,
-  RunConfigSchema,
-  RunLockSchema,
-  RunMarkerSchema,
-  TrajectoryStepSchema,
-} from './run-schemas.js';
+import { ActivationStatsSchema, RunConfigSchema, RunMarkerSchema, TrajectoryStepSchema } from './run-schemas.js';
 
 export const RUN_MARKER = '.fxpq-run';
 export const RUN_LOCK = '.fxpq-run.lock';
@@ -209,83 +199,7 @@ async function removeFile(dir: string, rel: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The lock.
-
-interface LockInfo {
-  pid: number;
-  host: string;
-  started: string;
-  command: string;
-  /** /proc/sys/kernel/random/boot_id when the lock was taken (absent in older locks, or where unreadable). */
-  boot?: string;
-  /** The holder's start time, field 22 of /proc/<pid>/stat (absent in older locks, or where unreadable). */
-  pidStart?: string;
-}
-
-/** Locks this process holds (released on exit, whatever ends it short of a kill). */
-const held = new Map<string, string>();
-let exitHook = false;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Where the system says which boot this is and when a process started (Linux /proc); tests point it elsewhere. */
-export const lockProbes = {
-  bootId(): string | undefined {
-    try {
-      return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
-    } catch {
-      return undefined;
-    }
-  },
-  /** Field 22 of /proc/<pid>/stat: the process's start time in clock ticks after boot. */
-  processStart(pid: number): string | undefined {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const start = fields[22 - 3];
-      return start !== undefined && /^\d+$/.test(start) ? start : undefined;
-    } catch {
-      return undefined;
-    }
-  },
-};
-
-/** When this process started (process-wide: the same in its worker threads). */
-const processStartedAt = (): number => Date.now() - process.uptime() * 1000;
-
-/**
- * Whether a lock's holder is certainly gone: only for a lock of this host. Its pid is dead; or
- * the machine booted since (another boot id); or its pid now belongs to a process that started
- * at another time (pid reuse after a container restart); or the pid is this very process, which
- * does not hold it, and the lock is older than this process (a lock of an earlier process that
- * had our pid). A lock of this pid taken after this process started is held by another of its
- * threads (a job worker): that one is live.
- */
-function staleLock(path: string, info: LockInfo): boolean {
-  if (info.host !== hostname()) return false;
-  if (info.boot !== undefined) {
-    const boot = lockProbes.bootId();
-    if (boot !== undefined && boot !== info.boot) return true;
-  }
-  if (!alive(info.pid)) return true;
-  if (info.pidStart !== undefined) {
-    const start = lockProbes.processStart(info.pid);
-    if (start !== undefined && start !== info.pidStart) return true;
-  }
-  if (info.pid === process.pid && !held.has(path)) {
-    const started = Date.parse(info.started);
-    if (!Number.isFinite(started) || started < processStartedAt() - 1000) return true;
-  }
-  return false;
-}
+// The lock (services/file-lock.ts): RUN/.fxpq-run.lock.
 
 function holderSentence(dir: string, info: LockInfo | undefined): string {
   const remove = `delete ${join(dir, RUN_LOCK)} if that process is gone`;
@@ -295,32 +209,9 @@ function holderSentence(dir: string, info: LockInfo | undefined): string {
   return `${dir} is in use by ${info.command}, pid ${info.pid}${elsewhere}, since ${info.started}; wait for it to finish, or ${remove}.`;
 }
 
-function parseLock(text: string | undefined): LockInfo | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const r = RunLockSchema.safeParse(JSON.parse(text));
-    if (!r.success) return undefined;
-    const { pid, host, started, command } = r.data;
-    const extra = r.data as Record<string, unknown>;
-    const info: LockInfo = { pid, host, started, command };
-    if (typeof extra['boot'] === 'string') info.boot = extra['boot'];
-    if (typeof extra['pidStart'] === 'string') info.pidStart = extra['pidStart'];
-    return info;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The live holder of RUN's lock, if any (a stale lock, see staleLock, is none). */
+/** The live holder of RUN's lock, if any (a stale lock is none). */
 export async function runLockHolder(dir: string): Promise<LockInfo | 'unreadable' | undefined> {
-  const path = join(resolve(dir), RUN_LOCK);
-  if (!existsSync(path)) return undefined;
-  const text = await readSmall(path);
-  if (text === undefined) return existsSync(path) ? 'unreadable' : undefined;
-  const info = parseLock(text);
-  if (!info) return 'unreadable';
-  if (staleLock(path, info)) return undefined;
-  return info;
+  return lockHolder(join(resolve(dir), RUN_LOCK));
 }
 
 /** Refuse to read a run that a live process is writing, with the lock's sentence. */
@@ -334,95 +225,24 @@ export async function assertRunNotLocked(dir: string): Promise<void> {
   );
 }
 
-export interface RunLock {
-  release(): Promise<void>;
-}
+export type RunLock = FileLock;
 
-/**
- * Take RUN's lock for `command` (e.g. "fxpq quantize"): exclusive; a stale lock is taken over
- * (renamed aside atomically, so of two processes taking it over only one succeeds).
- */
+/** Take RUN's lock for `command` (e.g. "fxpq quantize"): exclusive; a stale lock is taken over. */
 export async function lockRunFolder(dir: string, command = 'fxpq quantize'): Promise<RunLock> {
   const abs = resolve(dir);
   const path = join(abs, RUN_LOCK);
-  const boot = lockProbes.bootId();
-  const pidStart = lockProbes.processStart(process.pid);
-  const text =
-    JSON.stringify({
-      pid: process.pid,
-      host: hostname(),
-      started: new Date().toISOString(),
-      command,
-      ...(boot !== undefined ? { boot } : {}),
-      ...(pidStart !== undefined ? { pidStart } : {}),
-    }) + '\n';
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const tmp = join(abs, `${RUN_LOCK}.${randomBytes(6).toString('hex')}`);
-    try {
-      await writeFile(tmp, text, { flag: 'wx' });
-    } catch (e) {
-      throw describeFsError(e, abs, 'the run folder');
-    }
-    try {
-      try {
-        await link(tmp, path);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') throw e;
-        // A file system without hard links: an exclusive create (a kill mid-write leaves it unreadable).
-        await writeFile(path, text, { flag: 'wx' });
-      }
-      held.set(path, text);
-      if (!exitHook) {
-        exitHook = true;
-        process.on('exit', () => {
-          for (const [p, t] of held)
-            try {
-              if (readFileSync(p, 'utf8') === t) unlinkSync(p);
-            } catch {
-              // Already gone.
-            }
-        });
-      }
-      return {
-        release: async () => {
-          held.delete(path);
-          if ((await readSmall(path)) === text) await unlink(path).catch(() => {});
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw describeFsError(e, path, 'the run lock');
-    } finally {
-      await unlink(tmp).catch(() => {});
-    }
-    // Held: by a live process (refuse), or stale (take it over).
-    const current = await readSmall(path);
-    if (current === undefined) continue;
-    const info = parseLock(current);
-    if (!info || !staleLock(path, info)) throw new FxpqError(holderSentence(abs, info), 'io');
-    const aside = join(abs, `${RUN_LOCK}.${randomBytes(6).toString('hex')}.stale`);
-    try {
-      await rename(path, aside);
-    } catch {
-      continue;
-    }
-    const moved = await readSmall(aside);
-    if (moved !== current) {
-      // Another process took it over between the read and the rename: give its lock back.
-      await link(aside, path).catch(() => {});
-    }
-    await unlink(aside).catch(() => {});
-  }
-  throw new FxpqError(holderSentence(abs, parseLock(await readSmall(path))), 'io');
+  return takeLock(
+    path,
+    command,
+    (info) => new FxpqError(holderSentence(abs, info), 'io'),
+    (e) => describeFsError(e, abs, 'the run folder'),
+  );
 }
 
 /**
  * Remove RUN's lock when this process's own thread that held it is gone (a job worker ended by
- * force after a cancel it did not answer): the pid in it is still alive, so it would otherwise
- * never read as stale. Only a lock of this pid on this host is removed.
+ * force after a cancel it did not answer). Only a lock of this pid on this host is removed.
  */
 export async function releaseOwnProcessLock(dir: string): Promise<void> {
-  const path = join(resolve(dir), RUN_LOCK);
-  const info = parseLock(await readSmall(path));
-  if (info && info.pid === process.pid && info.host === hostname()) await unlink(path).catch(() => {});
+  await releaseOwnProcessLockFile(join(resolve(dir), RUN_LOCK));
 }

@@ -132,7 +132,7 @@ describe('two exports to one folder', () => {
     );
     await expect(fxpqOnly(out)).rejects.toThrow(
       new RegExp(
-        `locked is being exported by fxpq export, pid ${sleeper.pid}, since 2026-12-08T04:00:00\\.000Z; wait for it to finish\\.`,
+        `locked is being exported by fxpq export, pid ${sleeper.pid}, since 2026-12-08T04:00:00\\.000Z; wait for it to finish, or delete \\S+\\.locked\\.fxpq-export\\.lock if that process is gone\\.`,
       ),
     );
     expect(existsSync(out)).toBe(false);
