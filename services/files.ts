@@ -15,6 +15,24 @@ import { FxpqError } from '../native-workers/engine/errors.js';
 export const MAX_USER_FILE_BYTES = 2 ** 31;
 
 export async function readUserFile(path: string, what = 'a file'): Promise<Uint8Array> {
+  return readRegularFile(
+    path,
+    what,
+    MAX_USER_FILE_BYTES,
+    (size) => `${path} is ${(size / 2 ** 30).toFixed(1)} GB, more than the 2 GB an ONNX file or a labels file can be.`,
+  );
+}
+
+/**
+ * The bytes of `path`, opened without blocking and read only when it is a regular file of at
+ * most `maxBytes` (`tooLarge` words the refusal of a larger one); errors are sentences naming it.
+ */
+export async function readRegularFile(
+  path: string,
+  what: string,
+  maxBytes: number,
+  tooLarge: (size: number) => string,
+): Promise<Uint8Array> {
   try {
     const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
@@ -22,11 +40,7 @@ export async function readUserFile(path: string, what = 'a file'): Promise<Uint8
       if (info.isDirectory()) throw new FxpqError(`${path} is a folder, not ${what}.`, 'io');
       if (!info.isFile())
         throw new FxpqError(`${path} is not a regular file (a device, pipe or socket), not ${what}.`, 'io');
-      if (info.size > MAX_USER_FILE_BYTES)
-        throw new FxpqError(
-          `${path} is ${(info.size / 2 ** 30).toFixed(1)} GB, more than the 2 GB an ONNX file or a labels file can be.`,
-          'io',
-        );
+      if (info.size > maxBytes) throw new FxpqError(tooLarge(info.size), 'io');
       return await file.readFile();
     } finally {
       await file.close();

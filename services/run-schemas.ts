@@ -7,14 +7,12 @@
  * structure has a format, bias overrides as long as the layer's bias, ids in `order` known) or
  * the dataset (indices within it) are here too, called once the model or dataset is open.
  */
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import type { Assignment, QuantPlan } from '../native-workers/engine/fixedpoint/plan.js';
 import type { SearchState } from '../native-workers/engine/search/fxp-qnet.js';
-import { describeFsError } from './files.js';
+import { readRegularFile } from './files.js';
 
 /** A run document larger than this is not one FxPQ wrote (the largest, a config of 10 million indices, is ~100 MB). */
 export const MAX_RUN_DOCUMENT_BYTES = 512 * 2 ** 20;
@@ -296,25 +294,13 @@ export function checkDocument<S extends z.ZodType>(
  * config.json would hang a plain read) and only when it is a regular file of sensible size.
  */
 export async function readRunText(path: string, what: string): Promise<string> {
-  try {
-    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      const info = await file.stat();
-      if (info.isDirectory()) throw new FxpqError(`${path} is a folder, not ${what}.`, 'io');
-      if (!info.isFile())
-        throw new FxpqError(`${path} is not a regular file (a device, pipe or socket), not ${what}.`, 'io');
-      if (info.size > MAX_RUN_DOCUMENT_BYTES)
-        throw new FxpqError(
-          `${path} is ${(info.size / 2 ** 20).toFixed(0)} MB, more than ${what} FxPQ writes can be.`,
-          'io',
-        );
-      return await file.readFile('utf8');
-    } finally {
-      await file.close();
-    }
-  } catch (e) {
-    throw describeFsError(e, path, what);
-  }
+  const bytes = await readRegularFile(
+    path,
+    what,
+    MAX_RUN_DOCUMENT_BYTES,
+    (size) => `${path} is ${(size / 2 ** 20).toFixed(0)} MB, more than ${what} FxPQ writes can be.`,
+  );
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }
 
 /** A JSON document of a run folder through its schema; a torn file is named, not the parser's text. */
