@@ -7,6 +7,7 @@ import { realpath, readdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { z } from 'zod';
+import { RunRequestSchema } from './run-request.js';
 import { API_METHODS, type ApiError, type AppInfo, type FxpqApi, type FolderListing } from '../api/contract.js';
 import { FxpqError, isFxpqError } from '../native-workers/engine/errors.js';
 import { appInfo } from './app-info.js';
@@ -110,38 +111,11 @@ export function createServices(o: ServicesOptions): Services {
 const path = z.string().min(1).max(4096);
 const id = z.string().min(1).max(200);
 const name = z.string().max(200);
-const count = z.number().int().min(1).max(10_000_000).optional();
 const exportFormats = z
   .array(z.enum(['qdq', 'fxpq', 'c']))
   .min(1)
   .max(3);
-const runRequest = z
-  .object({
-    model: id,
-    dataset: id,
-    name: name.optional(),
-    budget: z.number().min(0).max(100).optional(),
-    uniform: z.number().int().min(2).max(16).optional(),
-    weightBits: z.number().int().min(2).max(16).optional(),
-    rounding: z.enum(['nearest', 'optimized']).optional(),
-    strategy: z.enum(['schedule', 'sensitivity', 'tradeoff']).optional(),
-    calib: count,
-    eval: count,
-    seed: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 31)
-      .optional(),
-    slice: count,
-    z: z.number().min(0).max(10).optional(),
-    finalZ: z.number().min(0).max(10).optional(),
-    distill: z.boolean().optional(),
-    biasCorrection: z.boolean().optional(),
-    fracChoice: z.boolean().optional(),
-    equalize: z.enum(['depthwise', 'all', 'off']).optional(),
-  })
-  .strict();
+const runRequest = RunRequestSchema;
 const importRequest = z
   .object({
     source: path,

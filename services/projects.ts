@@ -49,6 +49,7 @@ import { sidecarPath } from './models.js';
 import { OutsideError, removeOwned, removeOwnedIfEmpty, resolveOwned, resolveOwnedForReading } from './owned-paths.js';
 import { readRunConfig, readRunReport, runEqualized } from './runs.js';
 import { checkDocument, readRunText, readTrajectory } from './run-schemas.js';
+import { StoredRunRequestSchema } from './run-request.js';
 
 const PROJECT_FILE = 'project.json';
 /** What `uniqueId` makes: no separators, never `.` or `..`. */
@@ -117,35 +118,13 @@ const DatasetEntrySchema = z.looseObject({
   addedAt: stamp,
 });
 
-/** A run's request, as `startRun` accepts it (the API refuses what project.json would). */
-const RunRequestSchema = z.looseObject({
-  model: z.string(),
-  dataset: z.string(),
-  name: z.string().optional(),
-  budget: z.number().min(0).optional(),
-  uniform: z.number().int().min(2).max(16).optional(),
-  weightBits: z.number().int().min(2).max(16).optional(),
-  rounding: z.enum(['nearest', 'optimized']).optional(),
-  strategy: z.enum(['schedule', 'sensitivity', 'tradeoff']).optional(),
-  calib: z.number().int().min(1).optional(),
-  eval: z.number().int().min(1).optional(),
-  seed: z.number().int().min(0).optional(),
-  slice: z.number().int().min(1).optional(),
-  z: z.number().min(0).max(10).optional(),
-  finalZ: z.number().min(0).max(10).optional(),
-  distill: z.boolean().optional(),
-  biasCorrection: z.boolean().optional(),
-  fracChoice: z.boolean().optional(),
-  equalize: z.enum(['depthwise', 'all', 'off']).optional(),
-});
-
 /** JSON writes a non-finite number as null. */
 const summaryNumber = z.number().nullable();
 const RunEntrySchema = z.looseObject({
   id: safeId,
   name: z.string(),
   dir: z.string(),
-  request: RunRequestSchema,
+  request: StoredRunRequestSchema,
   state: z.enum(['queued', 'running', 'interrupted', 'done', 'failed', 'cancelled']),
   createdAt: stamp,
   finishedAt: stamp.optional(),
@@ -925,7 +904,7 @@ export class ProjectService {
     if (request.seed !== undefined && !(Number.isInteger(request.seed) && request.seed >= 0))
       fail(`The seed must be a whole number >= 0, not ${String(request.seed)}.`);
     // Whatever else project.json could not hold later (its schema would refuse the project).
-    const checked = RunRequestSchema.safeParse(request);
+    const checked = StoredRunRequestSchema.safeParse(request);
     if (!checked.success) {
       const issue = checked.error.issues[0]!;
       fail(`The run request's ${issue.path.join('.') || 'fields'} ${issue.message.toLowerCase()}.`);
