@@ -262,6 +262,29 @@ describe('FxP-QNet search', () => {
     );
   });
 
+  it.each(['sensitivity', 'tradeoff'] as const)(
+    'ends the reduce phase with the %s strategy once every structure is at its floor, not at maxPasses',
+    async (strategy) => {
+      const plan = tinyPlan();
+      const env = syntheticEnv(plan, [], {});
+      // Nothing ever hurts: every structure goes down to its floor.
+      env.evaluate = async (_a, _b, n) => ({ n, n10: 0, n01: 0, correct: n, kl: 0 });
+      let lastReducePass = -1;
+      const checkpoint = env.checkpoint;
+      env.checkpoint = async (state) => {
+        if (state.phase === 'reduce') lastReducePass = Math.max(lastReducePass, state.pass);
+        await checkpoint(state);
+      };
+      const state = await new FxpQNetSearch(env, { ...options, strategy, distill: false, biasCorrection: false }).run(
+        initialState(),
+      );
+      expect(state.phase).toBe('done');
+      // From the 8-bit start to the 2-bit floor is 6 moves a structure: the pass after ends it.
+      expect(lastReducePass).toBeLessThan(10);
+      expect(lastReducePass).toBeGreaterThanOrEqual(5);
+    },
+  );
+
   it('raises eps_t pass by pass to eps, and freezes a structure only when it fails at the full budget', async () => {
     const plan = tinyPlan();
     const log: TrajectoryStep[] = [];

@@ -376,7 +376,12 @@ export class FxpQNetSearch {
     const scored: { id: string; score: number }[] = [];
     for (const s of active) {
       const f = state.assignment[s.id]!;
-      if (f.bits - 1 < this.floorOf(s.id)) continue;
+      // At its floor it has no move left: frozen, as the schedule's pass freezes it, so that the
+      // reduce phase ends when every structure is done instead of running to maxPasses.
+      if (f.bits - 1 < this.floorOf(s.id)) {
+        state.frozen.push(s.id);
+        continue;
+      }
       const a = { ...state.assignment, [s.id]: this.formatAt(s.id, f.bits - 1) };
       const c = await this.evaluate(state, a, this.env.sliceCount);
       const saved = s.elements;
