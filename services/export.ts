@@ -45,7 +45,7 @@ import {
   writeAndCheckCEval,
 } from './export-c-eval.js';
 import { describeFsError } from './files.js';
-import { type FileLock, processAlive, takeLock } from './file-lock.js';
+import { exportLockPath, type FileLock, processAlive, takeLock } from './file-lock.js';
 import { removeOwned, removeOwnedIfEmpty } from './owned-paths.js';
 import { imageBatches, refuseSkipped } from './image-feed.js';
 import { readRunConfig, readRunReport, runEqualized, sha256 } from './runs.js';
@@ -521,7 +521,7 @@ async function assertExportFolder(out: string): Promise<void> {
  * taken over.
  */
 async function lockExport(parent: string, name: string, out: string): Promise<FileLock> {
-  const path = join(parent, `.${name}.fxpq-export.lock`);
+  const path = exportLockPath(join(parent, name));
   return takeLock(
     path,
     'fxpq export',

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { link, lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { RunLockSchema } from './run-schemas.js';
 
@@ -22,6 +23,14 @@ export interface LockInfo {
   boot?: string;
   /** The holder's start time, field 22 of /proc/<pid>/stat (absent in older locks, or where unreadable). */
   pidStart?: string;
+}
+
+/**
+ * Where the lock of an export to `out` lives: beside the folder (PARENT/.NAME.fxpq-export.lock),
+ * since the folder itself is replaced as a whole.
+ */
+export function exportLockPath(out: string): string {
+  return join(dirname(out), `.${basename(out)}.fxpq-export.lock`);
 }
 
 export interface FileLock {

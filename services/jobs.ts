@@ -7,6 +7,7 @@
  * the same RUN continues from its checkpoint.
  */
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import type {
   ApiError,
@@ -23,6 +24,7 @@ import { drainEngineCalls } from './engine-thread.js';
 import { runTask, type TaskMessage, type TaskName, type TaskTable } from './job-tasks.js';
 import type { JobWorkerReply, JobWorkerTask } from './job-worker.js';
 import { workerPool } from './pool.js';
+import { exportLockPath, releaseOwnProcessLockFile } from './file-lock.js';
 import { releaseOwnProcessLock } from './run-folder.js';
 
 export type JobTaskKind = Exclude<JobKind, 'inspect'>;
@@ -369,10 +371,13 @@ export class JobManager {
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
       return reply;
     } catch (e) {
-      // A worker ended by force cannot release the run lock it took, and the lock names this
-      // (live) process, so it would never look stale: release it here.
+      // A worker ended by force cannot release the run or export lock it took, and the lock names
+      // this (live) process, so it would never look stale: release it here.
       const out = (options as { out?: unknown } | undefined)?.out;
-      if (typeof out === 'string') await releaseOwnProcessLock(out).catch(() => undefined);
+      if (typeof out === 'string') {
+        await releaseOwnProcessLock(out).catch(() => undefined);
+        await releaseOwnProcessLockFile(exportLockPath(resolve(out))).catch(() => undefined);
+      }
       if (hard.signal.aborted)
         return { ok: false, cancelled: true, error: { code: 'cancelled', message: 'cancelled' }, engineCalls: [] };
       const detail = (e as Error)?.message ?? String(e);

@@ -12,6 +12,8 @@ import type { AppEvent, JobEvent } from '../../api/contract.js';
 import { drainEngineCalls, refuseEngineOnMainThread } from '../../services/engine-thread.js';
 import { JobManager } from '../../services/jobs.js';
 import { closePools } from '../../services/pool.js';
+import { FxpqError } from '../../native-workers/engine/errors.js';
+import { exportLockPath, takeLock } from '../../services/file-lock.js';
 import { lockRunFolder, RUN_LOCK } from '../../services/run-folder.js';
 import { smallSearch } from '../helpers/fixtures.js';
 
@@ -90,6 +92,18 @@ describe('jobs on the pool', () => {
     expect(existsSync(join(out, RUN_LOCK))).toBe(true);
     await expect(jobs.call('selftest', { exit: 3, out } as never)).rejects.toThrow(/stopped unexpectedly/);
     expect(existsSync(join(out, RUN_LOCK))).toBe(false);
+    // The same for an export's lock, which lives beside its folder.
+    const exportOut = join(out, 'export');
+    const exportLock = await takeLock(
+      exportLockPath(exportOut),
+      'fxpq export',
+      () => new FxpqError('held', 'io'),
+      (e) => e as Error,
+    );
+    expect(existsSync(exportLockPath(exportOut))).toBe(true);
+    await expect(jobs.call('selftest', { exit: 3, out: exportOut } as never)).rejects.toThrow(/stopped unexpectedly/);
+    expect(existsSync(exportLockPath(exportOut))).toBe(false);
+    await exportLock.release();
   });
 
   it('delivers events in order, and a late subscriber gets the current state first', async () => {
