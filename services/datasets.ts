@@ -15,7 +15,6 @@ import { ImageFileError, readImageFile } from '../native-workers/pool/image-file
 import { loadClassOption, sortedFolderClasses } from './classes.js';
 import { describeFsError, readUserFile, writeFileAtomic } from './files.js';
 import { engineEntry } from './engine-thread.js';
-import { readIndexedImage } from './image-feed.js';
 import { isWithin, removeOwnedIfEmpty, resolveOwned, resolveOwnedForReading } from './owned-paths.js';
 import { checkDocument, readRunText } from './run-schemas.js';
 
@@ -653,8 +652,10 @@ export interface ImagePlace {
  * The real path of one image for the app's preview: only a path the index lists, only inside
  * the folder the images live in (the project's copy, or the folder the dataset was imported
  * from; an index whose root says otherwise is refused), checked by its real path (no `..`,
- * no absolute path, no link out of the folder). A hostile dataset.json cannot make the
- * preview read any other image on the disk.
+ * no absolute path, no link out of the folder). The preview task then shows it only when its
+ * bytes have the size and SHA-256 the index records (an index that names another file of the
+ * folder, a root of `/` with the source `/`, would need that file's own hash): a hostile
+ * dataset.json cannot make the preview show any other image on the disk.
  */
 export async function previewImagePath(dataset: Dataset, rel: string, place?: ImagePlace): Promise<string> {
   if (typeof rel !== 'string' || !dataset.images.some((i) => i.path === rel))
@@ -696,12 +697,5 @@ export async function previewImagePath(dataset: Dataset, rel: string, place?: Im
       `${join(root, rel)} does not exist (deleted or moved since the dataset was imported).`,
       'not-found',
     );
-  // Only the bytes the import hashed: an index that names another file of the folder (a root of
-  // `/` with the source `/`) would need that file's own size and SHA-256.
-  const read = await readIndexedImage(
-    { ...dataset, root },
-    dataset.images.findIndex((i) => i.path === rel),
-  );
-  if ('reason' in read) throw new FxpqError(`${join(root, rel)} is not shown: ${read.reason}.`, 'io');
   return real;
 }

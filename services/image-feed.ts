@@ -19,7 +19,7 @@ import {
 import type { PrepareResult, PrepareTask } from '../native-workers/pool/preprocess-worker.js';
 import { ImageFileError, readImageFile } from '../native-workers/pool/image-file.js';
 import { FxpqError } from '../native-workers/engine/errors.js';
-import type { Dataset } from './datasets.js';
+import type { Dataset, DatasetImage } from './datasets.js';
 import { isWithin } from './owned-paths.js';
 import { workerPool } from './pool.js';
 import { TensorCache } from './tensor-cache.js';
@@ -75,16 +75,24 @@ export async function readIndexedImage(
     if (e instanceof ImageFileError) return { reason: e.reason };
     return { reason: `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
   }
+  const changed = changedSinceIndexed(image, bytes);
+  if (changed) return { reason: `${changed}; not scored, ${REINDEX}` };
+  return { bytes, sha256: image.sha256 };
+}
+
+/**
+ * Why `bytes` are not the image the index recorded (its size first, then its SHA-256), or
+ * undefined when they are: what every reader of an indexed image checks before using it.
+ */
+export function changedSinceIndexed(
+  image: Pick<DatasetImage, 'bytes' | 'sha256'>,
+  bytes: Uint8Array,
+): string | undefined {
   if (bytes.length !== image.bytes)
-    return {
-      reason: `changed since the dataset was indexed (${String(image.bytes)} bytes then, ${bytes.length} now); not scored, ${REINDEX}`,
-    };
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  if (sha256 !== image.sha256)
-    return {
-      reason: `changed since the dataset was indexed (its content is not the one dataset.json records); not scored, ${REINDEX}`,
-    };
-  return { bytes, sha256 };
+    return `changed since the dataset was indexed (${String(image.bytes)} bytes then, ${bytes.length} now)`;
+  if (createHash('sha256').update(bytes).digest('hex') !== image.sha256)
+    return 'changed since the dataset was indexed (its content is not the one dataset.json records)';
+  return undefined;
 }
 
 /** Prepared uint8 pixels of one dataset image, from the cache or the pool. */

@@ -24,6 +24,7 @@ import { ImageFileError, readImageFile } from '../native-workers/pool/image-file
 import { FxpqError } from '../native-workers/engine/errors.js';
 import { datasetInfo, importDataset, type DatasetLayout, type ImportOptions } from './datasets.js';
 import { evaluate, type EvaluateOptions, type EvaluationResult } from './evaluate.js';
+import { changedSinceIndexed } from './image-feed.js';
 import { exportRun, type ExportOptions } from './export.js';
 import { describeFsError } from './files.js';
 import { inspectModelFile, loadModelFile, modelHints } from './models.js';
@@ -75,6 +76,8 @@ export interface HistogramTaskOptions {
 
 export interface PreviewTaskOptions {
   imagePath: string;
+  /** The size and SHA-256 its dataset index records: other bytes at that path are not shown. */
+  indexed?: { bytes: number; sha256: string };
   size: number;
   /** Show the image as this model sees it (its preprocessing), instead of a thumbnail. */
   modelPath?: string;
@@ -146,6 +149,9 @@ async function preview(o: PreviewTaskOptions): Promise<ImagePreview> {
       ? new FxpqError(`${o.imagePath}: ${e.reason}.`, 'io')
       : describeFsError(e, o.imagePath);
   });
+  // Checked on the bytes that are then shown, read once, here on the pool.
+  const changed = o.indexed && changedSinceIndexed(o.indexed, bytes);
+  if (changed) throw new FxpqError(`${o.imagePath} is not shown: ${changed}; import the dataset again.`, 'io');
   let image: Sharp;
   if (o.modelPath) {
     const { spec } = await resolvePreprocess(await loadModelFile(o.modelPath), undefined);

@@ -847,8 +847,8 @@ export class ProjectService {
     const entry = this.dataset(dir, doc, datasetId);
     const ds = await openDataset(join(dir, entry.dir));
     // Only images of the dataset, by their real path inside where this project keeps them.
-    if (!ds.images.some((i) => i.path === imagePath))
-      throw new FxpqError(`${imagePath} is not an image of dataset "${datasetId}".`, 'not-found');
+    const listed = ds.images.find((i) => i.path === imagePath);
+    if (!listed) throw new FxpqError(`${imagePath} is not an image of dataset "${datasetId}".`, 'not-found');
     const model = modelId ? join(dir, this.model(dir, doc, modelId).file) : undefined;
     return this.jobs.call('preview', {
       imagePath: await previewImagePath(ds, imagePath, {
@@ -857,6 +857,7 @@ export class ProjectService {
         indexDir: join(dir, entry.dir),
         sourcePath: entry.sourcePath,
       }),
+      indexed: { bytes: listed.bytes, sha256: listed.sha256 },
       size: Math.max(16, Math.min(512, Math.round(size) || 96)),
       ...(model ? { modelPath: model } : {}),
     });
