@@ -12,15 +12,15 @@
  * writes only; a failure before the second rename puts the old folder back. Nothing is written
  * through DIR or into it.
  *
- * Lock: PARENT/.NAME.fxpq-export.lock, created exclusively, holds pid, host, start time and
- * command; a second export to DIR is refused with who holds it, a lock whose pid is dead on this
- * host is taken over. Staging folders are named .NAME.export-PID-HEX (the old folder, while
+ * Lock: PARENT/.NAME.fxpq-export.lock, through file-lock.ts; a second export to DIR is refused
+ * with who holds it, a lock whose process is gone (a dead pid, another boot, a reused pid) is
+ * taken over. Staging folders are named .NAME.export-PID-HEX (the old folder, while
  * replaced, .NAME.export-old-PID-HEX); only those of a dead pid are cleared, and an old folder
  * left aside by a killed export is put back when DIR is missing.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -49,7 +49,7 @@ import { exportLockPath, type FileLock, processAlive, takeLock } from './file-lo
 import { removeOwned, removeOwnedIfEmpty } from './owned-paths.js';
 import { imageBatches, refuseSkipped } from './image-feed.js';
 import { readRunConfig, readRunReport, runEqualized, sha256 } from './runs.js';
-import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan, readTrajectory } from './run-schemas.js';
+import { checkRunConfigAgainstDataset, checkRunConfigAgainstPlan, readRunText, readTrajectory } from './run-schemas.js';
 import { openSession } from './session.js';
 import { loadModelFile } from './models.js';
 import { defaultCacheDir, TensorCache } from './tensor-cache.js';
@@ -487,7 +487,9 @@ async function exportFolderKind(
     // An export made before the marker always wrote report.json last, with its export section:
     // FxPQ's names alone (a user's own report.json) are not enough.
     try {
-      const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { export?: { files?: unknown } };
+      const report = JSON.parse(await readRunText(join(out, 'report.json'), 'an export report')) as {
+        export?: { files?: unknown };
+      };
       if (Array.isArray(report?.export?.files)) return { kind: 'legacy' };
     } catch {
       // missing or not FxPQ's
@@ -498,7 +500,7 @@ async function exportFolderKind(
     };
   }
   try {
-    const marker = JSON.parse(await readFile(join(out, EXPORT_MARKER), 'utf8')) as { format?: unknown };
+    const marker = JSON.parse(await readRunText(join(out, EXPORT_MARKER), 'an export marker')) as { format?: unknown };
     if (marker?.format === 'fxpq-export-folder') return { kind: 'marked' };
   } catch {
     // not FxPQ's marker
